@@ -1,0 +1,225 @@
+"""The app spec: what to render, and how it is loaded from kiln.yaml and command-line flags.
+
+``App`` is one frozen dataclass. Renderer and resolver options are typed too: each plugin
+registers a frozen ``msgspec.Struct`` for its section (``helm:``, ``secrets.vault:``), and the
+loader converts and schema-checks the sections against those types, so an unknown key is an
+error naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import msgspec
+
+from kiln.core.errors import ConfigError, InputError
+
+T = TypeVar("T")
+
+APP_FILE = "kiln.yaml"
+APP_FILE_MAX_BYTES = 1 << 20
+TOP_LEVEL_KEYS = ("type", "name", "namespace", "kubeVersion", "apiVersions", "secrets")
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class App:
+    """One app to render.
+
+    ``path`` is the app directory. ``source_root`` bounds every file a renderer may read: given
+    explicitly, else the top of the git work tree holding the app, else the app directory.
+    ``options`` maps a renderer name to its options (a Struct, or a plain mapping converted on
+    first use); ``secrets`` does the same for secret resolvers. ``env`` is the build environment
+    (Argo CD's ``ARGOCD_APP_*`` and ``ARGOCD_ENV_*`` variables) renderers may substitute.
+    """
+
+    path: Path
+    name: str | None = None
+    namespace: str | None = None
+    type: str | None = None
+    source_root: Path | None = None
+    kube_version: str | None = None
+    api_versions: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    secrets: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        path = Path(os.path.abspath(self.path))
+        object.__setattr__(self, "path", path)
+        root = self.source_root
+        root = Path(os.path.abspath(root)) if root is not None else find_source_root(path)
+        object.__setattr__(self, "source_root", root)
+        object.__setattr__(self, "api_versions", tuple(self.api_versions))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "secrets", MappingProxyType(dict(self.secrets)))
+        object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+
+    @property
+    def root(self) -> Path:
+        """The source root (always set after construction)."""
+        assert self.source_root is not None
+        return self.source_root
+
+    @property
+    def display_name(self) -> str:
+        """The app's name: ``name`` when set, else the app directory's name."""
+        return self.name or self.path.name
+
+    def options_for(self, section: str, cls: type[T]) -> T:
+        """Return the typed options of ``section`` (defaults when the section is absent)."""
+        return _typed(self.options.get(section), cls, section)
+
+    def secrets_for(self, section: str, cls: type[T]) -> T:
+        """Return the typed options of ``secrets.<section>`` (defaults when absent)."""
+        return _typed(self.secrets.get(section), cls, f"secrets.{section}")
+
+    def identity(self) -> dict[str, Any]:
+        """The spec as plain data for the cache key: everything but where the app lives."""
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "type": self.type,
+            "kubeVersion": self.kube_version,
+            "apiVersions": list(self.api_versions),
+            "options": {k: msgspec.to_builtins(v) for k, v in sorted(self.options.items())},
+        }
+
+
+def _typed(value: Any, cls: type[T], where: str, source: str | None = None) -> T:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    return convert_section(value, cls, where, source)
+
+
+def convert_section(data: Any, cls: type[T], where: str, source: str | None) -> T:
+    """Convert plain data into the Struct ``cls``; a schema violation is a ConfigError."""
+    try:
+        return msgspec.convert(data, type=cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_schema_message(str(exc), where), source=source) from None
+
+
+def _schema_message(msg: str, where: str) -> str:
+    text, _, at = msg.partition(" - at `$")
+    at = at.rstrip("`")
+    loc = where + at.replace("[", "[").strip()
+    unknown = "Object contains unknown field `"
+    if text.startswith(unknown):
+        key = text[len(unknown):].rstrip("`")
+        return f"unknown key {loc + '.' + key if loc else key!r}"
+    return f"{loc or 'top level'}: {text[0].lower() + text[1:]}" if text else loc
+
+
+def find_source_root(app_dir: Path) -> Path:
+    """Return the top of the git work tree holding ``app_dir``, else ``app_dir`` itself."""
+    for candidate in (app_dir, *app_dir.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return app_dir
+
+
+def read_app_file(app_dir: Path) -> dict[str, Any]:
+    """Read ``kiln.yaml`` from ``app_dir`` as plain data ({} when absent)."""
+    from kiln.core.manifests import load_yaml_documents
+
+    path = app_dir / APP_FILE
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    if size > APP_FILE_MAX_BYTES:
+        raise InputError(f"larger than {APP_FILE_MAX_BYTES} bytes", source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", source=str(path)) from None
+    docs = [d for d in load_yaml_documents(text, str(path)) if d is not None]
+    if not docs:
+        return {}
+    if len(docs) > 1 or not isinstance(docs[0], dict):
+        raise ConfigError("must hold one YAML mapping", source=str(path))
+    return docs[0]
+
+
+def merge_settings(file_data: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Overlay flag settings on kiln.yaml settings; sections merge key by key, flags win."""
+    merged: dict[str, Any] = dict(file_data)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_settings(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_app(
+    path: Path,
+    settings: Mapping[str, Any],
+    *,
+    renderer_types: Mapping[str, type[Any] | None],
+    resolver_types: Mapping[str, type[Any] | None],
+    source_root: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    source: str | None = None,
+) -> App:
+    """Build an App from kiln.yaml-shaped ``settings``, checking every key against the schema."""
+    options: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        if key not in renderer_types:
+            raise ConfigError(f"unknown key {key!r}", source=source)
+        cls = renderer_types[key]
+        if cls is None:
+            raise ConfigError(f"renderer {key!r} takes no options", source=source)
+        options[key] = convert_section(value or {}, cls, key, source)
+    raw_secrets = settings.get("secrets") or {}
+    if not isinstance(raw_secrets, Mapping):
+        raise ConfigError("'secrets' must be a mapping", source=source)
+    for key, value in raw_secrets.items():
+        cls = resolver_types.get(key)
+        if cls is None:
+            raise ConfigError(f"unknown key 'secrets.{key}'", source=source)
+        secrets[key] = convert_section(value or {}, cls, f"secrets.{key}", source)
+    api_versions = settings.get("apiVersions") or ()
+    if isinstance(api_versions, str):
+        api_versions = tuple(v for v in api_versions.split(",") if v)
+    scalars = {k: settings.get(k) for k in ("type", "name", "namespace", "kubeVersion")}
+    for key, value in scalars.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key!r} must be a string", source=source)
+    if not isinstance(api_versions, (list, tuple)) or not all(
+        isinstance(v, str) for v in api_versions
+    ):
+        raise ConfigError("'apiVersions' must be a list of strings", source=source)
+    return App(
+        path=path,
+        name=scalars["name"],
+        namespace=scalars["namespace"],
+        type=scalars["type"],
+        source_root=source_root,
+        kube_version=scalars["kubeVersion"],
+        api_versions=tuple(api_versions),
+        options=options,
+        secrets=secrets,
+        env=env or {},
+    )
+
+
+class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel",
+              kw_only=True):
+    """Base class for plugin option sections: frozen, camelCase keys, unknown keys rejected."""

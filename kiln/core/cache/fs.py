@@ -1,0 +1,153 @@
+"""The filesystem cache store: one compressed, self-verifying file per key.
+
+Layout follows Kapitan's content-addressed style: ``objects/ab/cdef…`` (a two-character prefix
+directory). Each file is ``kiln-cache-1 <sha256 of payload>\\n`` followed by the zlib-compressed
+payload. Writes go to a temp file in the same directory and are renamed into place, so readers
+never see half an entry. A read that fails verification is a miss: the entry is logged and
+removed. Reads refresh the file's mtime, which eviction uses as "last used".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+
+from kiln.core.cache.base import CacheStats
+from kiln.core.errors import CacheError
+
+log = logging.getLogger("kiln.cache")
+
+MAGIC = b"kiln-cache-1 "
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+class FsStore:
+    """A size-bounded, content-addressed store under ``directory/objects``."""
+
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.directory = Path(directory)
+        self.objects = self.directory / "objects"
+        self.max_bytes = max_bytes
+
+    def _path(self, key: str) -> Path:
+        if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
+            raise CacheError(f"invalid cache key {key!r}")
+        return self.objects / key[:2] / key[2:]
+
+    def get(self, key: str) -> bytes | None:
+        """Return the verified payload for ``key`` or None (a corrupted entry is dropped)."""
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                blob = handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cache entry %s unreadable (%s): treating as a miss", key[:12], exc)
+            return None
+        payload = self._verify(blob)
+        if payload is None:
+            log.warning("cache entry %s is corrupted: removed", key[:12])
+            self._remove(path)
+            return None
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+        return payload
+
+    @staticmethod
+    def _verify(blob: bytes) -> bytes | None:
+        header, sep, body = blob.partition(b"\n")
+        if not sep or not header.startswith(MAGIC):
+            return None
+        expected = header[len(MAGIC):].decode("ascii", "replace")
+        try:
+            payload = zlib.decompress(body)
+        except zlib.error:
+            return None
+        if hashlib.sha256(payload).hexdigest() != expected:
+            return None
+        return payload
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Write ``payload`` atomically under ``key``, then evict if over the size bound."""
+        path = self._path(key)
+        digest = hashlib.sha256(payload).hexdigest().encode()
+        blob = MAGIC + digest + b"\n" + zlib.compress(payload, 6)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(blob)
+                os.replace(tmp, path)
+            except BaseException:
+                self._remove(Path(tmp))
+                raise
+        except OSError as exc:
+            log.warning("cannot write cache entry %s: %s", key[:12], exc)
+            return
+        if self.max_bytes and len(blob) <= self.max_bytes:
+            self._evict(keep=path)
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        found: list[tuple[float, int, Path]] = []
+        if not self.objects.is_dir():
+            return found
+        for prefix in os.scandir(self.objects):
+            if not prefix.is_dir():
+                continue
+            for entry in os.scandir(prefix.path):
+                if entry.name.startswith(".tmp-"):
+                    continue
+                try:
+                    st = entry.stat()
+                except OSError:
+                    continue
+                found.append((st.st_mtime, st.st_size, Path(entry.path)))
+        return found
+
+    def _evict(self, keep: Path | None = None) -> int:
+        entries = self._entries()
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, path in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            if path == keep:
+                continue
+            self._remove(path)
+            total -= size
+            removed += 1
+        if removed:
+            log.info("cache: evicted %d entries to stay under %d bytes", removed, self.max_bytes)
+        return removed
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def stats(self) -> CacheStats:
+        """Return entry count and bytes on disk."""
+        entries = self._entries()
+        return CacheStats(len(entries), sum(s for _, s, _ in entries), self.max_bytes,
+                          str(self.directory))
+
+    def clear(self) -> int:
+        """Remove every entry."""
+        count = len(self._entries())
+        shutil.rmtree(self.objects, ignore_errors=True)
+        return count
+
+    def gc(self) -> int:
+        """Evict least-recently-used entries until under the bound."""
+        return self._evict()

@@ -1,0 +1,270 @@
+"""The pipeline: app spec -> renderer -> input digest -> cache -> render -> secrets -> result.
+
+The engine knows no renderer or backend by name; it only calls what plugins registered. Rendered
+objects are cached *before* secrets are resolved, so the cache only ever holds placeholders and
+ciphertext. One Engine owns one PluginManager, one cache store and one redactor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from kiln.core import manifests
+from kiln.core.app import App, build_app, merge_settings, read_app_file
+from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
+from kiln.core.cache.base import Store
+from kiln.core.context import RenderContext, SecretContext
+from kiln.core.digest import cache_key, input_digest
+from kiln.core.errors import InputError, RenderError
+from kiln.core.paths import confine
+from kiln.core.plugins import Plugins
+from kiln.core.redact import Redactor
+from kiln.core.registry import Inputs, Renderer
+from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
+
+log = logging.getLogger("kiln.engine")
+
+CACHE_FORMAT = 1
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """``$KILN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kiln``, else ``~/.cache/kiln``."""
+    if env.get("KILN_CACHE_DIR"):
+        return Path(env["KILN_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kiln"
+
+
+@dataclass
+class RenderResult:
+    """The outcome of one render.
+
+    ``objects`` are the Kubernetes objects (secrets resolved unless asked otherwise),
+    ``cache_hit`` tells whether the render came from the cache, ``key`` is the cache key (None
+    when the render is uncacheable), ``renderer`` the renderer used and ``inputs`` the input
+    files relative to the app directory.
+    """
+
+    objects: list[dict[str, Any]]
+    cache_hit: bool
+    key: str | None
+    renderer: str
+    inputs: tuple[str, ...] = ()
+    secrets_resolved: bool = False
+    _yaml: str | None = field(default=None, repr=False)
+
+    def to_yaml(self) -> str:
+        """Return the objects as a YAML stream, ``---`` between documents."""
+        if self._yaml is None:
+            self._yaml = manifests.dump_yaml_stream(self.objects)
+        return self._yaml
+
+    def to_json(self) -> str:
+        """Return the objects as one JSON array."""
+        return manifests.dump_json(self.objects)
+
+
+class Engine:
+    """Render apps through plugins, with a content-addressed cache and in-memory secrets.
+
+    ``cache_dir`` holds the manifest cache and kiln's tool state (default: see
+    :func:`default_cache_dir`); ``use_cache=False`` renders every time. ``plugins`` are extra
+    plugin objects registered after the built-ins (handy for library callers and tests);
+    ``entry_points=False`` skips third-party discovery.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path | str | None = None,
+        *,
+        use_cache: bool = True,
+        store: Store | None = None,
+        env: Mapping[str, str] | None = None,
+        plugins: Sequence[object] = (),
+        entry_points: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_cache_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self.env: Mapping[str, str] = dict(os.environ if env is None else env)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.env)
+        self.use_cache = use_cache
+        self.store: Store = store or FsStore(self.cache_dir, max_cache_bytes)
+        self.timeout = timeout
+        self.redactor = Redactor()
+        self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins))
+        self.tool_versions = ToolVersions(self.cache_dir)
+
+    # -- app loading -------------------------------------------------------------------------
+
+    def load_app(
+        self,
+        path: Path | str,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        source_root: Path | str | None = None,
+        build_env: Mapping[str, str] | None = None,
+    ) -> App:
+        """Load the app at ``path``: its kiln.yaml overlaid with ``settings`` (flags win).
+
+        ``settings`` has kiln.yaml's shape (``{"namespace": ..., "directory": {...}}``).
+        """
+        app_dir = Path(os.path.abspath(path))
+        if not app_dir.exists():
+            raise InputError("no such directory", source=str(path))
+        if not app_dir.is_dir():
+            raise InputError("not a directory (an app is a directory)", source=str(path))
+        file_settings = read_app_file(app_dir)
+        merged = merge_settings(file_settings, settings or {})
+        renderers = self.plugins.renderers
+        resolvers = self.plugins.resolvers
+        return build_app(
+            app_dir,
+            merged,
+            renderer_types={n: renderers.get(n).options_type for n in renderers},
+            resolver_types={n: resolvers.get(n).options_type for n in resolvers},
+            source_root=Path(source_root) if source_root else None,
+            env=build_env,
+            source=str(app_dir / "kiln.yaml"),
+        )
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    def renderer_for(self, app: App) -> Renderer:
+        """The renderer named by ``app.type``, else the first that detects the app."""
+        registry = self.plugins.renderers
+        if app.type:
+            return registry.get(app.type)
+        for renderer in registry.by_priority():
+            if renderer.detect(app):
+                return renderer
+        raise RenderError("no renderer recognises this directory", source=str(app.path))
+
+    def render_context(self) -> RenderContext:
+        """The services handed to renderers."""
+        return RenderContext(
+            state_dir=self.cache_dir,
+            env=self.env,
+            tool_versions=self.tool_versions,
+            timeout=self.timeout,
+            render_nested=lambda nested: self.render(nested, secrets=False).objects,
+        )
+
+    def render(self, app: App, *, secrets: bool = True) -> RenderResult:
+        """Render ``app``: from the cache when its inputs are unchanged, then resolve secrets.
+
+        With ``secrets=False`` references stay as they are. Raises a KilnError subclass on any
+        failure; nothing partial is returned.
+        """
+        started = time.perf_counter()
+        if not app.path.is_dir():
+            raise InputError("no such directory", source=str(app.path))
+        renderer = self.renderer_for(app)
+        ctx = self.render_context()
+        inputs = renderer.inputs(app, ctx)
+        files = [confine(f, app.root) for f in inputs.files]
+        rel_inputs = tuple(sorted({os.path.relpath(f, app.path) for f in files}))
+        key: str | None = None
+        if self.use_cache and inputs.cacheable:
+            key = cache_key({
+                "format": CACHE_FORMAT,
+                "kiln": _kiln_version(),
+                "renderer": renderer.name,
+                "rendererVersion": renderer.version,
+                "tool": renderer.tool_version(ctx),
+                "app": {**app.identity(), "type": renderer.name},
+                "inputs": input_digest(files, app.path),
+                "extra": inputs.extra,
+            })
+        elif not inputs.cacheable:
+            log.info("%s: not cached: %s", app.display_name, inputs.reason or "uncacheable")
+        result = self._from_cache(key, renderer.name, rel_inputs) if key else None
+        if result is None:
+            result = self._render_fresh(app, renderer, ctx, inputs, key, rel_inputs)
+        log.debug("%s: %s via %s in %.1f ms (key %s)", app.display_name,
+                  "cache hit" if result.cache_hit else "rendered", renderer.name,
+                  (time.perf_counter() - started) * 1000, (key or "-")[:12])
+        if self.plugins.has_post_render():
+            self.plugins.post_render(app, result.objects)
+            result._yaml = None
+        if secrets:
+            result.objects, changed = self._resolve(result.objects, app)
+            if changed:
+                result.secrets_resolved = True
+                result._yaml = None
+        return result
+
+    def _from_cache(self, key: str, renderer: str, rel_inputs: tuple[str, ...]
+                    ) -> RenderResult | None:
+        payload = self.store.get(key)
+        if payload is None:
+            return None
+        try:
+            entry = msgspec.json.decode(payload)
+            objects, text = entry["objects"], entry["yaml"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            log.warning("cache entry %s has an unknown shape: ignored", key[:12])
+            return None
+        return RenderResult(objects, True, key, renderer, rel_inputs, _yaml=text)
+
+    def _render_fresh(self, app: App, renderer: Renderer, ctx: RenderContext, inputs: Inputs,
+                      key: str | None, rel_inputs: tuple[str, ...]) -> RenderResult:
+        started = time.perf_counter()
+        raw = renderer.render(app, ctx)
+        if isinstance(raw, str):
+            objects = manifests.parse_stream(raw, f"{renderer.name} output for {app.path}")
+        else:
+            objects = manifests.normalise(raw, f"{renderer.name} output for {app.path}")
+        text = manifests.dump_yaml_stream(objects)
+        if key is not None:
+            entry = {
+                "objects": objects,
+                "yaml": text,
+                "meta": {
+                    "renderer": renderer.name,
+                    "seconds": round(time.perf_counter() - started, 4),
+                    "inputs": list(rel_inputs),
+                },
+            }
+            self.store.put(key, msgspec.json.encode(entry))
+        # The caller may mutate objects (post-render hooks, secrets): hand out a copy of what
+        # was stored so the stored text and the objects cannot drift apart.
+        fresh = msgspec.json.decode(msgspec.json.encode(objects))
+        return RenderResult(fresh, False, key, renderer.name, rel_inputs, _yaml=text)
+
+    # -- secrets -----------------------------------------------------------------------------
+
+    def secret_context(self, app: App | None) -> SecretContext:
+        """The services handed to secret resolvers."""
+        return SecretContext(app=app, env=self.env, redactor=self.redactor)
+
+    def _resolve(self, objects: list[dict[str, Any]], app: App | None
+                 ) -> tuple[list[dict[str, Any]], bool]:
+        resolvers = self.plugins.resolvers.ordered()
+        if not resolvers:
+            return objects, False
+        ctx = self.secret_context(app)
+        changed = False
+        for resolver in resolvers:
+            if resolver.wants(objects, ctx):
+                objects = resolver.resolve(objects, ctx)
+                changed = True
+        return objects, changed
+
+    def resolve(self, objects: list[dict[str, Any]], app: App | None = None
+                ) -> list[dict[str, Any]]:
+        """Resolve every secret reference in ``objects`` (e.g. a stream read from stdin)."""
+        return self._resolve(objects, app)[0]
+
+
+def _kiln_version() -> str:
+    from kiln import __version__
+
+    return __version__

@@ -1,0 +1,153 @@
+"""Run external tools (helm, kubectl, sops, ...) with a timeout, a clean failure and a version memo.
+
+A timeout kills the tool's whole process group (Argo CD's ARGOCD_EXEC_TIMEOUT semantics: SIGTERM,
+then SIGKILL). A failure becomes a one-line ToolError carrying the tail of the tool's stderr.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from kiln.core.errors import ToolError
+
+log = logging.getLogger("kiln.tools")
+
+DEFAULT_TIMEOUT = 90.0
+KILL_GRACE = 5.0
+STDERR_TAIL = 2000
+
+
+def find_tool(name: str, override_env: str | None = None,
+              env: Mapping[str, str] | None = None) -> str:
+    """Locate a tool: ``$override_env`` when set, else next to the Python running kiln, else PATH."""
+    env = os.environ if env is None else env
+    if override_env and env.get(override_env):
+        return env[override_env]
+    import sys
+
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolError(f"{name} not found (install it or set {override_env or 'PATH'})")
+    return found
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    what: str,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bytes:
+    """Run ``argv`` and return its stdout; raise ToolError naming ``what`` on failure or timeout."""
+    log.debug("running %s", argv[0])
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ToolError(f"cannot run {argv[0]}: {exc.strerror}", source=what) from None
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise ToolError(f"{Path(argv[0]).name} timed out after {timeout:g}s", source=what) from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    if proc.returncode != 0:
+        raise ToolError(tool_message(argv[0], err), source=what)
+    return out
+
+
+def tool_message(tool: str, stderr: bytes) -> str:
+    """Turn a tool's stderr into one line: its last meaningful lines, tool name first."""
+    text = stderr.decode("utf-8", "replace").strip()[-STDERR_TAIL:]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith(("error", "fatal"))]
+    chosen = errors[-1] if errors else (lines[-1] if lines else "failed with no message")
+    return f"{Path(tool).name}: {chosen}"
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()
+
+
+class ToolVersions:
+    """Remember tool versions on disk, keyed by the binary's real path, size and mtime.
+
+    Asking ``helm version`` costs a process; a cache hit must not pay it, so the answer is kept
+    in ``<cache_dir>/tool-versions.json`` until the binary changes.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self._file = directory / "tool-versions.json" if directory else None
+        self._memo: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._memo is None:
+            self._memo = {}
+            if self._file is not None:
+                try:
+                    self._memo = json.loads(self._file.read_text())
+                except (OSError, ValueError):
+                    self._memo = {}
+        return self._memo
+
+    def get(self, binary: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+            timeout: float = 30.0) -> str:
+        """Return the stripped stdout of ``binary args``, memoised while the binary is unchanged."""
+        real = os.path.realpath(binary)
+        try:
+            st = os.stat(real)
+        except OSError:
+            raise ToolError(f"{binary} not found") from None
+        ident = f"{real}|{st.st_size}|{st.st_mtime_ns}|{' '.join(args)}"
+        key = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        memo = self._load()
+        if key in memo:
+            return memo[key]
+        out = run_tool([binary, *args], what=binary, env=env, timeout=timeout)
+        value = out.decode("utf-8", "replace").strip()
+        memo[key] = value
+        self._save()
+        return value
+
+    def _save(self) -> None:
+        if self._file is None or self._memo is None:
+            return
+        try:
+            self._file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._file.with_name(f".{self._file.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(self._memo))
+            os.replace(tmp, self._file)
+        except OSError as exc:
+            log.debug("cannot save tool versions: %s", exc)
