@@ -5,17 +5,10 @@ A tool that is missing is a test *failure*, never a skip: CI installs every tool
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture
@@ -33,39 +26,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     for var in ("KILN_CACHE_DIR", "KILN_DISABLE_PLUGINS", "KILN_STRICT_PLUGINS"):
         monkeypatch.delenv(var, raising=False)
     yield
-
-
-def tool(name: str) -> str:
-    """Return the path of a tool installed next to the test interpreter (or on PATH); fail if absent."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        pytest.fail(f"required tool {name!r} is not installed (run .ci/install)")
-    return found
-
-
-def run_kiln(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None,
-             stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real ``kiln`` CLI in a subprocess and capture its output."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-    if env:
-        full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "kiln", *args],
-        cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, timeout=timeout,
-    )
-
-
-def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str,
-                         code: int = 1) -> None:
-    """Assert the CLI failed the way the output contract says: one error line, no stdout."""
-    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
-    assert proc.stdout == "", proc.stdout
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert lines and lines[0].startswith("kiln: error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
