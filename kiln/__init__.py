@@ -36,7 +36,26 @@ _EXPORTS = {
     "ApplyError": "kiln.core.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "App",
+    "ApplyError",
+    "CacheError",
+    "ConfigError",
+    "Engine",
+    "InputError",
+    "Inputs",
+    "KilnError",
+    "Options",
+    "PluginError",
+    "RenderError",
+    "RenderResult",
+    "SecretBackendUnavailable",
+    "SecretError",
+    "SecretNotFound",
+    "ToolError",
+    "__version__",
+    "hookimpl",
+]
 
 if TYPE_CHECKING:
     from kiln.core.app import App, Options

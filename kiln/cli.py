@@ -130,7 +130,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--no-secrets", is_flag=True, help="Leave secret references unresolved.")
 @_common_cache_options
 @click.pass_obj
-def render(state: _State, path: str, output: str, cache_dir: str | None, no_cache: bool,
+def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
            debug: bool, source_root: str | None, no_secrets: bool, **flags: Any) -> None:
     """Render the app in PATH and print its manifests."""
     engine = _engine(state, cache_dir, no_cache, debug)

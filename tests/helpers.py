@@ -16,7 +16,7 @@ EXAMPLES = REPO / "examples"
 
 
 def tool(name: str) -> str:
-    """Return the path of a tool installed next to the test interpreter (or on PATH); fail if absent."""
+    """Return the path of a tool beside the test interpreter (or on PATH); fail if absent."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)

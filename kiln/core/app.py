@@ -8,6 +8,7 @@ error naming the key and the file.
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,11 +73,11 @@ class App:
         """The app's name: ``name`` when set, else the app directory's name."""
         return self.name or self.path.name
 
-    def options_for(self, section: str, cls: type[T]) -> T:
+    def options_for(self, section: str, cls: builtins.type[T]) -> T:
         """Return the typed options of ``section`` (defaults when the section is absent)."""
         return _typed(self.options.get(section), cls, section)
 
-    def secrets_for(self, section: str, cls: type[T]) -> T:
+    def secrets_for(self, section: str, cls: builtins.type[T]) -> T:
         """Return the typed options of ``secrets.<section>`` (defaults when absent)."""
         return _typed(self.secrets.get(section), cls, f"secrets.{section}")
 

@@ -19,8 +19,8 @@ import msgspec
 
 from kiln.core import manifests
 from kiln.core.app import App, build_app, merge_settings, read_app_file
-from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.cache.base import Store
+from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
 from kiln.core.errors import InputError, RenderError

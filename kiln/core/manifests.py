@@ -33,7 +33,7 @@ class _StrictLoader(_SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             try:
                 duplicate = key in seen
             except TypeError:
@@ -44,12 +44,10 @@ class _StrictLoader(_SafeLoader):
                     None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call, no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(
-    "tag:yaml.org,2002:map", _StrictLoader.construct_mapping  # type: ignore[arg-type]
-)
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_mapping)
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
@@ -88,6 +86,8 @@ def load_yaml_documents(text: str, source: str) -> Iterator[Any]:
         index = 0
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             if may_alias and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise InputError(
                     f"document {index}: YAML aliases expand to more than "

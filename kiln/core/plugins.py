@@ -93,7 +93,7 @@ class Plugins:
             try:
                 plugin = ep.load()
                 self._register(plugin, ep.name, version, dist, False)
-            except Exception as exc:  # noqa: BLE001 - a third-party plugin may raise anything
+            except Exception as exc:
                 message = (f"plugin {ep.name!r} from distribution {dist!r} failed to load: "
                            f"{type(exc).__name__}: {exc}")
                 if self._strict:

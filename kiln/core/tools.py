@@ -27,7 +27,7 @@ STDERR_TAIL = 2000
 
 def find_tool(name: str, override_env: str | None = None,
               env: Mapping[str, str] | None = None) -> str:
-    """Locate a tool: ``$override_env`` when set, else next to the Python running kiln, else PATH."""
+    """Locate a tool: ``$override_env`` if set, else beside the running Python, else on PATH."""
     env = os.environ if env is None else env
     if override_env and env.get(override_env):
         return env[override_env]

@@ -9,6 +9,7 @@ removed. Reads refresh the file's mtime, which eviction uses as "last used".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -55,10 +56,8 @@ class FsStore:
             log.warning("cache entry %s is corrupted: removed", key[:12])
             self._remove(path)
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)
-        except OSError:
-            pass
         return payload
 
     @staticmethod
@@ -131,10 +130,8 @@ class FsStore:
 
     @staticmethod
     def _remove(path: Path) -> None:
-        try:
+        with contextlib.suppress(OSError):
             path.unlink()
-        except OSError:
-            pass
 
     def stats(self) -> CacheStats:
         """Return entry count and bytes on disk."""

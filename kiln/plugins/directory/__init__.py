@@ -67,7 +67,7 @@ class DirectoryRenderer:
     def render(self, app: App, ctx: RenderContext) -> list[dict[str, Any]]:
         """Parse every manifest file in lexical path order."""
         objects: list[dict[str, Any]] = []
-        opts = app.options_for(self.name, DirectoryOptions)
+        opts: DirectoryOptions = app.options_for(self.name, DirectoryOptions)
         for rel, path in self._files(app):
             data = read_bytes_capped(path, opts.max_combined_bytes)
             if SKIP_MARKER in data:
@@ -85,7 +85,7 @@ class DirectoryRenderer:
         return objects
 
     def _files(self, app: App) -> list[tuple[str, Path]]:
-        opts = app.options_for(self.name, DirectoryOptions)
+        opts: DirectoryOptions = app.options_for(self.name, DirectoryOptions)
         matcher = _matcher(opts.include, opts.exclude)
         found: list[tuple[str, Path]] = []
         total = 0
@@ -96,7 +96,8 @@ class DirectoryRenderer:
             try:
                 total += path.stat().st_size
             except OSError as exc:
-                raise InputError(f"cannot read: {exc.strerror}", source=str(app.path / rel)) from None
+                raise InputError(f"cannot read: {exc.strerror}",
+                                 source=str(app.path / rel)) from None
             if total > opts.max_combined_bytes:
                 raise InputError(
                     f"manifests exceed the combined size limit of {opts.max_combined_bytes} "

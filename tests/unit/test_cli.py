@@ -1,0 +1,183 @@
+"""The CLI's output contract: whole stream on success; one error line, exit 1, empty stdout on failure.
+
+These run the real ``kiln`` command in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import EXAMPLES, assert_clean_failure, run_kiln
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n"
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    path = tmp_path / "app"
+    path.mkdir()
+    (path / "a.yaml").write_text(CM.format("a"))
+    return path
+
+
+def test_render_prints_a_yaml_stream(app: Path, cache_dir: Path) -> None:
+    (app / "b.yaml").write_text(CM.format("b"))
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert [d["metadata"]["name"] for d in docs] == ["a", "b"]
+    assert proc.stdout.count("\n---\n") == 1
+    assert proc.stderr == ""
+
+
+def test_render_json_is_one_array(app: Path, cache_dir: Path) -> None:
+    proc = run_kiln("render", str(app), "-o", "json", "--cache-dir", str(cache_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [yaml.safe_load(CM.format("a"))]
+
+
+def test_bundled_example_renders(cache_dir: Path) -> None:
+    proc = run_kiln("render", str(EXAMPLES / "guestbook"), "--cache-dir", str(cache_dir))
+    assert proc.returncode == 0, proc.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(proc.stdout)]
+    assert kinds == ["Deployment", "Service"]
+
+
+def test_flags_reach_the_renderer(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "keep.yaml").write_text(CM.format("keep"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.yaml").write_text(CM.format("deep"))
+    (tmp_path / "drop.yaml").write_text(CM.format("drop"))
+    proc = run_kiln("render", str(tmp_path), "--recurse", "--exclude", "drop*",
+                    "--cache-dir", str(cache_dir))
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(proc.stdout)] == ["keep", "deep"]
+    proc = run_kiln("render", str(tmp_path), "-O", "directory.include=keep.yaml",
+                    "--cache-dir", str(cache_dir))
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(proc.stdout)] == ["keep"]
+
+
+def test_version() -> None:
+    proc = run_kiln("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("kiln ")
+
+
+def write(app: Path, name: str, text: str) -> None:
+    (app / name).write_text(text)
+
+
+BAD_FILES = {
+    "malformed": ("bad.yaml", "apiVersion: v1\nkind: a: b\n", ["bad.yaml", "line 2"]),
+    "list document": ("bad.yaml", "- a\n- b\n", ["bad.yaml", "expected a Kubernetes object"]),
+    "scalar document": ("bad.yaml", "hello\n", ["bad.yaml", "got str"]),
+    "duplicate keys": ("bad.yaml", CM.format("a") + "kind: Secret\n",
+                       ["bad.yaml", "duplicate key 'kind'"]),
+    "no kind": ("bad.yaml", "apiVersion: v1\nmetadata: {}\n", ["bad.yaml", "no kind"]),
+    "json malformed": ("bad.json", '{"apiVersion": ', ["bad.json", "malformed JSON"]),
+    "not utf-8": ("bad.yaml", None, ["bad.yaml", "not UTF-8"]),
+    "kiln.yaml unknown key": ("kiln.yaml", "directroy: {}\n", ["kiln.yaml",
+                                                                "unknown key 'directroy'"]),
+    "kiln.yaml malformed": ("kiln.yaml", "type: [\n", ["kiln.yaml", "malformed YAML"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_input_gives_one_line_and_no_stdout(app: Path, cache_dir: Path, case: str) -> None:
+    name, text, needles = BAD_FILES[case]
+    if text is None:
+        (app / name).write_bytes(b"apiVersion: v1\nkind: \xff\xfe\n")
+    else:
+        write(app, name, text)
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, *needles)
+
+
+def test_alias_bomb(app: Path, cache_dir: Path) -> None:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    write(app, "bomb.yaml", CM.format("bomb") + "data:\n" +
+          "\n".join("  " + ln for ln in lines) + "\n")
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "bomb.yaml", "alias bomb")
+
+
+def test_nonexistent_path(tmp_path: Path) -> None:
+    assert_clean_failure(run_kiln("render", str(tmp_path / "missing")), "no such directory")
+
+
+def test_file_instead_of_directory(app: Path) -> None:
+    assert_clean_failure(run_kiln("render", str(app / "a.yaml")), "a.yaml", "not a directory")
+
+
+def test_unreadable_file_dangling_symlink(app: Path, cache_dir: Path) -> None:
+    os.symlink(app / "gone.txt", app / "broken.yaml")
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "broken.yaml")
+
+
+def test_oversize_directory(app: Path, cache_dir: Path) -> None:
+    big = CM.format("big") + "data:\n  blob: '" + "x" * (11 * 1024 * 1024) + "'\n"
+    write(app, "big.yaml", big)
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "combined size limit")
+
+
+def test_symlink_out_of_root(tmp_path: Path, app: Path, cache_dir: Path) -> None:
+    (tmp_path / "elsewhere.yaml").write_text(CM.format("elsewhere"))
+    os.symlink(tmp_path / "elsewhere.yaml", app / "link.yaml")
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "link.yaml", "outside the source root")
+
+
+def test_usage_error_exits_2(app: Path) -> None:
+    proc = run_kiln("render", str(app), "-o", "xml")
+    assert proc.returncode == 2 and proc.stdout == ""
+
+
+def test_unknown_type_is_one_line(app: Path, cache_dir: Path) -> None:
+    proc = run_kiln("render", str(app), "--type", "nope", "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "unknown app type 'nope'")
+
+
+def test_debug_adds_a_traceback(app: Path, cache_dir: Path) -> None:
+    write(app, "bad.yaml", "- 1\n")
+    proc = run_kiln("render", str(app), "--debug", "--cache-dir", str(cache_dir))
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "Traceback" in proc.stderr
+    assert "kiln: error: " in proc.stderr
+
+
+def test_cache_commands(app: Path, cache_dir: Path) -> None:
+    run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+    stats = run_kiln("cache", "stats", "--cache-dir", str(cache_dir))
+    assert "entries: 1" in stats.stdout
+    cleared = run_kiln("cache", "clear", "--cache-dir", str(cache_dir))
+    assert "removed 1" in cleared.stdout
+    assert "entries: 0" in run_kiln("cache", "stats", "--cache-dir", str(cache_dir)).stdout
+
+
+HEAVY = ("boto3", "botocore", "google", "hvac", "kubernetes", "_gojsonnet", "gojsonnet",
+         "pyrage", "cryptography")
+
+
+def test_version_and_cache_hit_do_not_import_heavy_modules(app: Path, cache_dir: Path) -> None:
+    probe = (
+        "import sys\nfrom kiln.cli import main\n"
+        "main(sys.argv[1:])\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in {heavy!r}]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+    ).format(heavy=set(HEAVY))
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for args in (["--version"], ["render", str(app), "--cache-dir", str(cache_dir)],
+                 ["render", str(app), "--cache-dir", str(cache_dir)]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert "HEAVY=\n" in proc.stderr, proc.stderr
