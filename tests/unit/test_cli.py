@@ -1,4 +1,5 @@
-"""The CLI's output contract: whole stream on success; one error line, exit 1, empty stdout on failure.
+"""The CLI's output contract: the whole stream on success; on failure one error line,
+exit 1 and empty stdout.
 
 These run the real ``kiln`` command in a subprocess.
 """
@@ -168,9 +169,9 @@ def test_version_and_cache_hit_do_not_import_heavy_modules(app: Path, cache_dir:
     probe = (
         "import sys\nfrom kiln.cli import main\n"
         "main(sys.argv[1:])\n"
-        "heavy = [m for m in sys.modules if m.split('.')[0] in {heavy!r}]\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {set(HEAVY)!r}]\n"
         "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
-    ).format(heavy=set(HEAVY))
+    )
     import subprocess
     import sys
 

@@ -11,7 +11,8 @@ from kiln.core.manifests import dump_yaml_stream, load_json, parse_stream
 
 
 def test_multi_document_stream_drops_empty_documents() -> None:
-    text = "---\napiVersion: v1\nkind: A\n---\n---\n# only a comment\n---\napiVersion: v1\nkind: B\n"
+    text = ("---\napiVersion: v1\nkind: A\n---\n---\n# only a comment\n---\n"
+            "apiVersion: v1\nkind: B\n")
     assert [o["kind"] for o in parse_stream(text, "s.yaml")] == ["A", "B"]
 
 
