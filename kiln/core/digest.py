@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from kiln.core.errors import InputError
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path | str) -> str:
     """Return the sha256 hex digest of a file's bytes."""
     try:
         with open(path, "rb") as handle:
@@ -26,13 +25,11 @@ def file_digest(path: Path) -> str:
         raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from None
 
 
-def input_digest(files: Iterable[Path], app_dir: Path) -> str:
-    """Digest a set of files by (path relative to ``app_dir``, content hash), order-independent."""
-    entries = sorted(
-        (os.path.relpath(path, app_dir), file_digest(path)) for path in set(files)
-    )
+def input_digest(files: Iterable[tuple[str, str]]) -> str:
+    """Digest ``(relative path, real path)`` pairs by relative path and content, in path order."""
     h = hashlib.sha256()
-    for rel, digest in entries:
+    for rel, path in sorted(set(files)):
+        digest = file_digest(path)
         h.update(rel.encode("utf-8", "surrogateescape"))
         h.update(b"\0")
         h.update(digest.encode())

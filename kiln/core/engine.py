@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,10 @@ from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
 from kiln.core.errors import InputError, RenderError
-from kiln.core.paths import confine
+from kiln.core.paths import Confiner, relative_to
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
-from kiln.core.registry import Inputs, Renderer
+from kiln.core.registry import Renderer
 from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
 
 log = logging.getLogger("kiln.engine")
@@ -43,23 +42,50 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "kiln"
 
 
-@dataclass
+class _Entry(msgspec.Struct):
+    """A cache entry: objects left as raw JSON until someone needs them, and the YAML text."""
+
+    objects: msgspec.Raw
+    yaml: str
+    meta: dict[str, Any] = {}
+
+
 class RenderResult:
     """The outcome of one render.
 
-    ``objects`` are the Kubernetes objects (secrets resolved unless asked otherwise),
-    ``cache_hit`` tells whether the render came from the cache, ``key`` is the cache key (None
-    when the render is uncacheable), ``renderer`` the renderer used and ``inputs`` the input
-    files relative to the app directory.
+    ``objects`` are the Kubernetes objects (secrets resolved unless asked otherwise; decoded
+    lazily on a cache hit), ``cache_hit`` tells whether the render came from the cache, ``key``
+    is the cache key (None when uncacheable), ``renderer`` the renderer used and ``inputs`` the
+    input files relative to the app directory.
     """
 
-    objects: list[dict[str, Any]]
-    cache_hit: bool
-    key: str | None
-    renderer: str
-    inputs: tuple[str, ...] = ()
-    secrets_resolved: bool = False
-    _yaml: str | None = field(default=None, repr=False)
+    def __init__(self, objects: list[dict[str, Any]] | None, cache_hit: bool, key: str | None,
+                 renderer: str, inputs: tuple[str, ...] = (), *, raw: bytes | None = None,
+                 yaml_text: str | None = None) -> None:
+        self._objects = objects
+        self._raw = raw
+        self._yaml = yaml_text
+        self.cache_hit = cache_hit
+        self.key = key
+        self.renderer = renderer
+        self.inputs = inputs
+        self.secrets_resolved = False
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """The rendered objects (a fresh list the caller may modify)."""
+        if self._objects is None:
+            self._objects = msgspec.json.decode(self._raw or b"[]")
+        return self._objects
+
+    @objects.setter
+    def objects(self, value: list[dict[str, Any]]) -> None:
+        self._objects = value
+        self._yaml = None
+
+    def changed(self) -> None:
+        """Note that ``objects`` were modified in place, so the stored YAML text is stale."""
+        self._yaml = None
 
     def to_yaml(self) -> str:
         """Return the objects as a YAML stream, ``---`` between documents."""
@@ -70,6 +96,10 @@ class RenderResult:
     def to_json(self) -> str:
         """Return the objects as one JSON array."""
         return manifests.dump_json(self.objects)
+
+    def __repr__(self) -> str:
+        return (f"RenderResult(renderer={self.renderer!r}, cache_hit={self.cache_hit}, "
+                f"key={self.key!r}, inputs={len(self.inputs)})")
 
 
 class Engine:
@@ -99,7 +129,8 @@ class Engine:
         self.store: Store = store or FsStore(self.cache_dir, max_cache_bytes)
         self.timeout = timeout
         self.redactor = Redactor()
-        self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins))
+        self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
+                               state_dir=self.cache_dir)
         self.tool_versions = ToolVersions(self.cache_dir)
 
     # -- app loading -------------------------------------------------------------------------
@@ -169,8 +200,11 @@ class Engine:
         renderer = self.renderer_for(app)
         ctx = self.render_context()
         inputs = renderer.inputs(app, ctx)
-        files = [confine(f, app.root) for f in inputs.files]
-        rel_inputs = tuple(sorted({os.path.relpath(f, app.path) for f in files}))
+        confiner = Confiner(app.root)
+        real_app = os.path.realpath(app.path)
+        pairs = sorted({(relative_to(real, real_app), real)
+                        for real in map(confiner.resolve, inputs.files)})
+        rel_inputs = tuple(rel for rel, _ in pairs)
         key: str | None = None
         if self.use_cache and inputs.cacheable:
             key = cache_key({
@@ -180,25 +214,22 @@ class Engine:
                 "rendererVersion": renderer.version,
                 "tool": renderer.tool_version(ctx),
                 "app": {**app.identity(), "type": renderer.name},
-                "inputs": input_digest(files, app.path),
+                "inputs": input_digest(pairs),
                 "extra": inputs.extra,
             })
         elif not inputs.cacheable:
             log.info("%s: not cached: %s", app.display_name, inputs.reason or "uncacheable")
         result = self._from_cache(key, renderer.name, rel_inputs) if key else None
         if result is None:
-            result = self._render_fresh(app, renderer, ctx, inputs, key, rel_inputs)
+            result = self._render_fresh(app, renderer, ctx, key, rel_inputs)
         log.debug("%s: %s via %s in %.1f ms (key %s)", app.display_name,
                   "cache hit" if result.cache_hit else "rendered", renderer.name,
                   (time.perf_counter() - started) * 1000, (key or "-")[:12])
         if self.plugins.has_post_render():
             self.plugins.post_render(app, result.objects)
-            result._yaml = None
+            result.changed()
         if secrets:
-            result.objects, changed = self._resolve(result.objects, app)
-            if changed:
-                result.secrets_resolved = True
-                result._yaml = None
+            self._resolve_result(result, app)
         return result
 
     def _from_cache(self, key: str, renderer: str, rel_inputs: tuple[str, ...]
@@ -207,37 +238,33 @@ class Engine:
         if payload is None:
             return None
         try:
-            entry = msgspec.json.decode(payload)
-            objects, text = entry["objects"], entry["yaml"]
-        except (msgspec.DecodeError, KeyError, TypeError):
+            entry = msgspec.json.decode(payload, type=_Entry)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             log.warning("cache entry %s has an unknown shape: ignored", key[:12])
             return None
-        return RenderResult(objects, True, key, renderer, rel_inputs, _yaml=text)
+        return RenderResult(None, True, key, renderer, rel_inputs, raw=bytes(entry.objects),
+                            yaml_text=entry.yaml)
 
-    def _render_fresh(self, app: App, renderer: Renderer, ctx: RenderContext, inputs: Inputs,
+    def _render_fresh(self, app: App, renderer: Renderer, ctx: RenderContext,
                       key: str | None, rel_inputs: tuple[str, ...]) -> RenderResult:
         started = time.perf_counter()
-        raw = renderer.render(app, ctx)
-        if isinstance(raw, str):
-            objects = manifests.parse_stream(raw, f"{renderer.name} output for {app.path}")
+        output = renderer.render(app, ctx)
+        where = f"{renderer.name} output for {app.path}"
+        if isinstance(output, str):
+            objects = manifests.parse_stream(output, where)
         else:
-            objects = manifests.normalise(raw, f"{renderer.name} output for {app.path}")
+            objects = manifests.normalise(output, where)
         text = manifests.dump_yaml_stream(objects)
+        raw = msgspec.json.encode(objects)
         if key is not None:
-            entry = {
-                "objects": objects,
-                "yaml": text,
-                "meta": {
-                    "renderer": renderer.name,
-                    "seconds": round(time.perf_counter() - started, 4),
-                    "inputs": list(rel_inputs),
-                },
-            }
+            meta = {"renderer": renderer.name, "inputs": list(rel_inputs),
+                    "seconds": round(time.perf_counter() - started, 4)}
+            entry = _Entry(objects=msgspec.Raw(raw), yaml=text, meta=meta)
             self.store.put(key, msgspec.json.encode(entry))
-        # The caller may mutate objects (post-render hooks, secrets): hand out a copy of what
-        # was stored so the stored text and the objects cannot drift apart.
-        fresh = msgspec.json.decode(msgspec.json.encode(objects))
-        return RenderResult(fresh, False, key, renderer.name, rel_inputs, _yaml=text)
+        # Hand out objects decoded from what was stored, never the renderer's own list, so a
+        # caller mutating them cannot make the objects and the YAML text drift apart.
+        return RenderResult(None, False, key, renderer.name, rel_inputs, raw=raw,
+                            yaml_text=text)
 
     # -- secrets -----------------------------------------------------------------------------
 
@@ -245,23 +272,29 @@ class Engine:
         """The services handed to secret resolvers."""
         return SecretContext(app=app, env=self.env, redactor=self.redactor)
 
-    def _resolve(self, objects: list[dict[str, Any]], app: App | None
-                 ) -> tuple[list[dict[str, Any]], bool]:
+    def _resolve_result(self, result: RenderResult, app: App | None) -> None:
         resolvers = self.plugins.resolvers.ordered()
         if not resolvers:
-            return objects, False
-        ctx = self.secret_context(app)
-        changed = False
+            return
+        ctx: SecretContext | None = None
         for resolver in resolvers:
-            if resolver.wants(objects, ctx):
-                objects = resolver.resolve(objects, ctx)
-                changed = True
-        return objects, changed
+            # A resolver may name text ``markers`` whose absence proves it has nothing to do:
+            # checked against the YAML text, they spare decoding the objects on a cache hit.
+            markers = getattr(resolver, "markers", None)
+            text = result._yaml
+            if markers is not None and text is not None and not any(m in text for m in markers):
+                continue
+            ctx = ctx or self.secret_context(app)
+            if resolver.wants(result.objects, ctx):
+                result.objects = resolver.resolve(result.objects, ctx)
+                result.secrets_resolved = True
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
                 ) -> list[dict[str, Any]]:
         """Resolve every secret reference in ``objects`` (e.g. a stream read from stdin)."""
-        return self._resolve(objects, app)[0]
+        result = RenderResult(objects, False, None, "stdin")
+        self._resolve_result(result, app)
+        return result.objects
 
 
 def _kiln_version() -> str:

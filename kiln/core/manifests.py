@@ -6,52 +6,66 @@ and bounds alias expansion so a "billion laughs" document is refused before anyt
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import InputError
 
-try:  # pragma: no cover - which branch runs depends on how PyYAML was built
-    from yaml import CSafeDumper as _SafeDumper
-    from yaml import CSafeLoader as _SafeLoader
-except ImportError:  # pragma: no cover
-    from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+if TYPE_CHECKING:
+    import yaml
 
 MAX_EXPANDED_NODES = 1_000_000
 """Most YAML nodes one document may expand to once aliases are followed."""
 
 
-class _StrictLoader(_SafeLoader):
-    """Safe loader that refuses duplicate keys in a mapping."""
+@functools.cache
+def _yaml_classes() -> tuple[type[Any], type[Any]]:
+    """Build the strict loader and pick the dumper on first use.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                duplicate = False
-            if duplicate:
-                line = key_node.start_mark.line + 1
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    PyYAML is imported here rather than at module load: a cache hit never parses or emits YAML,
+    and importing PyYAML costs more than the rest of a cache hit.
+    """
+    import yaml
 
+    try:
+        from yaml import CSafeDumper as dumper
+        from yaml import CSafeLoader as base
+    except ImportError:  # pragma: no cover - depends on how PyYAML was built
+        from yaml import SafeDumper as dumper  # type: ignore[assignment]
+        from yaml import SafeLoader as base  # type: ignore[assignment]
 
-_StrictLoader.add_constructor("tag:yaml.org,2002:map", _StrictLoader.construct_mapping)
+    class StrictLoader(base):
+        """Safe loader that refuses duplicate keys in a mapping."""
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                              ) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:
+                    duplicate = False
+                if duplicate:
+                    line = key_node.start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_mapping)
+    return StrictLoader, dumper
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     """Count the nodes ``node`` stands for once every alias is expanded (memoised per node)."""
+    import yaml
+
     known = memo.get(id(node))
     if known is not None:
         return known
@@ -71,7 +85,7 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
     return total
 
 
-def _describe(exc: yaml.YAMLError) -> str:
+def _describe(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -80,8 +94,10 @@ def _describe(exc: yaml.YAMLError) -> str:
 
 def load_yaml_documents(text: str, source: str) -> Iterator[Any]:
     """Yield each document of a YAML stream as plain data; raise InputError naming ``source``."""
+    import yaml
+
     may_alias = "*" in text and "&" in text
-    loader = _StrictLoader(text)
+    loader = _yaml_classes()[0](text)
     try:
         index = 0
         while loader.check_node():
@@ -175,9 +191,11 @@ def _collect(doc: Any, source: str, where: str, out: list[dict[str, Any]]) -> No
 
 def dump_yaml_stream(objects: Iterable[dict[str, Any]]) -> str:
     """Emit objects as a YAML stream with ``---`` between documents, keys in their order."""
+    import yaml
+
     return yaml.dump_all(
         objects,
-        Dumper=_SafeDumper,
+        Dumper=_yaml_classes()[1],
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,

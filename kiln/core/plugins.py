@@ -9,9 +9,13 @@ its distribution and the rest still load (``KILN_STRICT_PLUGINS=1`` makes it fat
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -45,11 +49,12 @@ class Plugins:
     """One PluginManager with kiln's hookspecs, and typed access to what plugins register."""
 
     def __init__(self, env: Mapping[str, str], *, entry_points: bool = True,
-                 extra: tuple[object, ...] = ()) -> None:
+                 extra: tuple[object, ...] = (), state_dir: Path | None = None) -> None:
         self.pm = pluggy.PluginManager("kiln")
         self.pm.add_hookspecs(hookspecs)
         self.warnings: list[str] = []
         self._info: dict[str, PluginInfo] = {}
+        self._state_dir = state_dir
         self._strict = env.get("KILN_STRICT_PLUGINS", "") not in ("", "0", "false")
         disabled = env.get("KILN_DISABLE_PLUGINS", "")
         self.disabled = {n.strip() for n in disabled.split(",") if n.strip()}
@@ -83,23 +88,50 @@ class Plugins:
             self._register(importlib.import_module(module), name, __version__, "kiln", True)
 
     def _load_entry_points(self) -> None:
-        from importlib.metadata import entry_points
-
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist.name if ep.dist else "unknown distribution"
-            version = ep.dist.version if ep.dist else ""
-            if ep.name in self.disabled:
+        for name, value, dist, version in self._entry_points():
+            if name in self.disabled:
                 continue
             try:
-                plugin = ep.load()
-                self._register(plugin, ep.name, version, dist, False)
+                plugin = _load_object(value)
+                self._register(plugin, name, version, dist, False)
             except Exception as exc:
-                message = (f"plugin {ep.name!r} from distribution {dist!r} failed to load: "
+                message = (f"plugin {name!r} from distribution {dist!r} failed to load: "
                            f"{type(exc).__name__}: {exc}")
                 if self._strict:
                     raise PluginError(message) from exc
                 self.warnings.append(message)
                 log.warning("%s", message)
+
+    def _entry_points(self) -> list[list[str]]:
+        """(name, value, distribution, version) of each ``kiln`` entry point.
+
+        Scanning every installed distribution costs more than a whole cache hit, so the list is
+        kept in the state directory, keyed by the modification times of the ``sys.path``
+        directories (installing or removing a distribution changes them).
+        """
+        memo = self._state_dir / "entry-points.json" if self._state_dir else None
+        key = _path_key()
+        if memo is not None:
+            try:
+                cached = json.loads(memo.read_text())
+                if cached.get("key") == key:
+                    return list(cached["entry_points"])
+            except (OSError, ValueError, AttributeError, KeyError):
+                pass
+        from importlib.metadata import entry_points
+
+        found = [[ep.name, ep.value, ep.dist.name if ep.dist else "unknown distribution",
+                  ep.dist.version if ep.dist else ""]
+                 for ep in entry_points(group=ENTRY_POINT_GROUP)]
+        if memo is not None:
+            try:
+                memo.parent.mkdir(parents=True, exist_ok=True)
+                tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+                tmp.write_text(json.dumps({"key": key, "entry_points": found}))
+                os.replace(tmp, memo)
+            except OSError as exc:
+                log.debug("cannot remember entry points: %s", exc)
+        return found
 
     def _call_registration(self, hook_name: str, registry: Any) -> None:
         caller = getattr(self.pm.hook, hook_name)
@@ -162,3 +194,23 @@ class Plugins:
                 if plugin is not None and hasattr(plugin, hook):
                     info.registers.append(f"hook {hook}")
         return list(infos.values())
+
+
+def _path_key() -> list[list[object]]:
+    key: list[list[object]] = []
+    for entry in sys.path:
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            key.append([entry, None])
+    return key
+
+
+def _load_object(value: str) -> object:
+    """Import an entry point's ``module:attr.sub`` target (extras in brackets are ignored)."""
+    target = value.split("[", 1)[0].strip()
+    module, _, attrs = target.partition(":")
+    obj: object = importlib.import_module(module.strip())
+    for attr in filter(None, attrs.strip().split(".")):
+        obj = getattr(obj, attr)
+    return obj

@@ -50,6 +50,8 @@ def test_bundled_example_renders(cache_dir: Path) -> None:
 
 
 def test_flags_reach_the_renderer(tmp_path: Path, cache_dir: Path) -> None:
+    tmp_path = tmp_path / "app"
+    tmp_path.mkdir()
     (tmp_path / "keep.yaml").write_text(CM.format("keep"))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "deep.yaml").write_text(CM.format("deep"))

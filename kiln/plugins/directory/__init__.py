@@ -17,7 +17,7 @@ from kiln.core.app import Options
 from kiln.core.errors import InputError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.manifests import load_json, load_yaml_documents, normalise
-from kiln.core.paths import confine, read_bytes_capped
+from kiln.core.paths import Confiner, read_bytes_capped
 from kiln.core.registry import Inputs, RendererRegistry
 
 if TYPE_CHECKING:
@@ -87,14 +87,15 @@ class DirectoryRenderer:
     def _files(self, app: App) -> list[tuple[str, Path]]:
         opts: DirectoryOptions = app.options_for(self.name, DirectoryOptions)
         matcher = _matcher(opts.include, opts.exclude)
+        confiner = Confiner(app.root)
         found: list[tuple[str, Path]] = []
         total = 0
         for rel in _walk(app.path, opts.recurse):
             if matcher is not None and not matcher(rel):
                 continue
-            path = confine(app.path / rel, app.root)
+            real = confiner.resolve(os.path.join(app.path, rel))
             try:
-                total += path.stat().st_size
+                total += os.stat(real).st_size
             except OSError as exc:
                 raise InputError(f"cannot read: {exc.strerror}",
                                  source=str(app.path / rel)) from None
@@ -104,7 +105,7 @@ class DirectoryRenderer:
                     "bytes (directory.maxCombinedBytes)",
                     source=str(app.path),
                 )
-            found.append((rel, path))
+            found.append((rel, Path(real)))
         return found
 
 
