@@ -197,8 +197,14 @@ class Plugins:
 
 
 def _path_key() -> list[list[object]]:
+    """Identify the installed distributions cheaply: each ``sys.path`` directory's mtime.
+
+    ``sys.path[0]`` (the script's directory or the working directory, which Python adds for the
+    running program) is left out: it is not where distributions are installed, and a busy
+    working directory such as /tmp would defeat the memo.
+    """
     key: list[list[object]] = []
-    for entry in sys.path:
+    for entry in sys.path[1:]:
         try:
             key.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:

@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kiln.core.errors import ToolError
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger("kiln.tools")
 
@@ -52,6 +54,8 @@ def run_tool(
     timeout: float = DEFAULT_TIMEOUT,
 ) -> bytes:
     """Run ``argv`` and return its stdout; raise ToolError naming ``what`` on failure or timeout."""
+    import subprocess
+
     log.debug("running %s", argv[0])
     try:
         proc = subprocess.Popen(
@@ -88,6 +92,9 @@ def tool_message(tool: str, stderr: bytes) -> str:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+    import subprocess
+
     for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
         try:
             os.killpg(proc.pid, sig)
