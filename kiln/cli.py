@@ -47,11 +47,12 @@ def _setup_logging(debug: bool, engine: Engine) -> None:
     logger.propagate = False
 
 
-def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool) -> Engine:
+def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
+            cache_url: str | None = None) -> Engine:
     state.debug = debug
     from kiln.core.engine import Engine
 
-    engine = Engine(cache_dir=cache_dir, use_cache=not no_cache)
+    engine = Engine(cache_dir=cache_dir, use_cache=not no_cache, cache_url=cache_url)
     state.redactor = engine.redactor
     _setup_logging(debug, engine)
     return engine
@@ -97,6 +98,8 @@ def _settings(**flags: Any) -> dict[str, Any]:
 def _common_cache_options(func: F) -> F:
     func = click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR",
                         help="Cache directory (default $XDG_CACHE_HOME/kiln).")(func)
+    func = click.option("--cache-url", envvar="KILN_CACHE_URL", metavar="URL",
+                        help="Keep manifests in Redis (redis://host:port/db) instead.")(func)
     func = click.option("--no-cache", is_flag=True, help="Render without reading or "
                         "writing the cache.")(func)
     func = click.option("--debug", is_flag=True, help="Log every step and show tracebacks.")(func)
@@ -131,9 +134,10 @@ def cli(ctx: click.Context) -> None:
 @_common_cache_options
 @click.pass_obj
 def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
-           debug: bool, source_root: str | None, no_secrets: bool, **flags: Any) -> None:
+           debug: bool, cache_url: str | None, source_root: str | None, no_secrets: bool,
+           **flags: Any) -> None:
     """Render the app in PATH and print its manifests."""
-    engine = _engine(state, cache_dir, no_cache, debug)
+    engine = _engine(state, cache_dir, no_cache, debug, cache_url)
     app = engine.load_app(path, _settings(**flags), source_root=source_root)
     result = engine.render(app, secrets=not no_secrets)
     _emit(result.to_json() if output == "json" else result.to_yaml())
@@ -150,32 +154,38 @@ def cache() -> None:
     """Inspect or empty the manifest cache."""
 
 
+def _store_options(func: F) -> F:
+    func = click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR")(func)
+    func = click.option("--cache-url", envvar="KILN_CACHE_URL", metavar="URL")(func)
+    return func
+
+
 @cache.command("stats")
-@click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR")
+@_store_options
 @click.pass_obj
-def cache_stats(state: _State, cache_dir: str | None) -> None:
+def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
     """Show where the cache is and how much it holds."""
-    engine = _engine(state, cache_dir, False, False)
+    engine = _engine(state, cache_dir, False, False, cache_url)
     stats = engine.store.stats()
     click.echo(f"location: {stats.location}\nentries: {stats.entries}\nbytes: {stats.bytes}\n"
                f"max-bytes: {stats.max_bytes}")
 
 
 @cache.command("clear")
-@click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR")
+@_store_options
 @click.pass_obj
-def cache_clear(state: _State, cache_dir: str | None) -> None:
+def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
     """Remove every cached render."""
-    engine = _engine(state, cache_dir, False, False)
+    engine = _engine(state, cache_dir, False, False, cache_url)
     click.echo(f"removed {engine.store.clear()} entries")
 
 
 @cache.command("gc")
-@click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR")
+@_store_options
 @click.pass_obj
-def cache_gc(state: _State, cache_dir: str | None) -> None:
+def cache_gc(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
     """Evict least-recently-used renders until the cache is under its size bound."""
-    engine = _engine(state, cache_dir, False, False)
+    engine = _engine(state, cache_dir, False, False, cache_url)
     click.echo(f"evicted {engine.store.gc()} entries")
 
 

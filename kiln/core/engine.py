@@ -106,7 +106,9 @@ class Engine:
     """Render apps through plugins, with a content-addressed cache and in-memory secrets.
 
     ``cache_dir`` holds the manifest cache and kiln's tool state (default: see
-    :func:`default_cache_dir`); ``use_cache=False`` renders every time. ``plugins`` are extra
+    :func:`default_cache_dir`); ``cache_url`` (or ``$KILN_CACHE_URL``), a ``redis://`` URL,
+    keeps manifests in Redis instead, shared by several replicas; ``use_cache=False`` renders
+    every time. ``plugins`` are extra
     plugin objects registered after the built-ins (handy for library callers and tests);
     ``entry_points=False`` skips third-party discovery.
     """
@@ -122,10 +124,16 @@ class Engine:
         entry_points: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
         max_cache_bytes: int = DEFAULT_MAX_BYTES,
+        cache_url: str | None = None,
     ) -> None:
         self.env: Mapping[str, str] = dict(os.environ if env is None else env)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.env)
         self.use_cache = use_cache
+        cache_url = cache_url or self.env.get("KILN_CACHE_URL")
+        if store is None and cache_url:
+            from kiln.core.cache.redis import RedisStore
+
+            store = RedisStore(cache_url)
         self.store: Store = store or FsStore(self.cache_dir, max_cache_bytes)
         self.timeout = timeout
         self.redactor = Redactor()

@@ -1,29 +1,27 @@
 """The filesystem cache store: one compressed, self-verifying file per key.
 
 Layout follows Kapitan's content-addressed style: ``objects/ab/cdef…`` (a two-character prefix
-directory). Each file is ``kiln-cache-1 <sha256 of payload>\\n`` followed by the zlib-compressed
-payload. Writes go to a temp file in the same directory and are renamed into place, so readers
-never see half an entry. A read that fails verification is a miss: the entry is logged and
+directory). Each file is one entry in the format of :mod:`kiln.core.cache.codec`. Writes go to
+a temp file in the same directory and are renamed into place, so readers never see half an
+entry. A read that fails verification is a miss: the entry is logged and
 removed. Reads refresh the file's mtime, which eviction uses as "last used".
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
-import zlib
 from pathlib import Path
 
+from kiln.core.cache import codec
 from kiln.core.cache.base import CacheStats
 from kiln.core.errors import CacheError
 
 log = logging.getLogger("kiln.cache")
 
-MAGIC = b"kiln-cache-1 "
 DEFAULT_MAX_BYTES = 1 << 30
 
 
@@ -51,7 +49,7 @@ class FsStore:
         except OSError as exc:
             log.warning("cache entry %s unreadable (%s): treating as a miss", key[:12], exc)
             return None
-        payload = self._verify(blob)
+        payload = codec.decode(blob)
         if payload is None:
             log.warning("cache entry %s is corrupted: removed", key[:12])
             self._remove(path)
@@ -60,25 +58,10 @@ class FsStore:
             os.utime(path)
         return payload
 
-    @staticmethod
-    def _verify(blob: bytes) -> bytes | None:
-        header, sep, body = blob.partition(b"\n")
-        if not sep or not header.startswith(MAGIC):
-            return None
-        expected = header[len(MAGIC):].decode("ascii", "replace")
-        try:
-            payload = zlib.decompress(body)
-        except zlib.error:
-            return None
-        if hashlib.sha256(payload).hexdigest() != expected:
-            return None
-        return payload
-
     def put(self, key: str, payload: bytes) -> None:
         """Write ``payload`` atomically under ``key``, then evict if over the size bound."""
         path = self._path(key)
-        digest = hashlib.sha256(payload).hexdigest().encode()
-        blob = MAGIC + digest + b"\n" + zlib.compress(payload, 6)
+        blob = codec.encode(payload)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)

@@ -1,0 +1,104 @@
+"""The Redis cache store: several kiln replicas (e.g. Argo CD repo-server sidecars) share one cache.
+
+Entries use the same self-verifying format as the filesystem store, under ``kiln:m:<key>``.
+Each entry gets a time-to-live refreshed on every read (24 hours by default, Argo CD's
+``repo-cache-expiration``), so unused renders expire; Redis' own ``maxmemory`` policy bounds the
+total. Only placeholder-bearing, pre-resolution renders are ever stored, as with every store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from kiln.core.cache import codec
+from kiln.core.cache.base import CacheStats
+from kiln.core.errors import CacheError
+
+log = logging.getLogger("kiln.cache")
+
+PREFIX = "kiln:m:"
+DEFAULT_TTL = 24 * 3600
+
+
+class RedisStore:
+    """A store in Redis at ``url`` (``redis://host:port/db``, ``rediss://`` for TLS).
+
+    An unreachable Redis makes reads misses and writes no-ops (with a warning), so rendering
+    goes on without the shared cache; ``stats`` and ``clear`` raise CacheError.
+    """
+
+    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0) -> None:
+        import redis
+
+        self.url = url
+        self.ttl = ttl
+        self._client: Any = redis.Redis.from_url(url, socket_timeout=timeout,
+                                                 socket_connect_timeout=timeout)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+
+    def _unavailable(self, exc: BaseException) -> CacheError:
+        return CacheError(f"Redis cache unreachable: {type(exc).__name__}",
+                          source=_without_password(self.url))
+
+    def get(self, key: str) -> bytes | None:
+        """Return the verified payload or None; a corrupted entry is deleted."""
+        name = PREFIX + key
+        try:
+            pipe = self._client.pipeline()
+            pipe.get(name)
+            pipe.expire(name, self.ttl)
+            blob, _ = pipe.execute()
+        except self._errors as exc:
+            # A shared cache that is down must not stop rendering: it is only slower.
+            log.warning("Redis cache %s unreachable (%s): rendering without it",
+                        _without_password(self.url), type(exc).__name__)
+            return None
+        if blob is None:
+            return None
+        payload = codec.decode(blob)
+        if payload is None:
+            log.warning("cache entry %s is corrupted: removed", key[:12])
+            with contextlib.suppress(*self._errors):
+                self._client.delete(name)
+        return payload
+
+    def put(self, key: str, payload: bytes) -> None:
+        """Store ``payload`` under ``key`` with the store's time-to-live."""
+        try:
+            self._client.set(PREFIX + key, codec.encode(payload), ex=self.ttl)
+        except self._errors as exc:
+            log.warning("cannot write cache entry %s: %s", key[:12], type(exc).__name__)
+
+    def _keys(self) -> list[bytes]:
+        try:
+            return list(self._client.scan_iter(match=PREFIX + "*", count=500))
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
+
+    def stats(self) -> CacheStats:
+        """Count kiln's entries and their bytes."""
+        keys = self._keys()
+        total = 0
+        for key in keys:
+            total += int(self._client.strlen(key) or 0)
+        return CacheStats(len(keys), total, 0, _without_password(self.url))
+
+    def clear(self) -> int:
+        """Delete every kiln entry (other keys in the database are left alone)."""
+        keys = self._keys()
+        if keys:
+            self._client.delete(*keys)
+        return len(keys)
+
+    def gc(self) -> int:
+        """Nothing to do: entries expire by time-to-live and Redis' maxmemory policy."""
+        return 0
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
