@@ -85,7 +85,7 @@ def _helm(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
     """Flatten values into Helm ``--set`` paths (``a.b``, ``list[0]``; dots in keys escaped),
-    scalars rendered as Helm reads them back; at most MAX_VALUES entries."""
+    scalars rendered as Helm reads them back, nulls left out; at most MAX_VALUES entries."""
     if len(out) >= MAX_VALUES:
         return
     if isinstance(value, dict):
@@ -95,7 +95,7 @@ def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _flatten(item, f"{prefix}[{index}]", out)
-    elif prefix:
+    elif prefix and value is not None:  # `--set a=null` deletes a key: not a default
         out[prefix] = _scalar(value)
 
 
