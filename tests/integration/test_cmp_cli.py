@@ -4,9 +4,9 @@ against the real helm binary."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
