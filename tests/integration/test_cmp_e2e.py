@@ -490,6 +490,29 @@ def test_cache_hit_across_revisions(tmp_path: Path) -> None:
     assert Engine(cache_dir=cache, entry_points=False, env={}).store.stats().entries == 1
 
 
+def _needs(*names: str) -> Any:
+    missing = [n for n in names if n not in _installed()]
+    return pytest.mark.xfail(bool(missing), strict=True,
+                             reason=f"needs the {', '.join(missing)} plugin (merged from its "
+                                    "branch)")
+
+
+@_needs("helm")
+def test_cache_follows_substituted_parameters(tmp_path: Path) -> None:
+    """A Helm parameter referencing $ARGOCD_APP_REVISION_SHORT must not be served stale from
+    the cache when the revision changes (same files, same parameters, new value)."""
+    repo = tmp_path / "repo"
+    _repo_with(CHART_FILES)(repo)
+    cache = tmp_path / "shared-cache"
+    for revision in (REVISION, "1234567" + "0" * 33):
+        env = argocd_env(app_name="web", namespace="web-prod", source_path="apps/web",
+                         params=HELM_PARAMS, revision=revision)
+        proc = run_generate(repo, "apps/web", env, tmp_path, cache=cache)
+        assert proc.returncode == 0, proc.stderr
+        want = _helm_expected_with(["values-prod.yaml"])(repo / "apps/web", env, tmp_path)
+        same_objects(objects(proc.stdout), want)
+
+
 def test_unknown_parameter_fails_with_nothing_on_stdout(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     _repo_with(DIRECTORY_APP)(repo)

@@ -253,3 +253,24 @@ def test_load_app_unknown_section_is_a_config_error(tmp_path: Path, cache_dir: P
     env = {"ARGOCD_APP_PARAMETERS": json.dumps([{"name": "nope", "string": "x"}])}
     with pytest.raises(ConfigError, match="unknown parameter 'nope'"):
         load_app_from_environment(engine, tmp_path, env)
+
+
+def test_cache_identity_carries_only_referenced_build_env(tmp_path: Path) -> None:
+    """A $VAR in an option puts that variable's value in the cache identity (a new revision
+    referenced by a Helm parameter is a miss); unreferenced variables stay out (a hit)."""
+    from kiln.core.app import App
+
+    def identity(revision: str, options: dict[str, Any]) -> dict[str, Any]:
+        env = {"ARGOCD_APP_REVISION": revision, "ARGOCD_APP_REVISION_SHORT": revision[:7],
+               "ARGOCD_ENV_FOO": "bar"}
+        return App(path=tmp_path, options=options, env=env).identity()
+
+    pinned = {"helm": {"parameters": [{"name": "image.tag", "value": "v1"}]}}
+    assert identity("a" * 40, pinned) == identity("b" * 40, pinned)
+    assert "env" not in identity("a" * 40, pinned)
+    floating = {"helm": {"parameters": [
+        {"name": "image.tag", "value": "${ARGOCD_APP_REVISION_SHORT}-$ARGOCD_ENV_FOO"},
+        {"name": "price", "value": "$$5"}]}}
+    assert identity("a" * 40, floating) != identity("b" * 40, floating)
+    assert identity("a" * 40, floating)["env"] == {
+        "ARGOCD_APP_REVISION_SHORT": "aaaaaaa", "ARGOCD_ENV_FOO": "bar"}
