@@ -213,3 +213,14 @@ def test_parameters_follow_kiln_yaml_type(tmp_path: Path) -> None:
                       "kustomization.yaml": "resources: []\n"})
     assert "helm-release-name" in _announced(tmp_path)
 
+
+
+def test_docs_parameter_table_matches_the_code() -> None:
+    """docs/argocd-cmp.md lists every parameter with its collection and kiln option."""
+    text = (REPO / "docs" / "argocd-cmp.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in {row.name for row in TABLE}:
+            rows[cells[0]] = (cells[1], cells[2])
+    assert rows == {row.name: (row.collection, row.target) for row in TABLE}
