@@ -135,10 +135,11 @@ def tree_digest(root: Path) -> str:
 
 
 def request_key(app_dir: Path, env: Mapping[str, str]) -> str:
-    """The memo's name: the CMP request (settings, PARAM_* forms) plus stamps of kiln's code
-    and tools, so an upgrade in place never serves an old render."""
+    """The memo's name: the CMP request (settings, PARAM_* forms, every KILN_* setting such as
+    a tool override) plus stamps of kiln's code and tools, so an upgrade in place never
+    serves an old render."""
     request = {k: env.get(k) for k in REQUEST_VARS}
-    request.update({k: v for k, v in env.items() if k.startswith(PARAM_PREFIX)})
+    request.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
     return hashlib.sha256(json.dumps({
         "format": FORMAT,
         "request": request,

@@ -88,6 +88,7 @@ def test_any_dependency_change_is_a_miss(setup: tuple[Path, Path, dict[str, str]
     assert serve(app_dir, {**env, "PARAM_DIRECTORY_RECURSE": "false"}) is None
     assert serve(app_dir, {**env, "ARGOCD_APP_NAMESPACE": "staging"}) is None
     assert serve(app_dir, {**env, "KUBE_VERSION": "1.32.0"}) is None
+    assert serve(app_dir, {**env, "KILN_HELM": "/opt/other/helm"}) is None
     (app_dir / "kiln.yaml").write_text("namespace: x\n")
     assert serve(app_dir, env) is None
 
