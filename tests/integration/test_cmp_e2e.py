@@ -438,10 +438,9 @@ CASES = [
             needs=("jsonnet",)),
     CmpCase("directory-sops", _sops_repo, _sops_expected, needs=("sops",)),
 ]
-# To add after the merge (they need fixtures owned by other branches): a Helm chart and a
-# Kustomize app with AVP placeholders resolved from the OpenBao dev server (plugin.env
-# AVP_TYPE/VAULT_ADDR as ARGOCD_ENV_*, token in the sidecar env), and SOPS secrets inside a
-# Helm chart / a kustomize secretGenerator.
+# Vault cases: test_cmp_generate_with_vault below (it needs the OpenBao fixture module from
+# the vault branch). Still to add after the merge: a Kustomize app with AVP placeholders, and
+# SOPS secrets inside a Helm chart / a kustomize secretGenerator.
 
 
 def _installed() -> set[str]:
@@ -528,3 +527,70 @@ def test_broken_manifest_fails_with_nothing_on_stdout(tmp_path: Path) -> None:
     _repo_with({**DIRECTORY_APP, "zz-broken.yaml": "kind: [unclosed\n"})(repo)
     env = argocd_env(app_name="web", namespace="web-prod", source_path="apps/web")
     assert_clean_failure(run_generate(repo, "apps/web", env, tmp_path), "zz-broken.yaml")
+
+
+# -- Vault (argocd-vault-plugin placeholders) ------------------------------------------------------
+
+VAULT_PLACEHOLDER = "<path:secret/data/web#password>"
+VAULT_SECRET = (
+    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\nstringData:\n"
+    f"  password: {VAULT_PLACEHOLDER}\n")
+VAULT_CHART = {
+    **{k: v for k, v in CHART_FILES.items() if not k.startswith("crds/")},
+    "values.yaml": CHART_FILES["values.yaml"] + f"dbPassword: {VAULT_PLACEHOLDER!r}\n",
+    "templates/secret.yaml": (
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-db\n"
+        "stringData:\n  password: {{ .Values.dbPassword | quote }}\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """An OpenBao dev server from the vault branch's fixture module (None before the merge)."""
+    try:
+        from tests.integration.openbao import start_openbao, stop_openbao
+    except ImportError:
+        yield None
+        return
+    server = start_openbao(tmp_path_factory.mktemp("openbao"))
+    try:
+        yield server
+    finally:
+        stop_openbao(server)
+
+
+def _vault_case(kind: str) -> Any:
+    needs = ("vault", "helm") if kind == "helm" else ("vault",)
+    missing = [n for n in needs if n not in _installed()]
+    marks = [pytest.mark.xfail(strict=True, reason=f"needs the {', '.join(missing)} plugin "
+                               "(merged from its branch)")] if missing else []
+    return pytest.param(kind, id=f"{kind}-vault", marks=marks)
+
+
+@pytest.mark.parametrize("kind", [_vault_case("directory"), _vault_case("helm")])
+def test_cmp_generate_with_vault(kind: str, bao: Any, tmp_path: Path) -> None:
+    """AVP placeholders resolved from a real OpenBao: settings from plugin.env
+    (ARGOCD_ENV_AVP_TYPE, ARGOCD_ENV_VAULT_ADDR...), the token only in the sidecar's env."""
+    assert bao is not None, "needs tests/integration/openbao.py (merged from the vault branch)"
+    value = "pw-" + uuid.uuid4().hex
+    bao.kv2_put("secret", "web", {"password": value})
+    repo = tmp_path / "repo"
+    files = {"secret.yaml": VAULT_SECRET} if kind == "directory" else VAULT_CHART
+    _repo_with(files)(repo)
+    plugin_env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": bao.addr}
+    params = HELM_PARAMS if kind == "helm" else ()
+    env = argocd_env(app_name="web", namespace="web-prod", source_path="apps/web",
+                     params=params, plugin_env=plugin_env)
+    cache = tmp_path / "cache"
+    proc = run_generate(repo, "apps/web", env, tmp_path, cache=cache,
+                        extra_sidecar_env={"VAULT_TOKEN": bao.token})
+    assert proc.returncode == 0, proc.stderr
+    app_dir = repo / "apps" / "web"
+    raw = (_yaml_files(["secret.yaml"])(app_dir, env, tmp_path) if kind == "directory"
+           else _helm_expected_with(["values-prod.yaml"])(app_dir, env, tmp_path))
+    want = objects(yaml.safe_dump_all(raw).replace(VAULT_PLACEHOLDER, value))
+    same_objects(objects(proc.stdout), want)
+    assert value not in proc.stderr and bao.token not in proc.stderr
+    for path in cache.rglob("*"):
+        if path.is_file():
+            assert value.encode() not in path.read_bytes(), path
