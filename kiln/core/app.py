@@ -82,15 +82,39 @@ class App:
         return _typed(self.secrets.get(section), cls, f"secrets.{section}")
 
     def identity(self) -> dict[str, Any]:
-        """The spec as plain data for the cache key: everything but where the app lives."""
-        return {
+        """The spec as plain data for the cache key: everything but where the app lives.
+
+        Build-env variables the options reference (``$ARGOCD_APP_REVISION`` in a Helm
+        parameter) are part of it with their values, so a substituted value that changes is a
+        miss; variables nothing references stay out, so other revisions still hit.
+        """
+        options = {k: msgspec.to_builtins(v) for k, v in sorted(self.options.items())}
+        identity = {
             "name": self.name,
             "namespace": self.namespace,
             "type": self.type,
             "kubeVersion": self.kube_version,
             "apiVersions": list(self.api_versions),
-            "options": {k: msgspec.to_builtins(v) for k, v in sorted(self.options.items())},
+            "options": options,
         }
+        names = _referenced_names(options)
+        if names:
+            identity["env"] = {name: self.env.get(name, "") for name in sorted(names)}
+        return identity
+
+
+def _referenced_names(data: Any) -> set[str]:
+    """Every ``$VAR`` name referenced by a string (key or value) anywhere in ``data``."""
+    from kiln.core.envsubst import referenced
+
+    if isinstance(data, str):
+        return referenced(data)
+    if isinstance(data, dict):
+        return set().union(*(_referenced_names(k) | _referenced_names(v)
+                             for k, v in data.items())) if data else set()
+    if isinstance(data, (list, tuple)):
+        return set().union(*(_referenced_names(v) for v in data)) if data else set()
+    return set()
 
 
 def _typed(value: Any, cls: type[T], where: str, source: str | None = None) -> T:

@@ -24,3 +24,10 @@ def envsubst(text: str, env: Mapping[str, str]) -> str:
         return env.get(match.group(1) or match.group(2) or "", "")
 
     return _VAR.sub(replace, text)
+
+
+def referenced(text: str) -> set[str]:
+    """The variable names ``text`` references as ``$NAME`` or ``${NAME}`` (``$$`` is not one)."""
+    if "$" not in text:
+        return set()
+    return {m.group(1) or m.group(2) for m in _VAR.finditer(text) if not m.group(3)} - {""}

@@ -1,0 +1,5 @@
+"""``python -m kiln.cmp`` runs the ``cmp`` command group on its own."""
+
+from kiln.cmp.commands import main
+
+main()

@@ -1,0 +1,85 @@
+"""The ``kiln cmp`` command group: what the Argo CD sidecar calls besides ``kiln generate``.
+
+- ``kiln cmp plugin-yaml``: print the ConfigManagementPlugin (or a ConfigMap holding it).
+- ``kiln cmp discover [PATH]``: print the app kind and exit 0 when kiln can render PATH;
+  print nothing and exit 1 otherwise.
+- ``kiln cmp parameters [PATH]``: print the dynamic ParameterAnnouncement JSON list.
+
+stdout is written once, only after the command succeeded; errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+@click.group("cmp")
+def cmp() -> None:
+    """Argo CD Config Management Plugin (sidecar) commands."""
+
+
+@cmp.command("plugin-yaml")
+@click.option("--configmap", "configmap", is_flag=True,
+              help="Wrap plugin.yaml in a ConfigMap (to mount with subPath).")
+@click.option("--name", default=None, metavar="NAME",
+              help="ConfigMap name (default kiln-cmp-plugin).")
+@click.option("--namespace", default=None, metavar="NS", help="ConfigMap namespace.")
+def plugin_yaml(configmap: bool, name: str | None, namespace: str | None) -> None:
+    """Print the ConfigManagementPlugin for Argo CD's repo-server sidecar."""
+    from kiln.cmp import plugin_yaml as py
+
+    if configmap:
+        _emit(py.configmap_yaml(name or py.CONFIGMAP_NAME, namespace))
+    else:
+        _emit(py.plugin_yaml())
+
+
+@cmp.command("discover")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+def discover(path: str) -> None:
+    """Print the app kind and exit 0 if kiln can render PATH; else print nothing, exit 1."""
+    from kiln.cmp.detect import detect_kind
+
+    kind = detect_kind(Path(path))
+    if kind is None:
+        sys.exit(1)
+    _emit(f"{kind}\n")
+
+
+@cmp.command("parameters")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+def parameters(path: str) -> None:
+    """Print the parameter announcements (JSON) for the app in PATH."""
+    from kiln.cmp.announce import announcements
+
+    found = announcements(Path(path), os.environ)
+    _emit(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the ``cmp`` group standalone (``python -m kiln.cmp``) with kiln's error contract:
+    one ``kiln: error:`` line on stderr, nothing on stdout, exit 1."""
+    from kiln.cli import _fail, _State
+
+    state = _State()
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cmp.main(args=args, prog_name="kiln cmp", obj=state, standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.stderr.write("kiln: aborted\n")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - every failure ends as one line
+        _fail(state, exc)

@@ -1,0 +1,190 @@
+"""A start-up-free cache hit for ``kiln generate .`` inside the Argo CD sidecar (opt-in).
+
+Argo CD starts a new ``kiln generate .`` process for every manifest request. On a cache hit
+most of that process's time goes to importing click, PyYAML, msgspec and every plugin and to
+scanning entry points, before the cache is even looked at. This module answers a repeated
+request with the standard library only:
+
+- :func:`record` runs after a successful normal ``generate`` and writes a *memo* under
+  ``<cache dir>/cmp-fast/``: the exact stream printed, the sha256 of every input file the
+  renderer declared, the values of the build-env variables the options reference, and a
+  digest of the source tree's *shape* (every file and directory path under the source root).
+- :func:`serve` looks the memo up by the request (CMP settings, kiln code and tool stamps) and
+  returns the stream only when the tree shape, every input file and every referenced variable
+  are unchanged; anything else returns None and the caller takes the normal path.
+
+Only renders that needed no secret resolution, no post-render hook and no non-file input
+(``Inputs.extra``) are memoised, so a memo never holds a resolved secret and never stands for
+anything the files do not determine. Adding or removing any file under the source root
+invalidates every memo of that tree (a miss, never a stale hit).
+
+Wiring (for the CLI): before importing click, ``text = serve(os.getcwd(), os.environ)`` when
+the arguments are exactly ``generate .``; print it and exit 0 when not None. After a normal
+successful ``generate`` in CMP mode call :func:`record`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.cmp.environment import KUBE_VARS, PARAM_PREFIX
+
+if TYPE_CHECKING:
+    from kiln.core.app import App
+    from kiln.core.engine import Engine, RenderResult
+
+FORMAT = 1
+MEMO_DIR = "cmp-fast"
+TOOLS = ("helm", "kubectl", "kustomize", "sops", "jsonnet")
+REQUEST_VARS = ("ARGOCD_APP_NAME", "ARGOCD_APP_NAMESPACE", "ARGOCD_APP_PARAMETERS",
+                "ARGOCD_APP_SOURCE_PATH", *KUBE_VARS, "KILN_DISABLE_PLUGINS",
+                "KILN_STRICT_PLUGINS")
+SKIPPED_DIRS = frozenset({".git"})
+
+
+def cache_dir(env: Mapping[str, str]) -> Path:
+    """The cache directory, as :func:`kiln.core.engine.default_cache_dir` decides it."""
+    if env.get("KILN_CACHE_DIR"):
+        return Path(env["KILN_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kiln"
+
+
+def serve(app_dir: str | Path, env: Mapping[str, str]) -> str | None:
+    """The stream a previous ``generate`` printed for this very request, if nothing it
+    depends on changed; None otherwise (including on any read problem)."""
+    if not env.get("ARGOCD_APP_NAME"):
+        return None
+    try:
+        app_path = Path(os.path.abspath(app_dir))
+        memo_path = _memo_path(app_path, env)
+        memo = json.loads(memo_path.read_text(encoding="utf-8"))
+        if memo.get("format") != FORMAT:
+            return None
+        if memo["tree"] != tree_digest(app_path / memo["root"]):
+            return None
+        for rel, digest in memo["files"].items():
+            if _sha256(app_path / rel) != digest:
+                return None
+        for name, value in memo["env"].items():
+            if env.get(name, "") != value:
+                return None
+        text = memo["yaml"]
+        return text if isinstance(text, str) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def record(engine: Engine, app: App, result: RenderResult, text: str,
+           env: Mapping[str, str]) -> bool:
+    """Memoise a successful ``generate`` of ``app`` that printed ``text``; True if written.
+
+    Skipped (False) when not in CMP mode, when the render was uncacheable, resolved secrets,
+    ran post-render hooks, or depends on anything but files.
+    """
+    if not env.get("ARGOCD_APP_NAME") or result.key is None or result.secrets_resolved:
+        return False
+    if engine.plugins.has_post_render():
+        return False
+    renderer = engine.renderer_for(app)
+    inputs = renderer.inputs(app, engine.render_context())
+    if not inputs.cacheable or inputs.extra:
+        return False
+    real_app = os.path.realpath(app.path)
+    files = {os.path.relpath(os.path.realpath(path), real_app): _sha256(Path(path))
+             for path in inputs.files}
+    memo = {
+        "format": FORMAT,
+        "root": os.path.relpath(os.path.realpath(app.root), real_app),
+        "tree": tree_digest(app.root),
+        "files": dict(sorted(files.items())),
+        "env": dict(app.identity().get("env", {})),
+        "yaml": text,
+    }
+    path = _memo_path(app.path, env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".memo-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(memo, handle)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False
+    return True
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every file and directory path under ``root`` (``.git`` skipped): changes
+    when anything is added, removed or renamed, not when contents change."""
+    entries: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
+        rel = os.path.relpath(dirpath, root)
+        entries.extend(f"d {rel}/{d}" for d in dirnames)
+        entries.extend(f"f {rel}/{f}" for f in filenames)
+    return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8", "surrogateescape")
+                          ).hexdigest()
+
+
+def request_key(app_dir: Path, env: Mapping[str, str]) -> str:
+    """The memo's name: the CMP request (settings, PARAM_* forms, every KILN_* setting such as
+    a tool override) plus stamps of kiln's code and tools, so an upgrade in place never
+    serves an old render."""
+    request = {k: env.get(k) for k in REQUEST_VARS}
+    request.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
+    return hashlib.sha256(json.dumps({
+        "format": FORMAT,
+        "request": request,
+        "appFile": _sha256_or_none(app_dir / "kiln.yaml"),
+        "code": code_stamp(),
+    }, sort_keys=True).encode()).hexdigest()
+
+
+def code_stamp() -> list[Any]:
+    """(path, size, mtime) of kiln's own modules and of the tools beside this Python."""
+    import kiln
+
+    stamp: list[Any] = [sys.version, getattr(kiln, "__version__", "")]
+    package = Path(kiln.__file__).parent
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                stamp.append((os.path.relpath(os.path.join(dirpath, name), package),
+                              st.st_size, st.st_mtime_ns))
+    bindir = Path(sys.executable).parent
+    for tool in TOOLS:
+        try:
+            st = os.stat(bindir / tool)
+        except OSError:
+            continue
+        stamp.append((tool, st.st_size, st.st_mtime_ns))
+    return stamp
+
+
+def _memo_path(app_dir: Path, env: Mapping[str, str]) -> Path:
+    return cache_dir(env) / MEMO_DIR / f"{request_key(app_dir, env)}.json"
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return _sha256(path)
+    except OSError:
+        return None
+
+
+__all__ = ["code_stamp", "record", "request_key", "serve", "tree_digest"]
