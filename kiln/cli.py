@@ -204,6 +204,15 @@ def plugins(state: _State) -> None:
     click.echo("\n".join(lines))
 
 
+def _add_faces() -> None:
+    from kiln.cmp.commands import cmp
+
+    cli.add_command(cmp)
+
+
+_add_faces()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every KilnError into one line on stderr and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
