@@ -130,8 +130,11 @@ class KustomizeRenderer:
         top_data: dict[str, Any] | None = None
         if opts.edits_app():
             first = walk_top(app)
-            top_data = apply_edits(load_kustomization(first), opts, app.env, first.parent,
-                                   first.name)
+            try:
+                top_data = apply_edits(load_kustomization(first), opts, app.env, first.parent,
+                                       first.name)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, source=exc.source or str(first)) from None
         closure = walk(app.path, app.root, top_data)
         if closure.helm and not flags.enable_helm:
             raise ConfigError("helmCharts need kustomize.buildOptions '--enable-helm'",
