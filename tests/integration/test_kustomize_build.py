@@ -1,0 +1,252 @@
+"""Kustomize builds: helmCharts, concurrency on one checkout, caching, bad input, confinement."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kiln.core.engine import Engine
+from tests.helpers import REPO, assert_clean_failure, run_kiln, tool
+from tests.integration.kustomize_support import (
+    BASE,
+    kiln_render,
+    raw_kustomize,
+    tree_digest,
+    write_tree,
+)
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = REPO / "tests" / "fixtures" / "kustomize"
+OVERLAY = "resources: [../../base]\nnamePrefix: app-\n"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A checkout with a base and an overlay app."""
+    return write_tree(tmp_path / "repo", {**BASE, "apps/web/kustomization.yaml": OVERLAY})
+
+
+def render_cli(app: Path, root: Path, cache: Path, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_kiln("render", str(app), "--source-root", str(root), "--cache-dir", str(cache),
+                    *args, env=env)
+
+
+# -- helmCharts ------------------------------------------------------------------------------
+
+
+def test_helm_charts_with_enable_helm_match_kubectl(tmp_path: Path, cache_dir: Path) -> None:
+    app = tmp_path / "helm-app"
+    shutil.copytree(FIXTURES / "helm-app", app)
+    write_tree(app, {"kiln.yaml": "kubeVersion: '1.29.0'\napiVersions: [batch/v9]\n"
+                                  "kustomize:\n  buildOptions: --enable-helm\n"})
+    before = tree_digest(app)
+    got = kiln_render(app, app, cache_dir)
+    assert tree_digest(app) == before, "kiln wrote into the checkout"
+    expected = raw_kustomize(app, "--enable-helm", "--helm-command", tool("helm"),
+                             "--helm-kube-version", "1.29.0", "--helm-api-versions", "batch/v9")
+    assert got == expected
+    data = next(o for o in got if o["metadata"]["name"] == "k-demo-tiny")["data"]
+    assert data["greeting"] == "hello from kustomize"
+    assert data["kubeVersion"] == "v1.29.0" and data["hasBatchV9"] == "true"
+
+
+def test_helm_chart_values_are_inputs(tmp_path: Path, cache_dir: Path) -> None:
+    app = tmp_path / "helm-app"
+    shutil.copytree(FIXTURES / "helm-app", app)
+    settings = {"kustomize": {"buildOptions": "--enable-helm"}}
+    first = kiln_render(app, app, cache_dir, settings, use_cache=True)
+    values = app / "charts" / "tiny" / "values.yaml"
+    values.write_text(values.read_text().replace("replicas: 1", "replicas: 7"))
+    second = kiln_render(app, app, cache_dir, settings, use_cache=True)
+    assert first != second
+    assert next(o for o in second if o["metadata"]["name"] == "k-demo-tiny")["data"][
+        "replicas"] == "7"
+
+
+def test_helm_charts_without_enable_helm_is_a_clean_error(tmp_path: Path) -> None:
+    app = tmp_path / "helm-app"
+    shutil.copytree(FIXTURES / "helm-app", app)
+    proc = render_cli(app, app, tmp_path / "c")
+    assert_clean_failure(proc, "--enable-helm")
+
+
+# -- concurrency and the checkout ------------------------------------------------------------
+
+
+def test_two_renders_of_one_checkout_run_at_once(repo: Path, tmp_path: Path) -> None:
+    """Argo CD serialises these (kustomize edit in the checkout); kiln runs them side by side."""
+    before = tree_digest(repo)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kiln", "render", str(repo / "apps" / "web"), "--source-root",
+             str(repo), "--no-cache", "-O", f"kustomize.namePrefix={prefix}",
+             "-O", f"kustomize.namespace={prefix.rstrip('-')}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for prefix in ("one-", "two-")
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    assert tree_digest(repo) == before, "kiln changed the checkout"
+    for prefix, (out, _) in zip(("one-", "two-"), outputs, strict=True):
+        hand = repo / f"hand-{prefix}" / "web"
+        write_tree(hand, {"kustomization.yaml": OVERLAY.replace("app-", prefix) +
+                          f"namespace: {prefix.rstrip('-')}\n"})
+        expected = raw_kustomize(hand)
+        assert [d for d in yaml.safe_load_all(out) if d] == expected
+
+
+# -- cache -----------------------------------------------------------------------------------
+
+
+def test_cache_hit_never_runs_kubectl(repo: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    app = repo / "apps" / "web"
+    first = render_cli(app, repo, cache)
+    assert first.returncode == 0, first.stderr
+    # A kubectl that would fail on any call: a hit must not need it, not even for its version.
+    shim = tmp_path / "bin" / "kubectl"
+    shim.parent.mkdir()
+    real = tool("kubectl")
+    # Same size and mtime as the real binary is not needed: the memo is keyed by the binary
+    # kiln finds, so point KILN_KUBECTL at the real one and break PATH instead.
+    shim.write_text("#!/bin/sh\necho called >> \"$0.log\"\nexit 1\n")
+    shim.chmod(shim.stat().st_mode | stat.S_IEXEC)
+    env = {"KILN_KUBECTL": real, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}"}
+    second = render_cli(app, repo, cache, "--debug", env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert "cache hit" in second.stderr
+    assert "running" not in second.stderr, second.stderr
+    assert not (shim.parent / "kubectl.log").exists()
+
+
+def test_change_in_nested_base_file_is_a_miss(repo: Path, cache_dir: Path) -> None:
+    engine = Engine(cache_dir, entry_points=False)
+    app = engine.load_app(repo / "apps" / "web", source_root=repo)
+    assert not engine.render(app).cache_hit
+    assert engine.render(app).cache_hit
+    deploy = repo / "base" / "deploy.yaml"
+    deploy.write_text(deploy.read_text().replace("nginx:1.25", "nginx:1.26"))
+    result = engine.render(app)
+    assert not result.cache_hit
+    assert "nginx:1.26" in result.to_yaml()
+    assert set(result.inputs) >= {"kustomization.yaml", "../../base/kustomization.yaml",
+                                  "../../base/deploy.yaml", "../../base/service.yaml"}
+
+
+def test_kiln_kustomize_binary_is_used(repo: Path, tmp_path: Path) -> None:
+    """KILN_KUSTOMIZE names a standalone kustomize. None ships on PyPI, so this one is a shell
+    script that logs its call and hands ``build`` to the real ``kubectl kustomize``."""
+    script = tmp_path / "kustomize"
+    log = tmp_path / "calls.log"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"echo \"$@\" >> {log}\n"
+        "if [ \"$1\" = version ]; then echo v5.8.1-test; exit 0; fi\n"
+        "[ \"$1\" = build ] || exit 2\nshift\n"
+        f"exec {tool('kubectl')} kustomize \"$@\"\n")
+    script.chmod(0o755)
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c",
+                      env={"KILN_KUSTOMIZE": str(script)})
+    assert proc.returncode == 0, proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "version" and calls[1].startswith("build ")
+    assert [d for d in yaml.safe_load_all(proc.stdout) if d] == raw_kustomize(
+        repo / "apps" / "web")
+
+
+def test_tool_version_is_in_the_cache_key(repo: Path, tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "c", entry_points=False)
+    app = engine.load_app(repo / "apps" / "web", source_root=repo)
+    version = engine.plugins.renderers.get("kustomize").tool_version(engine.render_context())
+    assert "Kustomize Version: v5" in version
+    key = engine.render(app).key
+    other = Engine(tmp_path / "c", entry_points=False)
+    memo = other.tool_versions._load()
+    for ident in memo:
+        memo[ident] = "Kustomize Version: v0.0.0"
+    assert other.render(other.load_app(repo / "apps" / "web", source_root=repo)).key != key
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_missing_resource(repo: Path, tmp_path: Path) -> None:
+    write_tree(repo, {"apps/web/kustomization.yaml": "resources: [../../base, gone.yaml]\n"})
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "kustomization.yaml", "gone.yaml", "no such file")
+
+
+def test_bad_patch_target(repo: Path, tmp_path: Path) -> None:
+    write_tree(repo, {"apps/web/kustomization.yaml": OVERLAY + "patches:\n- path: p.yaml\n",
+                      "apps/web/p.yaml": "apiVersion: apps/v1\nkind: Deployment\n"
+                                         "metadata: {name: nothing-here}\nspec: {replicas: 2}\n"})
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "nothing-here")
+    assert str(tmp_path / "c") not in proc.stderr, "private build paths leak into the error"
+
+
+def test_cycle(repo: Path, tmp_path: Path) -> None:
+    write_tree(repo, {"apps/a/kustomization.yaml": "resources: [../b]\n",
+                      "apps/b/kustomization.yaml": "resources: [../a]\n"})
+    proc = render_cli(repo / "apps" / "a", repo, tmp_path / "c")
+    assert_clean_failure(proc, "cycle")
+
+
+def test_malformed_kustomization(repo: Path, tmp_path: Path) -> None:
+    write_tree(repo, {"apps/web/kustomization.yaml": "resources: [../../base\n"})
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "kustomization.yaml", "malformed YAML")
+
+
+def test_unknown_option_key(repo: Path, tmp_path: Path) -> None:
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c", "-O", "kustomize.prefix=x")
+    assert_clean_failure(proc, "kustomize.prefix")
+
+
+# -- confinement -----------------------------------------------------------------------------
+
+
+def test_resource_outside_source_root_is_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "repo", {"app/kustomization.yaml": "resources: [../../x.yaml]\n"})
+    write_tree(tmp_path, {"x.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
+    proc = render_cli(root / "app", root, tmp_path / "c")
+    assert_clean_failure(proc, "outside the source root")
+
+
+def test_symlink_out_of_root_is_refused(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "repo", {"app/kustomization.yaml": "resources: [cm.yaml]\n"})
+    write_tree(tmp_path, {"secret.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\n"})
+    (root / "app" / "cm.yaml").symlink_to(tmp_path / "secret.yaml")
+    proc = render_cli(root / "app", root, tmp_path / "c")
+    assert_clean_failure(proc, "resolves outside the source root")
+
+
+def test_symlink_inside_root_behaves_as_in_the_checkout(tmp_path: Path, cache_dir: Path) -> None:
+    root = write_tree(tmp_path / "repo", {**BASE, "app/kustomization.yaml": "resources: [b]\n"})
+    (root / "app" / "b").symlink_to("../base")
+    assert kiln_render(root / "app", root, cache_dir) == raw_kustomize(root / "app")
+
+
+def test_default_load_restrictor_stays_on(tmp_path: Path) -> None:
+    files = {"shared/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\n",
+             "app/kustomization.yaml": "resources: [../shared/cm.yaml]\n"}
+    root = write_tree(tmp_path / "repo", files)
+    proc = render_cli(root / "app", root, tmp_path / "c")
+    assert_clean_failure(proc, "security")
+    ok = render_cli(root / "app", root, tmp_path / "c",
+                    "-O", "kustomize.buildOptions=--load-restrictor LoadRestrictionsNone")
+    assert ok.returncode == 0, ok.stderr
+    assert [d for d in yaml.safe_load_all(ok.stdout) if d] == raw_kustomize(
+        root / "app", "--load-restrictor", "LoadRestrictionsNone")
