@@ -76,12 +76,12 @@ class KustomizeRenderer:
             "buildOptions": plan.flags.argv,
             "loadRestrictor": plan.flags.load_restrictor,
         }
-        if plan.flags.enable_helm and closure.helm:
-            helm = find_tool("helm", "KILN_HELM", ctx.env)
-            extra["helm"] = ctx.tool_versions.get(helm, ["version", "--short"], env=ctx.env)
         if closure.unpinned:
             return Inputs(files=sorted(closure.files), extra=extra, cacheable=False,
                           reason="; ".join(closure.unpinned))
+        if plan.flags.enable_helm and closure.helm:
+            helm = find_tool("helm", "KILN_HELM", ctx.env)
+            extra["helm"] = ctx.tool_versions.get(helm, ["version", "--short"], env=ctx.env)
         return Inputs(files=sorted(closure.files), extra=extra)
 
     def render(self, app: App, ctx: RenderContext) -> str:
