@@ -55,6 +55,10 @@ class KustomizeRenderer:
         from kiln import __version__
 
         self.version = __version__
+        # The plan inputs() made, handed to the render() that follows it for the same App object
+        # (the engine always calls them in that order), so the closure is walked once and the
+        # files copied are the files hashed. Taken, never reused: a lone render() walks afresh.
+        self._handoff: tuple[App, _Plan] | None = None
 
     def detect(self, app: App) -> bool:
         """True when the app holds kustomization.yaml, kustomization.yml or Kustomization."""
@@ -69,6 +73,7 @@ class KustomizeRenderer:
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:
         """Every local file the build reads; remote references unpinned make it uncacheable."""
         plan = self._plan(app)
+        self._handoff = (app, plan)
         closure = plan.closure
         extra: dict[str, Any] = {
             "edited": plan.top_data,
@@ -89,7 +94,8 @@ class KustomizeRenderer:
         from kiln.plugins.kustomize.mirror import lay_out, mirror_path
         from kiln.plugins.kustomize.tool import locate
 
-        plan = self._plan(app)
+        handoff, self._handoff = self._handoff, None
+        plan = handoff[1] if handoff is not None and handoff[0] is app else self._plan(app)
         closure, flags = plan.closure, plan.flags
         tool = locate(ctx.env)
         builds = ctx.tool_dir(self.name) / "builds"
