@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -250,3 +254,48 @@ def test_default_load_restrictor_stays_on(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert [d for d in yaml.safe_load_all(ok.stdout) if d] == raw_kustomize(
         root / "app", "--load-restrictor", "LoadRestrictionsNone")
+
+
+@pytest.fixture
+def chart_repo(tmp_path: Path) -> Iterator[str]:
+    """A Helm chart repository on 127.0.0.1 serving the tiny fixture chart (helm package +
+    helm repo index, served by http.server); stopped at teardown."""
+    served = tmp_path / "chart-repo"
+    served.mkdir()
+    helm = tool("helm")
+    subprocess.run([helm, "package", str(FIXTURES / "helm-app" / "charts" / "tiny"), "-d",
+                    str(served)], check=True, capture_output=True)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    subprocess.run([helm, "repo", "index", str(served), "--url", url], check=True,
+                   capture_output=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_pulled_chart_goes_to_a_private_dir(tmp_path: Path, chart_repo: str) -> None:
+    app = write_tree(tmp_path / "app", {"kustomization.yaml": f"""
+        helmCharts:
+        - name: tiny
+          repo: {chart_repo}
+          version: 0.1.0
+          releaseName: pulled
+    """})
+    before = tree_digest(app)
+    settings = {"kustomize": {"buildOptions": "--enable-helm"}}
+    engine = Engine(tmp_path / "c", entry_points=False)
+    loaded = engine.load_app(app, settings, source_root=app)
+    first = engine.render(loaded, secrets=False)
+    assert tree_digest(app) == before, "the chart was pulled into the checkout"
+    copy = tmp_path / "copy"
+    shutil.copytree(app, copy)
+    assert first.objects == raw_kustomize(copy, "--enable-helm", "--helm-command", tool("helm"))
+    assert first.key is not None, "an exact chart version is cacheable"
+    assert engine.render(loaded, secrets=False).cache_hit

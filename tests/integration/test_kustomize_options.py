@@ -218,3 +218,18 @@ def test_refused_build_options(repo: Path, tmp_path: Path, flag: str) -> None:
     proc = run_kiln("render", str(repo / "apps" / "web"), "--source-root", str(repo),
                     "--cache-dir", str(tmp_path / "c"), "-O", f"kustomize.buildOptions={flag}")
     assert_clean_failure(proc, "buildOptions", flag.split()[0])
+
+
+def test_malformed_inline_patch_option(repo: Path, tmp_path: Path) -> None:
+    proc = run_kiln("render", str(repo / "apps" / "web"), "--source-root", str(repo),
+                    "--cache-dir", str(tmp_path / "c"),
+                    "-O", 'kustomize.patches=[{patch: "foo: [", target: {kind: Deployment}}]')
+    assert_clean_failure(proc, "kustomize.patches[0].patch", "malformed YAML")
+
+
+def test_patch_file_outside_source_root_is_refused(repo: Path, tmp_path: Path) -> None:
+    write_tree(tmp_path, {"outside.yaml": PATCH_FILE})
+    proc = run_kiln("render", str(repo / "apps" / "web"), "--source-root", str(repo),
+                    "--cache-dir", str(tmp_path / "c"),
+                    "-O", "kustomize.patches=[{path: ../../../outside.yaml}]")
+    assert_clean_failure(proc, "outside the source root")

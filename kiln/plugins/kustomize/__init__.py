@@ -110,10 +110,12 @@ class KustomizeRenderer:
                 if closure.helm:
                     helm_home = ctx.tool_dir("helm") / "config"
                     extra_argv += ["--helm-command", find_tool("helm", "KILN_HELM", ctx.env)]
-                kube_version = flags.helm_kube_version or app.kube_version
+                # As Argo CD: the app's versions come after buildOptions' own, so its kube
+                # version wins and the API version lists add up.
+                kube_version = app.kube_version or flags.helm_kube_version
                 if kube_version:
                     extra_argv += ["--helm-kube-version", kube_version]
-                for api in flags.helm_api_versions or app.api_versions:
+                for api in (*flags.helm_api_versions, *app.api_versions):
                     extra_argv += ["--helm-api-versions", api]
             lay_out(closure, src, plan.top_data, helm_home)
             target = mirror_path(closure, src, closure.top.parent)

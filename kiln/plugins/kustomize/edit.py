@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from kiln.core.envsubst import envsubst
-from kiln.core.errors import ConfigError
+from kiln.core.errors import ConfigError, InputError
+from kiln.core.manifests import load_yaml_documents
 from kiln.plugins.kustomize.options import KustomizeOptions, Patch
 
 _TAG = re.compile(r"^[a-zA-Z0-9._-]*$|^\*$")
@@ -68,7 +69,7 @@ def apply_edits(data: dict[str, Any], opts: KustomizeOptions, env: Mapping[str, 
         existing = out.get("patches")
         if existing is not None and not isinstance(existing, list):
             raise ConfigError("expected 'patches' in the kustomization to be a list")
-        out["patches"] = [*(existing or []), *(_patch_dict(p) for p in opts.patches)]
+        out["patches"] = [*(existing or []), *(_patch_dict(p, i) for i, p in enumerate(opts.patches))]
     if opts.components:
         _add_components(out, opts, app_dir, kfile_name)
     return out
@@ -217,11 +218,15 @@ def _write(target: dict[str, Any], pairs: Mapping[str, str], force: bool, kind: 
         target[key] = value
 
 
-def _patch_dict(patch: Patch) -> dict[str, Any]:
+def _patch_dict(patch: Patch, index: int) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     if patch.path is not None:
         entry["path"] = patch.path
     if patch.patch is not None:
+        try:
+            list(load_yaml_documents(patch.patch, f"kustomize.patches[{index}].patch"))
+        except InputError as exc:
+            raise ConfigError(exc.message, source=exc.source) from None
         entry["patch"] = patch.patch
     if patch.target is not None:
         fields = {"group": patch.target.group, "version": patch.target.version,

@@ -209,6 +209,7 @@ class _Walker:
         if kfile is None:
             raise InputError("directory has no kustomization.yaml, kustomization.yml or "
                              "Kustomization", source=str(directory))
+        kfile = self.trace(directory, kfile.name, kfile)
         self.closure.files.add(kfile)
         self.closure.dirs.add(directory)
         if data is None:
