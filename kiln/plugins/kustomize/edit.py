@@ -69,7 +69,8 @@ def apply_edits(data: dict[str, Any], opts: KustomizeOptions, env: Mapping[str, 
         existing = out.get("patches")
         if existing is not None and not isinstance(existing, list):
             raise ConfigError("expected 'patches' in the kustomization to be a list")
-        out["patches"] = [*(existing or []), *(_patch_dict(p, i) for i, p in enumerate(opts.patches))]
+        added = [_patch_dict(p, i) for i, p in enumerate(opts.patches)]
+        out["patches"] = [*(existing or []), *added]
     if opts.components:
         _add_components(out, opts, app_dir, kfile_name)
     return out
