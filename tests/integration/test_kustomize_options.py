@@ -233,3 +233,17 @@ def test_patch_file_outside_source_root_is_refused(repo: Path, tmp_path: Path) -
                     "--cache-dir", str(tmp_path / "c"),
                     "-O", "kustomize.patches=[{path: ../../../outside.yaml}]")
     assert_clean_failure(proc, "outside the source root")
+
+
+def test_bundled_example(tmp_path: Path, cache_dir: Path) -> None:
+    from tests.helpers import EXAMPLES
+
+    example = EXAMPLES / "kustomize-guestbook"
+    got = kiln_render(example / "overlays" / "prod", example, cache_dir)
+    copy = tmp_path / "copy"
+    shutil.copytree(example, copy)
+    kfile = copy / "overlays" / "prod" / "kustomization.yaml"
+    kfile.write_text(kfile.read_text() + "images:\n- name: gcr.io/heptio-images/ks-guestbook-demo"
+                     "\n  newTag: '0.3'\ncommonLabels: {env: prod}\n"
+                     "commonAnnotations: {team: guestbook}\n")
+    assert got == raw_kustomize(copy / "overlays" / "prod")
