@@ -181,6 +181,8 @@ class _Walker:
     def add_tree(self, directory: Path, source: Path) -> None:
         """Add every file under ``directory`` (a chart), confined, symlinks traced."""
         root = self.closure.root
+        if directory in self.closure.dirs:
+            return
         self.closure.dirs.add(directory)
         for dirpath, dirnames, filenames in os.walk(directory):
             here = Path(dirpath)
