@@ -21,7 +21,6 @@ from kiln.core.errors import ConfigError, ToolError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import Inputs, RendererRegistry
 from kiln.core.tools import find_tool
-from kiln.plugins.kustomize.edit import apply_edits
 from kiln.plugins.kustomize.options import BuildFlags, KustomizeOptions, parse_build_options
 from kiln.plugins.kustomize.walk import KUSTOMIZATION_NAMES, Closure, load_kustomization, walk
 
@@ -137,6 +136,8 @@ class KustomizeRenderer:
         flags = parse_build_options(opts.build_options)
         top_data: dict[str, Any] | None = None
         if opts.edits_app():
+            from kiln.plugins.kustomize.edit import apply_edits
+
             first = walk_top(app)
             try:
                 top_data = apply_edits(load_kustomization(first), opts, app.env, first.parent,

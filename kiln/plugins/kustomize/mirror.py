@@ -1,5 +1,10 @@
 """Lay a build's closure out in kiln's private build tree, shaped like the source root.
 
+Files are hard-linked when the build tree and the checkout share a filesystem (copied
+otherwise): nothing in a build writes to an existing file (kustomize only reads, ``-o`` is
+refused, a chart pull creates new files), and the kustomizations kiln rewrites are replaced by
+new files, never written through the link.
+
 kustomize then builds the copy: it sees exactly the files kiln hashed into the cache key (an
 undeclared read fails loudly instead of serving a stale hit), Helm charts it pulls land in the
 copy, and the app's checkout is never written, so renders of one checkout run side by side.
@@ -33,15 +38,23 @@ def lay_out(closure: Closure, dest: Path, top_data: Mapping[str, Any] | None,
     ``helmGlobals.configHome`` gets that directory (kustomize otherwise points Helm at a
     throw-away home, losing kiln's repositories and credentials).
     """
-    for directory in sorted(closure.dirs):
-        mirror_path(closure, dest, directory).mkdir(parents=True, exist_ok=True)
+    parents = {mirror_path(closure, dest, d) for d in closure.dirs}
+    parents.update(mirror_path(closure, dest, p).parent for p in closure.files)
+    parents.update(mirror_path(closure, dest, p).parent for p in closure.links)
+    for directory in sorted(parents):
+        os.makedirs(directory, exist_ok=True)
+    can_link = True
     for path in sorted(closure.files):
         target = mirror_path(closure, dest, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if can_link:
+            try:
+                os.link(path, target)
+                continue
+            except OSError:  # another filesystem, or links refused: copy from now on
+                can_link = False
         shutil.copyfile(path, target)
     for link, text in sorted(closure.links.items()):
         target = mirror_path(closure, dest, link)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if not os.path.lexists(target):
             os.symlink(text, target)
     if top_data is not None:
@@ -62,5 +75,8 @@ def lay_out(closure: Closure, dest: Path, top_data: Mapping[str, Any] | None,
 
 
 def _write(path: Path, data: Mapping[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True,
-                                   width=1 << 30), encoding="utf-8")
+    """Replace ``path`` with a new file: never write through a hard link into the checkout."""
+    fresh = path.with_name(f".{path.name}.kiln-new")
+    fresh.write_text(yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True,
+                                    width=1 << 30), encoding="utf-8")
+    os.replace(fresh, path)
