@@ -199,3 +199,20 @@ def test_detect(tmp_path: Path) -> None:
         app = write(tmp_path / name.replace(".", "_"), {name: "{}\n"})
         assert renderer.detect(App(path=app))
     assert not renderer.detect(App(path=write(tmp_path / "none", {"x.yaml": ""})))
+
+
+def test_walk_refuses_absolute_paths(tmp_path: Path) -> None:
+    root = write(tmp_path, {"app/x.yaml": "x"})
+    write(root, {"app/kustomization.yaml": f"resources: [{root / 'app' / 'x.yaml'}]\n"})
+    with pytest.raises(InputError, match="absolute paths"):
+        walk(root / "app", root)
+
+
+def test_walk_follows_symlinks_inside_the_root(tmp_path: Path) -> None:
+    root = write(tmp_path, {"shared/kustomization.yaml": "resources: [cm.yaml]\n",
+                            "shared/cm.yaml": "x", "app/kustomization.yaml": "resources: [s]\n"})
+    (root / "app" / "s").symlink_to("../shared")
+    closure = walk(root / "app", root)
+    real = root.resolve()
+    assert closure.links == {real / "app" / "s": "../shared"}
+    assert real / "shared" / "cm.yaml" in closure.files

@@ -135,6 +135,9 @@ class _Walker:
     def trace(self, base: Path, ref: str, source: Path) -> Path:
         """Resolve ``ref`` from ``base`` hop by hop; record in-root symlinks, refuse the rest."""
         root = self.closure.root
+        if os.path.isabs(ref):
+            raise InputError(f"{ref!r}: absolute paths are not supported (a kustomization must "
+                             "be relocatable)", source=str(source))
         logical = Path(os.path.normpath(os.path.join(base, ref)))
         try:
             rel = logical.relative_to(root)
