@@ -21,7 +21,15 @@ BASE = {
         configMapGenerator:
         - name: settings
           literals: [MODE=base]
+        - name: files
+          files: [app.properties, renamed.conf=extra.conf]
+        secretGenerator:
+        - name: creds
+          envs: [creds.env]
     """,
+    "base/app.properties": "colour=blue\n",
+    "base/extra.conf": "level=3\n",
+    "base/creds.env": "USER=admin\n",
     "base/deploy.yaml": """
         apiVersion: apps/v1
         kind: Deployment

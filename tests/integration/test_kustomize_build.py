@@ -145,8 +145,23 @@ def test_change_in_nested_base_file_is_a_miss(repo: Path, cache_dir: Path) -> No
     result = engine.render(app)
     assert not result.cache_hit
     assert "nginx:1.26" in result.to_yaml()
-    assert set(result.inputs) >= {"kustomization.yaml", "../../base/kustomization.yaml",
-                                  "../../base/deploy.yaml", "../../base/service.yaml"}
+    assert set(result.inputs) == {"kustomization.yaml", "../../base/kustomization.yaml",
+                                  "../../base/deploy.yaml", "../../base/service.yaml",
+                                  "../../base/app.properties", "../../base/extra.conf",
+                                  "../../base/creds.env"}
+    env_file = repo / "base" / "creds.env"
+    env_file.write_text("USER=root\n")
+    changed = engine.render(app)
+    assert not changed.cache_hit
+    secret = next(o for o in changed.objects if o["kind"] == "Secret")
+    assert secret["data"] == {"USER": "cm9vdA=="}
+
+
+def test_capitalised_kustomization_file(tmp_path: Path, cache_dir: Path) -> None:
+    root = write_tree(tmp_path / "repo", {**BASE, "apps/web/Kustomization": OVERLAY})
+    got = kiln_render(root / "apps" / "web", root, cache_dir, {"kustomize": {"nameSuffix": "-x"}})
+    write_tree(root, {"hand/web/Kustomization": OVERLAY + "nameSuffix: -x\n"})
+    assert got == raw_kustomize(root / "hand" / "web")
 
 
 def test_kiln_kustomize_binary_is_used(repo: Path, tmp_path: Path) -> None:

@@ -156,7 +156,7 @@ def test_generator_hash_suffix_propagates_through_base_and_overlay(repo: Path,
                                                                    cache_dir: Path) -> None:
     settings = {"kustomize": {"namePrefix": "p-"}}
     got = kiln_render(repo / "apps" / "web", repo, cache_dir, settings, use_cache=True)
-    config = next(o for o in got if o["kind"] == "ConfigMap")
+    config = next(o for o in got if o["metadata"]["name"].startswith("p-settings-"))
     deploy = next(o for o in got if o["kind"] == "Deployment")
     name = config["metadata"]["name"]
     assert name.startswith("p-settings-") and len(name) > len("p-settings-")
@@ -167,7 +167,7 @@ def test_generator_hash_suffix_propagates_through_base_and_overlay(repo: Path,
     write_tree(repo, {"base/kustomization.yaml": BASE["base/kustomization.yaml"].replace(
         "[MODE=base]", "[MODE=base, EXTRA=1]")})
     again = kiln_render(repo / "apps" / "web", repo, cache_dir, settings, use_cache=True)
-    config = next(o for o in again if o["kind"] == "ConfigMap")
+    config = next(o for o in again if o["metadata"]["name"].startswith("p-settings-"))
     assert config["metadata"]["name"] != name
     assert config["data"] == {"MODE": "web", "EXTRA": "1"}
 
