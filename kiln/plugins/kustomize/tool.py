@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.core.errors import ToolError
 from kiln.core.tools import find_tool
 
 if TYPE_CHECKING:
@@ -39,6 +42,12 @@ class Kustomize:
 
 def locate(env: Mapping[str, str]) -> Kustomize:
     """``$KILN_KUSTOMIZE`` (a kustomize binary) when set, else kubectl (``$KILN_KUBECTL``/PATH)."""
-    if env.get(OVERRIDE_ENV):
-        return Kustomize(env[OVERRIDE_ENV], True)
+    named = env.get(OVERRIDE_ENV)
+    if named:
+        if os.sep not in named:  # a bare command name: look it up on the build's PATH
+            found = shutil.which(named, path=env.get("PATH"))
+            if found is None:
+                raise ToolError(f"{named} not found on PATH ({OVERRIDE_ENV})")
+            named = found
+        return Kustomize(named, True)
     return Kustomize(find_tool("kubectl", KUBECTL_ENV, env), False)
