@@ -314,3 +314,25 @@ def test_pulled_chart_goes_to_a_private_dir(tmp_path: Path, chart_repo: str) -> 
     assert first.objects == raw_kustomize(copy, "--enable-helm", "--helm-command", tool("helm"))
     assert first.key is not None, "an exact chart version is cacheable"
     assert engine.render(loaded, secrets=False).cache_hit
+
+
+def test_threads_render_one_checkout_with_different_options(repo: Path, tmp_path: Path) -> None:
+    """Several renders of one checkout overlap in time, each with its own options."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = tree_digest(repo)
+    engine = Engine(tmp_path / "c", use_cache=False, entry_points=False)
+    prefixes = ["a-", "b-", "c-", "d-", "e-", "f-"]
+
+    def render(prefix: str) -> list[dict[str, object]]:
+        app = engine.load_app(repo / "apps" / "web", {"kustomize": {"nameSuffix": f"-{prefix}"}},
+                              source_root=repo)
+        return engine.render(app, secrets=False).objects
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(render, prefixes))
+    assert tree_digest(repo) == before
+    for prefix, objects in zip(prefixes, results, strict=True):
+        hand = repo / f"hand-{prefix}" / "web"
+        write_tree(hand, {"kustomization.yaml": OVERLAY + f"nameSuffix: -{prefix}\n"})
+        assert objects == raw_kustomize(hand)
