@@ -21,7 +21,6 @@ from kiln.core.errors import ConfigError, InputError
 from kiln.core.manifests import load_yaml_documents
 from kiln.plugins.kustomize.options import KustomizeOptions, Patch
 
-_TAG = re.compile(r"^[a-zA-Z0-9._-]*$|^\*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -98,7 +97,7 @@ def parse_image_arg(arg: str) -> dict[str, str]:
     if not sep:
         key, value = "", arg
     name, tag, digest = split_image(value)
-    if name == arg or not _TAG.match(tag):
+    if name == arg:
         raise ConfigError(f"kustomize.images: invalid image {arg!r} (use NAME:TAG, NAME@DIGEST, "
                           "NAME=NEWNAME[:TAG][@DIGEST])")
     entry = {"name": name} if not key else {"name": key, "newName": name}
