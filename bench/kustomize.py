@@ -7,7 +7,8 @@ images, commonLabels, a patch) equal a hand-written overlay, then times, interle
 - kiln cold, in process: ``Engine(use_cache=False).render`` (walk + private copy + kubectl +
   parse + normalise);
 - kiln cold, CLI: ``kiln render --no-cache`` (adds Python start-up and imports);
-- kiln warm (cache hit), in process and CLI.
+- kiln warm (cache hit), in process and CLI;
+- and the same overlay without options ("no options"), raw and kiln cold, compared together.
 
 Prints medians and the ratios against raw. Not part of the test suite. Usage:
 ``PYTHONPATH=. python bench/kustomize.py [--runs N]``
@@ -143,7 +144,19 @@ def main() -> None:
         warm_engine.render(loaded, secrets=False)
         warm_cli()
 
+        plain = root / "repo" / "apps" / "plain"
+        plain.mkdir()
+        (plain / "kustomization.yaml").write_text("resources: [../../base]\n")
+        loaded_plain = cold_engine.load_app(plain, source_root=root / "repo")
+
+        def raw_plain() -> None:
+            subprocess.run([kubectl, "kustomize", str(plain)], check=True, capture_output=True)
+
+        def cold_plain() -> None:
+            cold_engine.render(loaded_plain, secrets=False)
+
         cases: dict[str, Callable[[], None]] = {
+            "raw, no options": raw_plain, "kiln cold, no options": cold_plain,
             "raw kubectl kustomize": raw, "kiln cold (library)": cold_lib,
             "kiln cold (CLI)": cold_cli, "kiln warm (library)": warm_lib,
             "kiln warm (CLI)": warm_cli,
@@ -164,6 +177,11 @@ def main() -> None:
         print(f"  {'':<24} {'wall ms':>9} {'ratio':>6}   {'CPU ms':>9} {'ratio':>6}")
         for name in cases:
             w, c = median_ms(wall[name]), median_ms(cpu[name])
+            if name.endswith("no options"):  # compared with raw on the same plain overlay
+                base_w, base_c = median_ms(wall["raw, no options"]), median_ms(cpu[
+                    "raw, no options"])
+                print(f"  {name:<24} {w:9.1f} {w / base_w:5.2f}x   {c:9.1f} {c / base_c:5.2f}x")
+                continue
             print(f"  {name:<24} {w:9.1f} {w / base_wall:5.2f}x   {c:9.1f} {c / base_cpu:5.2f}x")
 
 
