@@ -336,3 +336,10 @@ def test_threads_render_one_checkout_with_different_options(repo: Path, tmp_path
         hand = repo / f"hand-{prefix}" / "web"
         write_tree(hand, {"kustomization.yaml": OVERLAY + f"nameSuffix: -{prefix}\n"})
         assert objects == raw_kustomize(hand)
+
+
+def test_malformed_inline_patch_in_the_app(repo: Path, tmp_path: Path) -> None:
+    write_tree(repo, {"apps/web/kustomization.yaml": OVERLAY + "patches:\n"
+                      "- target: {kind: Deployment}\n  patch: 'foo: ['\n"})
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "kustomization.yaml", "patches[0].patch", "malformed YAML")

@@ -245,13 +245,17 @@ class _Walker:
         for key in ("crds", "configurations"):
             for ref in _strings(data, key, kfile):
                 self.add_file(d, ref, kfile, key[:-1])
-        for ref in _strings(data, "patchesStrategicMerge", kfile):
+        for i, ref in enumerate(_strings(data, "patchesStrategicMerge", kfile)):
             if "\n" not in ref and os.path.lexists(os.path.join(d, ref)):
                 self.add_file(d, ref, kfile, "patch")
+            else:
+                _check_yaml(ref, kfile, f"patchesStrategicMerge[{i}]")
         for key in ("patches", "patchesJson6902", "replacements"):
-            for entry in _entries(data, key, kfile):
+            for i, entry in enumerate(_entries(data, key, kfile)):
                 if entry.get("path"):
                     self.add_file(d, entry["path"], kfile, key.rstrip("s"))
+                if isinstance(entry.get("patch"), str):
+                    _check_yaml(entry["patch"], kfile, f"{key}[{i}].patch")
         self.generators(d, kfile, data)
         openapi = data.get("openapi")
         if isinstance(openapi, dict) and openapi.get("path"):
@@ -342,6 +346,16 @@ class _Walker:
                 self.add_file(d, chart[key], kfile, "helm values file")
         for ref in _strings(chart, "additionalValuesFiles", kfile):
             self.add_file(d, ref, kfile, "helm values file")
+
+
+def _check_yaml(text: str, kfile: Path, where: str) -> None:
+    """Parse an inline patch so a malformed one is reported on one line, naming its place
+    (kustomize's own message for it spans several lines)."""
+    try:
+        for _ in load_yaml_documents(text, str(kfile)):
+            pass
+    except InputError as exc:
+        raise InputError(f"{where}: {exc.message}", source=str(kfile)) from None
 
 
 def _strings(data: Mapping[str, Any], key: str, source: Path) -> Iterable[str]:
