@@ -343,3 +343,10 @@ def test_malformed_inline_patch_in_the_app(repo: Path, tmp_path: Path) -> None:
                       "- target: {kind: Deployment}\n  patch: 'foo: ['\n"})
     proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
     assert_clean_failure(proc, "kustomization.yaml", "patches[0].patch", "malformed YAML")
+
+
+def test_duplicate_key_in_a_resource_names_the_file(repo: Path, tmp_path: Path) -> None:
+    svc = repo / "base" / "service.yaml"
+    svc.write_text(svc.read_text() + "metadata:\n  name: again\n")
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "service.yaml", "duplicate key 'metadata'")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.core.errors import ConfigError, ToolError
+from kiln.core.errors import ConfigError, InputError, ToolError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import Inputs, RendererRegistry
 from kiln.core.tools import find_tool
@@ -125,6 +125,7 @@ class KustomizeRenderer:
             env = {**ctx.env, "TMPDIR": str(work)}
             out = ctx.run(argv, what=str(app.path), cwd=work, env=env)
         except ToolError as exc:
+            _diagnose(closure)
             message = exc.message.replace(str(src), str(closure.root)).replace(str(work), "<tmp>")
             raise ToolError(message, source=str(app.path)) from None
         finally:
@@ -151,9 +152,30 @@ class KustomizeRenderer:
         return _Plan(opts, flags, top_data, closure)
 
 
+def _diagnose(closure: Closure) -> None:
+    """After kustomize failed: if an input is malformed YAML, raise that one-line InputError.
+
+    kustomize spreads some parse errors (duplicate keys, say) over several lines with the file
+    name far from the cause; kiln's own parser names the file, line and problem. Runs only on
+    failure, so a good build never pays for parsing its inputs twice.
+    """
+    from kiln.core.manifests import load_yaml_documents
+    from kiln.core.paths import read_bytes_capped
+    from kiln.plugins.kustomize.walk import MAX_KUSTOMIZATION_BYTES
+
+    for path in sorted(closure.files):
+        if path.suffix not in (".yaml", ".yml", ".json") and path.name != "Kustomization":
+            continue
+        try:
+            text = read_bytes_capped(path, MAX_KUSTOMIZATION_BYTES).decode("utf-8")
+        except (InputError, UnicodeDecodeError):
+            continue
+        for _ in load_yaml_documents(text, str(path)):
+            pass
+
+
 def walk_top(app: App) -> Path:
     """The app's own kustomization file (confined to the source root)."""
-    from kiln.core.errors import InputError
     from kiln.core.paths import confine
     from kiln.plugins.kustomize.walk import find_kustomization
 
