@@ -350,3 +350,15 @@ def test_duplicate_key_in_a_resource_names_the_file(repo: Path, tmp_path: Path) 
     svc.write_text(svc.read_text() + "metadata:\n  name: again\n")
     proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
     assert_clean_failure(proc, "service.yaml", "duplicate key 'metadata'")
+
+
+def test_generator_files_are_data_not_yaml(repo: Path, tmp_path: Path) -> None:
+    """A generator file that is not YAML is fine, and never blamed for another failure."""
+    write_tree(repo, {"base/app.properties": "{{ not: yaml [\n"})
+    ok = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert ok.returncode == 0, ok.stderr
+    write_tree(repo, {"apps/web/kustomization.yaml": OVERLAY + "patches:\n- path: p.yaml\n",
+                      "apps/web/p.yaml": "apiVersion: v1\nkind: Service\n"
+                                         "metadata: {name: absent}\n"})
+    proc = render_cli(repo / "apps" / "web", repo, tmp_path / "c")
+    assert_clean_failure(proc, "absent")

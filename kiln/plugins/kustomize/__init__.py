@@ -163,9 +163,7 @@ def _diagnose(closure: Closure) -> None:
     from kiln.core.paths import read_bytes_capped
     from kiln.plugins.kustomize.walk import MAX_KUSTOMIZATION_BYTES
 
-    for path in sorted(closure.files):
-        if path.suffix not in (".yaml", ".yml", ".json") and path.name != "Kustomization":
-            continue
+    for path in sorted(closure.files - closure.opaque):
         try:
             text = read_bytes_capped(path, MAX_KUSTOMIZATION_BYTES).decode("utf-8")
         except (InputError, UnicodeDecodeError):

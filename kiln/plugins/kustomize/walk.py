@@ -41,8 +41,10 @@ _EXACT_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-
 class Closure:
     """What one build reads: real paths inside ``root``, plus remote references.
 
-    ``files`` are regular files (kustomization files included), ``dirs`` the kustomization roots
-    and chart directories, ``links`` symlinks inside the root (location -> link text),
+    ``files`` are regular files (kustomization files included), ``opaque`` those of them that
+    kustomize reads as data rather than as YAML objects (generator files, charts, values),
+    ``dirs`` the kustomization roots and chart directories, ``links`` symlinks inside the root
+    (location -> link text),
     ``remote`` every remote reference and ``unpinned`` those that make the render uncacheable.
     ``top`` is the app's own kustomization file, ``helm`` tells whether any kustomization
     inflates Helm charts, ``helm_kustomizations`` lists those kustomization files.
@@ -53,6 +55,7 @@ class Closure:
     files: set[Path] = field(default_factory=set)
     dirs: set[Path] = field(default_factory=set)
     links: dict[Path, str] = field(default_factory=dict)
+    opaque: set[Path] = field(default_factory=set)
     remote: list[str] = field(default_factory=list)
     unpinned: list[str] = field(default_factory=list)
     helm_kustomizations: list[Path] = field(default_factory=list)
@@ -172,13 +175,16 @@ class _Walker:
             raise InputError(f"{what} {ref!r}: no such file or directory", source=str(source))
         return path
 
-    def add_file(self, base: Path, ref: str, source: Path, what: str) -> Path | None:
+    def add_file(self, base: Path, ref: str, source: Path, what: str,
+                 opaque: bool = False) -> Path | None:
         path = self.local(base, ref, source, what)
         if path is None:
             return None
         if path.is_dir():
             raise InputError(f"{what} {ref!r} is a directory, expected a file", source=str(source))
         self.closure.files.add(path)
+        if opaque:
+            self.closure.opaque.add(path)
         return path
 
     def add_tree(self, directory: Path, source: Path) -> None:
@@ -198,8 +204,10 @@ class _Walker:
                         self.add_tree(target, source)
                     else:
                         self.closure.files.add(target)
+                        self.closure.opaque.add(target)
                 elif name in filenames:
                     self.closure.files.add(entry)
+                    self.closure.opaque.add(entry)
 
     # -- kustomizations ------------------------------------------------------------------------
 
@@ -259,7 +267,7 @@ class _Walker:
         self.generators(d, kfile, data)
         openapi = data.get("openapi")
         if isinstance(openapi, dict) and openapi.get("path"):
-            self.add_file(d, openapi["path"], kfile, "openapi")
+            self.add_file(d, openapi["path"], kfile, "openapi", opaque=True)
         for key in ("generators", "transformers", "validators"):
             for ref in _strings(data, key, kfile):
                 self.plugin_ref(d, ref, kfile, key, stack)
@@ -284,12 +292,12 @@ class _Walker:
     def generator_files(self, d: Path, kfile: Path, gen: Mapping[str, Any]) -> None:
         for source in _strings(gen, "files", kfile):
             _, sep, path = source.partition("=")
-            self.add_file(d, path if sep else source, kfile, "generator file")
+            self.add_file(d, path if sep else source, kfile, "generator file", opaque=True)
         envs = list(_strings(gen, "envs", kfile))
         if isinstance(gen.get("env"), str) and gen["env"]:
             envs.append(gen["env"])
         for env in envs:
-            self.add_file(d, env, kfile, "generator env file")
+            self.add_file(d, env, kfile, "generator env file", opaque=True)
 
     def plugin_ref(self, d: Path, ref: str, kfile: Path, key: str, stack: list[Path]) -> None:
         if "\n" in ref or ref.lstrip().startswith("{"):
@@ -343,9 +351,9 @@ class _Walker:
                 self.closure.unpinned.append(f"{ref} has no exact version")
         for key in ("valuesFile",):
             if isinstance(chart.get(key), str) and chart[key]:
-                self.add_file(d, chart[key], kfile, "helm values file")
+                self.add_file(d, chart[key], kfile, "helm values file", opaque=True)
         for ref in _strings(chart, "additionalValuesFiles", kfile):
-            self.add_file(d, ref, kfile, "helm values file")
+            self.add_file(d, ref, kfile, "helm values file", opaque=True)
 
 
 def _check_yaml(text: str, kfile: Path, where: str) -> None:
