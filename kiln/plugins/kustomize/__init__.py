@@ -1,0 +1,191 @@
+"""The Kustomize renderer, with Argo CD's kustomize options and no writes to the checkout.
+
+Argo CD applies its ``kustomize:`` options by running ``kustomize edit`` inside the checkout, so
+it must serialise renders of one repository. kiln instead copies the files the build reads (the
+same set it hashes for the cache key) into a private build tree laid out like the source root,
+applies the options to the *copy* of the app's kustomization with ``kustomize edit``'s own rules
+(:mod:`.edit`), and builds the copy with ``kubectl kustomize`` (or ``$KILN_KUSTOMIZE``). See
+docs/kustomize.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.errors import ConfigError, InputError, ToolError
+from kiln.core.hookspecs import hookimpl
+from kiln.core.registry import Inputs, RendererRegistry
+from kiln.core.tools import find_tool
+from kiln.plugins.kustomize.options import BuildFlags, KustomizeOptions, parse_build_options
+from kiln.plugins.kustomize.walk import KUSTOMIZATION_NAMES, Closure, load_kustomization, walk
+
+if TYPE_CHECKING:
+    from kiln.core.app import App
+    from kiln.core.context import RenderContext
+
+log = logging.getLogger("kiln.kustomize")
+
+SECTION = "kustomize"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything one render needs: options, flags, the edited app kustomization, the closure."""
+
+    opts: KustomizeOptions
+    flags: BuildFlags
+    top_data: dict[str, Any] | None
+    closure: Closure
+
+
+class KustomizeRenderer:
+    """Renders a kustomization directory; wins over Helm when both markers exist (as Argo CD)."""
+
+    name = "kustomize"
+    priority = 30
+    options_type = KustomizeOptions
+
+    def __init__(self) -> None:
+        from kiln import __version__
+
+        self.version = __version__
+        # The plan inputs() made, handed to the render() that follows it for the same App object
+        # (the engine always calls them in that order), so the closure is walked once and the
+        # files copied are the files hashed. Taken, never reused: a lone render() walks afresh.
+        self._handoff: tuple[App, _Plan] | None = None
+
+    def detect(self, app: App) -> bool:
+        """True when the app holds kustomization.yaml, kustomization.yml or Kustomization."""
+        return any((app.path / name).is_file() for name in KUSTOMIZATION_NAMES)
+
+    def tool_version(self, ctx: RenderContext) -> str:
+        """The kustomize version (``kubectl version --client``), memoised on disk."""
+        from kiln.plugins.kustomize.tool import locate
+
+        return locate(ctx.env).version(ctx)
+
+    def inputs(self, app: App, ctx: RenderContext) -> Inputs:
+        """Every local file the build reads; remote references unpinned make it uncacheable."""
+        plan = self._plan(app)
+        self._handoff = (app, plan)
+        closure = plan.closure
+        extra: dict[str, Any] = {
+            "edited": plan.top_data,
+            "remote": sorted(closure.remote),
+            "buildOptions": plan.flags.argv,
+            "loadRestrictor": plan.flags.load_restrictor,
+        }
+        if closure.unpinned:
+            return Inputs(files=sorted(closure.files), extra=extra, cacheable=False,
+                          reason="; ".join(closure.unpinned))
+        if plan.flags.enable_helm and closure.helm:
+            helm = find_tool("helm", "KILN_HELM", ctx.env)
+            extra["helm"] = ctx.tool_versions.get(helm, ["version", "--short"], env=ctx.env)
+        return Inputs(files=sorted(closure.files), extra=extra)
+
+    def render(self, app: App, ctx: RenderContext) -> str:
+        """Build a private copy of the app with the options applied; return kustomize's stream."""
+        from kiln.plugins.kustomize.mirror import lay_out, mirror_path
+        from kiln.plugins.kustomize.tool import locate
+
+        handoff, self._handoff = self._handoff, None
+        plan = handoff[1] if handoff is not None and handoff[0] is app else self._plan(app)
+        closure, flags = plan.closure, plan.flags
+        tool = locate(ctx.env)
+        builds = ctx.tool_dir(self.name) / "builds"
+        builds.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
+        src = work / "src"
+        try:
+            helm_home = None
+            extra_argv: list[str] = []
+            if flags.enable_helm:
+                extra_argv.append("--enable-helm")
+                if closure.helm:
+                    helm_home = ctx.tool_dir("helm") / "config"
+                    extra_argv += ["--helm-command", find_tool("helm", "KILN_HELM", ctx.env)]
+                # As Argo CD: the app's versions come after buildOptions' own, so its kube
+                # version wins and the API version lists add up.
+                kube_version = app.kube_version or flags.helm_kube_version
+                if kube_version:
+                    extra_argv += ["--helm-kube-version", kube_version]
+                for api in (*flags.helm_api_versions, *app.api_versions):
+                    extra_argv += ["--helm-api-versions", api]
+            lay_out(closure, src, plan.top_data, helm_home)
+            target = mirror_path(closure, src, closure.top.parent)
+            argv = tool.build_argv(target)
+            if flags.load_restrictor != "LoadRestrictionsRootOnly":
+                argv += ["--load-restrictor", flags.load_restrictor]
+            argv += [*flags.argv, *extra_argv]
+            env = {**ctx.env, "TMPDIR": str(work)}
+            out = ctx.run(argv, what=str(app.path), cwd=work, env=env)
+        except ToolError as exc:
+            _diagnose(closure)
+            message = exc.message.replace(str(src), str(closure.root)).replace(str(work), "<tmp>")
+            raise ToolError(message, source=str(app.path)) from None
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return out.decode("utf-8", "replace")
+
+    def _plan(self, app: App) -> _Plan:
+        opts: KustomizeOptions = app.options_for(SECTION, KustomizeOptions)
+        flags = parse_build_options(opts.build_options)
+        top_data: dict[str, Any] | None = None
+        if opts.edits_app():
+            from kiln.plugins.kustomize.edit import apply_edits
+
+            first = walk_top(app)
+            try:
+                top_data = apply_edits(load_kustomization(first), opts, app.env, first.parent,
+                                       first.name)
+            except ConfigError as exc:
+                raise ConfigError(exc.message, source=exc.source or str(first)) from None
+        closure = walk(app.path, app.root, top_data)
+        if closure.helm and not flags.enable_helm:
+            raise ConfigError("helmCharts need kustomize.buildOptions '--enable-helm'",
+                              source=str(closure.helm_kustomizations[0]))
+        return _Plan(opts, flags, top_data, closure)
+
+
+def _diagnose(closure: Closure) -> None:
+    """After kustomize failed: if an input is malformed YAML, raise that one-line InputError.
+
+    kustomize spreads some parse errors (duplicate keys, say) over several lines with the file
+    name far from the cause; kiln's own parser names the file, line and problem. Runs only on
+    failure, so a good build never pays for parsing its inputs twice.
+    """
+    from kiln.core.manifests import load_yaml_documents
+    from kiln.core.paths import read_bytes_capped
+    from kiln.plugins.kustomize.walk import MAX_KUSTOMIZATION_BYTES
+
+    for path in sorted(closure.files - closure.opaque):
+        try:
+            text = read_bytes_capped(path, MAX_KUSTOMIZATION_BYTES).decode("utf-8")
+        except (InputError, UnicodeDecodeError):
+            continue
+        for _ in load_yaml_documents(text, str(path)):
+            pass
+
+
+def walk_top(app: App) -> Path:
+    """The app's own kustomization file (confined to the source root)."""
+    from kiln.core.paths import confine
+    from kiln.plugins.kustomize.walk import find_kustomization
+
+    real = confine(app.path, app.root, what="app directory")
+    found = find_kustomization(real)
+    if found is None:
+        raise InputError("no kustomization.yaml, kustomization.yml or Kustomization",
+                         source=str(app.path))
+    return found
+
+
+@hookimpl
+def kiln_register_renderers(registry: RendererRegistry) -> None:
+    """Register the Kustomize renderer."""
+    registry.add(KustomizeRenderer())
