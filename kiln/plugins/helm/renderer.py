@@ -1,0 +1,230 @@
+"""The Helm renderer: ``helm template`` on a local chart or a chart from the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.envsubst import envsubst
+from kiln.core.errors import ConfigError, InputError
+from kiln.core.paths import confine, read_bytes_capped
+from kiln.core.registry import Inputs
+from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
+from kiln.plugins.helm.command import TemplateArgs, helm_binary, helm_env, template_argv
+from kiln.plugins.helm.options import HelmOptions
+from kiln.plugins.helm.store import ChartStore, Credentials, RemoteChart, StoredChart
+from kiln.plugins.helm.values import materialise, resolve_values
+
+if TYPE_CHECKING:
+    from kiln.core.app import App
+    from kiln.core.context import RenderContext
+
+log = logging.getLogger("kiln.helm")
+
+LOCK_FILE = "Chart.lock"
+USERNAME_ENV = "KILN_HELM_USERNAME"
+PASSWORD_ENV = "KILN_HELM_PASSWORD"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A local chart directory, or a remote chart."""
+
+    local: Path | None = None
+    remote: RemoteChart | None = None
+
+    def describe(self) -> str:
+        if self.remote is not None:
+            return f"chart {self.remote.describe()}"
+        return f"chart {self.local}"
+
+
+def _source(app: App, opts: HelmOptions) -> _Source:
+    chart = envsubst(opts.chart, app.env)
+    repo = envsubst(opts.repo_url, app.env)
+    version = envsubst(opts.version, app.env)
+    if repo or chart.startswith("oci://"):
+        if not chart:
+            raise ConfigError("helm.repoURL is set but helm.chart is not", source=str(app.path))
+        return _Source(remote=RemoteChart(repo, chart, version))
+    if chart:
+        path = confine(app.path / chart, app.root, what="chart directory")
+        if not path.is_dir():
+            raise InputError("chart directory not found", source=str(app.path / chart))
+        return _Source(local=path)
+    return _Source(local=app.path)
+
+
+def _credentials(opts: HelmOptions, env: Any) -> Credentials:
+    return Credentials(
+        username=envsubst(opts.username, env) or env.get(USERNAME_ENV, ""),
+        password=envsubst(opts.password, env) or env.get(PASSWORD_ENV, ""),
+        pass_credentials=opts.pass_credentials,
+        plain_http=opts.plain_http,
+        insecure_skip_tls_verify=opts.insecure_skip_tls_verify,
+    )
+
+
+def _missing_dependencies(chart_dir: Path, chart: dict[str, Any]) -> bool:
+    """True when a dependency of ``Chart.yaml`` has no archive or directory under charts/."""
+    deps = chart.get("dependencies") or []
+    if not deps:
+        return False
+    charts = chart_dir / "charts"
+    present: set[str] = set()
+    if charts.is_dir():
+        for entry in charts.iterdir():
+            if entry.is_dir() and (entry / CHART_FILE).is_file():
+                try:
+                    present.add(str(read_chart_file(entry)["name"]))
+                except InputError:
+                    continue
+            elif entry.name.endswith(".tgz"):
+                present.add(entry.name.rsplit("-", 1)[0])
+    return any(d["name"] not in present for d in deps)
+
+
+class HelmRenderer:
+    """Renders Helm charts exactly as ``helm template`` does (Argo CD's Helm options)."""
+
+    name = "helm"
+    priority = 20
+    options_type = HelmOptions
+
+    def __init__(self) -> None:
+        from kiln import __version__
+
+        self.version = __version__
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def detect(self, app: App) -> bool:
+        """A ``Chart.yaml`` at the app root, or a ``helm.chart``/``helm.repoURL`` option."""
+        if (app.path / CHART_FILE).is_file():
+            return True
+        raw = app.options.get(self.name)
+        if raw is None:
+            return False
+        opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        return bool(opts.chart or opts.repo_url)
+
+    def tool_version(self, ctx: RenderContext) -> str:
+        """``helm version --short``, memoised on disk (a cache hit never starts helm)."""
+        binary = helm_binary(ctx.env)
+        return ctx.tool_versions.get(binary, ["version", "--short"],
+                                     env=helm_env(ctx.env, ctx.tool_dir("helm")))
+
+    def inputs(self, app: App, ctx: RenderContext) -> Inputs:
+        """The chart's files (``.helmignore`` honoured) and value files; a remote chart by digest.
+
+        A pinned remote chart is looked up in the chart store (downloaded on first use only);
+        an unpinned one makes the render uncacheable.
+        """
+        opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        source = _source(app, opts)
+        values = resolve_values(app, opts)
+        files: list[Path] = list(values.inputs)
+        extra: dict[str, Any] = {}
+        if source.local is not None:
+            read_chart_file(source.local)
+            files += chart_files(source.local, opts.max_chart_bytes)
+        else:
+            assert source.remote is not None
+            stored = self._fetch(source.remote, app, ctx, opts)
+            extra["chart"] = {"repo": source.remote.repo, "chart": source.remote.chart,
+                              "version": source.remote.version, "digest": stored.digest}
+            if not source.remote.pinned:
+                return Inputs(files=files, extra=extra, cacheable=False,
+                              reason=f"unpinned chart version {source.remote.version!r}")
+        return Inputs(files=files, extra=extra or None)
+
+    def render(self, app: App, ctx: RenderContext) -> str:
+        """Run ``helm template`` and return its output stream (hooks included, as Argo CD)."""
+        opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        source = _source(app, opts)
+        values = resolve_values(app, opts)
+        binary = helm_binary(ctx.env)
+        env = helm_env(ctx.env, ctx.tool_dir("helm"))
+        timeout = opts.timeout or ctx.timeout
+        work = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
+        try:
+            os.chmod(work, 0o700)
+            if source.local is not None:
+                chart_path = str(self._local_chart(source.local, app, ctx, opts, work))
+            else:
+                assert source.remote is not None
+                chart_path = str(self._fetch(source.remote, app, ctx, opts).path)
+            args = TemplateArgs(
+                release=envsubst(opts.release_name, app.env) or app.display_name,
+                chart=chart_path,
+                namespace=app.namespace or "default",
+                value_files=materialise(values, opts, work),
+                sets=values.sets,
+                kube_version=app.kube_version,
+                api_versions=app.api_versions,
+                include_crds=not opts.skip_crds,
+                skip_tests=opts.skip_tests,
+                skip_schema_validation=opts.skip_schema_validation,
+                pass_credentials=opts.pass_credentials,
+            )
+            out = ctx.run(template_argv(binary, args), what=source.describe(), cwd=app.path,
+                          env=env, timeout=timeout)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return out.decode("utf-8", "replace")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _store(self, ctx: RenderContext, opts: HelmOptions) -> ChartStore:
+        tool_dir = ctx.tool_dir("helm")
+        return ChartStore(tool_dir / "store", binary=helm_binary(ctx.env),
+                          env=helm_env(ctx.env, tool_dir), run=ctx.run,
+                          timeout=opts.timeout or ctx.timeout)
+
+    def _fetch(self, chart: RemoteChart, app: App, ctx: RenderContext,
+               opts: HelmOptions) -> StoredChart:
+        store = self._store(ctx, opts)
+        found = store.lookup(chart)
+        if found is not None:
+            return found
+        return store.fetch(chart, _credentials(opts, ctx.env), opts.max_chart_bytes)
+
+    def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
+                     work: Path) -> Path:
+        """The chart directory helm is given: the app's own, or a scratch copy completed with
+        dependencies from the store when ``charts/`` lacks some (the app is never written)."""
+        chart = read_chart_file(chart_dir)
+        if not _missing_dependencies(chart_dir, chart):
+            return chart_dir
+        for dep in chart["dependencies"]:
+            repo = str(dep.get("repository") or "")
+            if repo.startswith("file://") or (repo and "://" not in repo and "@" not in repo):
+                raise InputError(
+                    f"dependency {dep['name']!r} from {repo!r} is missing from charts/ "
+                    "(local dependencies must be vendored under charts/)",
+                    source=str(chart_dir / CHART_FILE))
+        chart_yaml = read_bytes_capped(chart_dir / CHART_FILE, 1 << 20)
+        lock_path = chart_dir / LOCK_FILE
+        chart_lock = read_bytes_capped(lock_path, 1 << 20) if lock_path.is_file() else None
+        basis = chart_lock if chart_lock is not None else json.dumps(
+            chart["dependencies"], sort_keys=True).encode()
+        key = hashlib.sha256(basis).hexdigest()
+        flags = ["--plain-http"] if opts.plain_http else []
+        built = self._store(ctx, opts).dependencies(
+            key, chart_yaml, chart_lock, f"dependencies of chart {chart_dir}", flags)
+        copy = work / "chart" / chart_dir.name
+        shutil.copytree(chart_dir, copy, symlinks=False,
+                        ignore=shutil.ignore_patterns(".git"))
+        charts = copy / "charts"
+        charts.mkdir(exist_ok=True)
+        for archive in built.glob("*.tgz"):
+            if not (charts / archive.name).exists():
+                shutil.copyfile(archive, charts / archive.name)
+        return copy

@@ -1,0 +1,242 @@
+"""The shared chart store: remote charts downloaded once, dependencies built once per lock.
+
+Layout under kiln's helm tool directory::
+
+    charts/blobs/<sha256>.tgz      chart archives, named by their content digest
+    charts/refs/<key>.json         repo + chart + exact version -> digest (the memo a cache hit
+                                   reads instead of contacting the repository)
+    deps/<lock digest>/            dependency archives built by ``helm dependency build``
+    locks/<key>.lock               flock()s so parallel kiln processes download only once
+
+Every write goes to a temporary name first and is renamed into place, so a reader never sees a
+half-written archive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kiln.core.errors import InputError, ToolError
+
+log = logging.getLogger("kiln.helm.store")
+
+EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+
+Runner = Callable[..., bytes]
+
+
+@dataclass(frozen=True)
+class RemoteChart:
+    """Where a remote chart comes from: an HTTP repository (``repo``) or an OCI reference."""
+
+    repo: str
+    chart: str
+    version: str
+
+    @property
+    def is_oci(self) -> bool:
+        """True for an ``oci://`` chart."""
+        return self.reference.startswith("oci://")
+
+    @property
+    def reference(self) -> str:
+        """What ``helm pull`` is given: ``oci://host/path/chart`` or the bare chart name."""
+        if self.chart.startswith("oci://"):
+            return self.chart
+        if self.repo.startswith("oci://"):
+            return f"{self.repo.rstrip('/')}/{self.chart}"
+        if self.repo and "://" not in self.repo:
+            return f"oci://{self.repo.rstrip('/')}/{self.chart}"
+        return self.chart
+
+    @property
+    def pinned(self) -> bool:
+        """True when ``version`` names one exact version (not a range, not "latest")."""
+        return bool(EXACT_VERSION.match(self.version))
+
+    def key(self) -> str:
+        """The store key of (repository, chart, version)."""
+        ident = json.dumps([self.repo.rstrip("/"), self.chart, self.version])
+        return hashlib.sha256(ident.encode()).hexdigest()[:40]
+
+    def describe(self) -> str:
+        """A human name for messages: ``chart@version from repo``."""
+        where = self.reference if self.is_oci else f"{self.chart} from {self.repo}"
+        return f"{where} (version {self.version or 'latest'})"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Repository credentials (never logged, never written to kiln's files)."""
+
+    username: str = ""
+    password: str = ""
+    pass_credentials: bool = False
+    plain_http: bool = False
+    insecure_skip_tls_verify: bool = False
+
+    def flags(self) -> list[str]:
+        """``helm pull`` flags carrying these credentials and transport settings."""
+        argv: list[str] = []
+        if self.username:
+            argv += ["--username", self.username]
+        if self.password:
+            argv += ["--password", self.password]
+        if self.pass_credentials:
+            argv.append("--pass-credentials")
+        if self.plain_http:
+            argv.append("--plain-http")
+        if self.insecure_skip_tls_verify:
+            argv.append("--insecure-skip-tls-verify")
+        return argv
+
+
+@dataclass(frozen=True)
+class StoredChart:
+    """A chart archive in the store and its sha256 digest."""
+
+    path: Path
+    digest: str
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex digest of a file."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+class ChartStore:
+    """Content-addressed chart archives and built dependencies, shared by every app.
+
+    ``run`` runs a helm command line (``RenderContext.run`` semantics), ``binary`` is helm and
+    ``env`` the environment helm runs in (its homes already pointed into kiln's directory).
+    """
+
+    def __init__(self, root: Path, *, binary: str, env: Mapping[str, str], run: Runner,
+                 timeout: float) -> None:
+        self.root = root
+        self.binary = binary
+        self.env = dict(env)
+        self.run = run
+        self.timeout = timeout
+        for sub in ("charts/blobs", "charts/refs", "deps", "locks", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        with open(self.root / "locks" / f"{key}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _tmpdir(self) -> str:
+        return tempfile.mkdtemp(prefix="work-", dir=self.root / "tmp")
+
+    # -- remote charts ------------------------------------------------------------------------
+
+    def lookup(self, chart: RemoteChart) -> StoredChart | None:
+        """The stored archive of a pinned chart, without any network access (None if absent)."""
+        if not chart.pinned:
+            return None
+        try:
+            memo = json.loads((self.root / "charts/refs" / f"{chart.key()}.json").read_text())
+            digest = memo["digest"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        path = self.root / "charts/blobs" / f"{digest}.tgz"
+        return StoredChart(path, digest) if path.is_file() else None
+
+    def fetch(self, chart: RemoteChart, creds: Credentials, max_bytes: int) -> StoredChart:
+        """Return the chart's archive, downloading it only when the store lacks it.
+
+        A pinned chart is downloaded once and memoised; an unpinned one (a range or no version)
+        is downloaded every time, since its digest may change.
+        """
+        with self._lock(chart.key()):
+            found = self.lookup(chart)
+            if found is not None:
+                return found
+            return self._download(chart, creds, max_bytes)
+
+    def _download(self, chart: RemoteChart, creds: Credentials, max_bytes: int) -> StoredChart:
+        work = self._tmpdir()
+        try:
+            argv = [self.binary, "pull", chart.reference, "--destination", work]
+            if chart.version:
+                argv += ["--version", chart.version]
+            if not chart.is_oci:
+                argv += ["--repo", chart.repo]
+            argv += creds.flags()
+            log.info("downloading chart %s", chart.describe())
+            self.run(argv, what=f"chart {chart.describe()}", env=self.env, timeout=self.timeout)
+            archives = [p for p in Path(work).iterdir() if p.name.endswith(".tgz")]
+            if len(archives) != 1:
+                raise ToolError("helm pull produced no chart archive",
+                                source=f"chart {chart.describe()}")
+            archive = archives[0]
+            size = archive.stat().st_size
+            if size > max_bytes:
+                raise InputError(f"chart archive is {size} bytes, over the {max_bytes}-byte "
+                                 "limit (helm.maxChartBytes)", source=f"chart {chart.describe()}")
+            digest = sha256_file(archive)
+            target = self.root / "charts/blobs" / f"{digest}.tgz"
+            os.replace(archive, target)
+            if chart.pinned:
+                memo = {"repo": chart.repo, "chart": chart.chart, "version": chart.version,
+                        "digest": digest}
+                _write_atomic(self.root / "charts/refs" / f"{chart.key()}.json",
+                              json.dumps(memo).encode())
+            return StoredChart(target, digest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    # -- dependencies ---------------------------------------------------------------------------
+
+    def dependencies(self, key: str, chart_yaml: bytes, chart_lock: bytes | None,
+                     what: str, extra_args: Sequence[str] = ()) -> Path:
+        """Return a directory of dependency archives for a chart, building it once per ``key``.
+
+        ``key`` is the lock digest (``Chart.lock``, else the ``dependencies`` of ``Chart.yaml``).
+        The build runs ``helm dependency build`` on a scratch copy of the two files, so the
+        app's own directory is never written.
+        """
+        target = self.root / "deps" / key
+        with self._lock(f"deps-{key}"):
+            if (target / ".complete").is_file():
+                return target
+            work = Path(self._tmpdir())
+            try:
+                (work / "Chart.yaml").write_bytes(chart_yaml)
+                if chart_lock is not None:
+                    (work / "Chart.lock").write_bytes(chart_lock)
+                argv = [self.binary, "dependency", "build", str(work),
+                        *extra_args]
+                log.info("building chart dependencies for %s", what)
+                self.run(argv, what=what, env=self.env, timeout=self.timeout)
+                built = work / "charts"
+                built.mkdir(exist_ok=True)
+                (built / ".complete").write_text("")
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(built, target)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        return target
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
