@@ -42,7 +42,8 @@ def helm_env(base: Mapping[str, str], tool_dir: Path) -> dict[str, str]:
     """
     env = dict(base)
     for var, path in helm_homes(tool_dir).items():
-        env.setdefault(var, path)
+        if not env.get(var):
+            env[var] = path
     return env
 
 
