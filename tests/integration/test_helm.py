@@ -125,7 +125,7 @@ def test_ignore_missing_value_files(helm: str, chart: Path, tmp_path: Path,
 
 def test_values_string_and_precedence(helm: str, chart: Path, tmp_path: Path,
                                       cache_dir: Path) -> None:
-    (chart / "file.yaml").write_text(f"hostname: from-file\nreplicaCount: 7\n")
+    (chart / "file.yaml").write_text("hostname: from-file\nreplicaCount: 7\n")
     inline = f"hostname: {HOST}\nextraEnv: {{LEVEL: inline}}\n"
     write_app(chart, helm={"valueFiles": ["file.yaml"], "values": inline,
                            "parameters": [{"name": "extraEnv.LEVEL", "value": "param"}]})
@@ -390,3 +390,15 @@ def _alive(pid: int) -> bool:
         return False
     stat_file = Path(f"/proc/{pid}/stat")
     return not (stat_file.exists() and stat_file.read_text().split()[2] == "Z")
+
+
+def test_release_name_from_directory_is_in_the_key(helm: str, chart: Path, tmp_path: Path,
+                                                   cache_dir: Path) -> None:
+    """Two identical charts in differently named directories must not share a cache entry."""
+    write_app(chart, helm={"parameters": [HOST_PARAM]})
+    twin = tmp_path / "twin"
+    import shutil
+
+    shutil.copytree(chart, twin)
+    kiln(chart, cache_dir)
+    assert kiln(twin, cache_dir) == raw_helm(helm, tmp_path / "h", "twin", twin, *BASE)

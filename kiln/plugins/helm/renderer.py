@@ -62,6 +62,11 @@ def _source(app: App, opts: HelmOptions) -> _Source:
     return _Source(local=app.path)
 
 
+def _release(app: App, opts: HelmOptions) -> str:
+    """Helm's release name: ``releaseName``, else the app name, else the directory name."""
+    return envsubst(opts.release_name, app.env) or app.display_name
+
+
 def _credentials(opts: HelmOptions, env: Any) -> Credentials:
     return Credentials(
         username=envsubst(opts.username, env) or env.get(USERNAME_ENV, ""),
@@ -102,6 +107,8 @@ class HelmRenderer:
         from kiln import __version__
 
         self.version = __version__
+        # An unpinned remote chart is fetched by inputs() and handed to the render that follows.
+        self._unpinned: dict[RemoteChart, StoredChart] = {}
 
     # -- protocol -------------------------------------------------------------------------------
 
@@ -131,19 +138,22 @@ class HelmRenderer:
         source = _source(app, opts)
         values = resolve_values(app, opts)
         files: list[Path] = list(values.inputs)
-        extra: dict[str, Any] = {}
+        # The release name may come from the directory name, which the app identity lacks.
+        extra: dict[str, Any] = {"release": _release(app, opts)}
         if source.local is not None:
             read_chart_file(source.local)
             files += chart_files(source.local, opts.max_chart_bytes)
         else:
             assert source.remote is not None
             stored = self._fetch(source.remote, app, ctx, opts)
+            if not source.remote.pinned:
+                self._unpinned[source.remote] = stored
             extra["chart"] = {"repo": source.remote.repo, "chart": source.remote.chart,
                               "version": source.remote.version, "digest": stored.digest}
             if not source.remote.pinned:
                 return Inputs(files=files, extra=extra, cacheable=False,
                               reason=f"unpinned chart version {source.remote.version!r}")
-        return Inputs(files=files, extra=extra or None)
+        return Inputs(files=files, extra=extra)
 
     def render(self, app: App, ctx: RenderContext) -> str:
         """Run ``helm template`` and return its output stream (hooks included, as Argo CD)."""
@@ -160,9 +170,12 @@ class HelmRenderer:
                 chart_path = str(self._local_chart(source.local, app, ctx, opts, work))
             else:
                 assert source.remote is not None
-                chart_path = str(self._fetch(source.remote, app, ctx, opts).path)
+                stored = self._unpinned.pop(source.remote, None)
+                if stored is None or not stored.path.is_file():
+                    stored = self._fetch(source.remote, app, ctx, opts)
+                chart_path = str(stored.path)
             args = TemplateArgs(
-                release=envsubst(opts.release_name, app.env) or app.display_name,
+                release=_release(app, opts),
                 chart=chart_path,
                 namespace=app.namespace or "default",
                 value_files=materialise(values, opts, work),
@@ -217,8 +230,10 @@ class HelmRenderer:
             chart["dependencies"], sort_keys=True).encode()
         key = hashlib.sha256(basis).hexdigest()
         flags = ["--plain-http"] if opts.plain_http else []
+        repos = [str(d.get("repository")) for d in chart["dependencies"]
+                 if str(d.get("repository") or "").startswith(("http://", "https://"))]
         built = self._store(ctx, opts).dependencies(
-            key, chart_yaml, chart_lock, f"dependencies of chart {chart_dir}", flags)
+            key, chart_yaml, chart_lock, f"dependencies of chart {chart_dir}", flags, repos)
         copy = work / "chart" / chart_dir.name
         shutil.copytree(chart_dir, copy, symlinks=False,
                         ignore=shutil.ignore_patterns(".git"))

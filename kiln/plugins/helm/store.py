@@ -205,11 +205,24 @@ class ChartStore:
 
     # -- dependencies ---------------------------------------------------------------------------
 
+    def add_repositories(self, urls: Sequence[str], what: str) -> None:
+        """Register HTTP repositories (named after their URL) in kiln's private Helm config.
+
+        ``helm dependency build`` with a ``Chart.lock`` only resolves repositories Helm knows
+        by name, as Argo CD also adds them before building.
+        """
+        for url in sorted(set(urls)):
+            name = "kiln-" + hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+            argv = [self.binary, "repo", "add", name, url, "--force-update"]
+            self.run(argv, what=what, env=self.env, timeout=self.timeout)
+
     def dependencies(self, key: str, chart_yaml: bytes, chart_lock: bytes | None,
-                     what: str, extra_args: Sequence[str] = ()) -> Path:
+                     what: str, extra_args: Sequence[str] = (),
+                     repositories: Sequence[str] = ()) -> Path:
         """Return a directory of dependency archives for a chart, building it once per ``key``.
 
-        ``key`` is the lock digest (``Chart.lock``, else the ``dependencies`` of ``Chart.yaml``).
+        ``key`` is the lock digest (``Chart.lock``, else the ``dependencies`` of ``Chart.yaml``);
+        ``repositories`` are the HTTP repositories the dependencies come from.
         The build runs ``helm dependency build`` on a scratch copy of the two files, so the
         app's own directory is never written.
         """
@@ -219,6 +232,8 @@ class ChartStore:
                 return target
             work = Path(self._tmpdir())
             try:
+                if repositories:
+                    self.add_repositories(repositories, what)
                 (work / "Chart.yaml").write_bytes(chart_yaml)
                 if chart_lock is not None:
                     (work / "Chart.lock").write_bytes(chart_lock)
