@@ -213,7 +213,7 @@ def test_dependencies_built_once_per_lock(helm: str, home: dict[str, str], repo:
     before = repo.downloads["cache-0.2.0.tgz"]
     assert kiln(apps[0], cache_dir) == expected
     second = kiln(apps[1], cache_dir)
-    assert [o["metadata"]["name"] for o in second][0] == "two"
+    assert second[0]["metadata"]["name"] == "two"
     assert repo.downloads["cache-0.2.0.tgz"] == before + 1
     assert not (apps[0] / "charts").exists()  # the app directory is never written
 
