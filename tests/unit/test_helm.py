@@ -144,7 +144,7 @@ def test_chart_files_honour_helmignore(tmp_path: Path) -> None:
 
 
 def test_read_chart_file_errors(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no Chart.yaml"):
+    with pytest.raises(InputError, match=r"no Chart\.yaml"):
         read_chart_file(tmp_path)
     (tmp_path / "Chart.yaml").write_text("- a list\n")
     with pytest.raises(InputError, match="expected one mapping"):
@@ -217,7 +217,7 @@ def test_detect_and_source(tmp_path: Path) -> None:
     only_values = make_app(tmp_path / "vals", values="a: 1")
     assert not renderer.detect(only_values)
     no_chart = make_app(tmp_path / "nochart", repoURL="https://r")
-    with pytest.raises(ConfigError, match="helm.chart"):
+    with pytest.raises(ConfigError, match=r"helm\.chart"):
         _source(no_chart, opts(no_chart))
 
 
