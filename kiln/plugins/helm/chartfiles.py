@@ -8,6 +8,7 @@ digests only costs a needless cache miss, while the opposite would be a stale hi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,38 @@ DEFAULT_RULES = ("templates/.?*",)
 
 @dataclass(frozen=True)
 class _Rule:
-    pattern: str
+    regex: re.Pattern[str]
     dir_only: bool
     with_slash: bool
+
+
+def _translate(pattern: str) -> re.Pattern[str]:
+    """Compile a Go ``filepath.Match`` pattern: ``*``/``?`` never cross ``/``, ``[^...]``."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif ch == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1:end]
+                negate = body[:1] in ("^", "!")
+                body = body[1:] if negate else body
+                out.append(f"[{'^' if negate else ''}{body}]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
 
 
 def _rules(chart_dir: Path) -> list[_Rule]:
@@ -44,19 +74,16 @@ def _rules(chart_dir: Path) -> list[_Rule]:
         dir_only = line.endswith("/")
         line = line.rstrip("/").lstrip("/")
         if line:
-            rules.append(_Rule(line, dir_only, "/" in line))
+            rules.append(_Rule(_translate(line), dir_only, "/" in line))
     return rules
 
 
 def _ignored(rel: str, is_dir: bool, rules: list[_Rule]) -> bool:
-    from wcmatch import glob
-
     name = rel.rsplit("/", 1)[-1]
     for rule in rules:
         if rule.dir_only and not is_dir:
             continue
-        subject = rel if rule.with_slash else name
-        if glob.globmatch(subject, rule.pattern, flags=glob.DOTGLOB):
+        if rule.regex.match(rel if rule.with_slash else name):
             return True
     return False
 
