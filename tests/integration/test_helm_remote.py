@@ -84,6 +84,16 @@ def registry(helm: str, home: dict[str, str], packaged: Path,
         yield reg
 
 
+@pytest.fixture(scope="module")
+def private_registry(helm: str, home: dict[str, str], packaged: Path,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    with Registry(tmp_path_factory.mktemp("private-registry"), auth=(USER, PASSWORD)) as reg:
+        subprocess.run([helm, "push", str(packaged / "webapp-1.4.0.tgz"),
+                        f"oci://{reg.host}/charts", "--plain-http", "--username", USER,
+                        "--password", PASSWORD], check=True, env=home, capture_output=True)
+        yield reg
+
+
 def make_app(parent: Path, name: str, **helm_opts: Any) -> Path:
     app = parent / name
     app.mkdir(parents=True)
@@ -238,3 +248,20 @@ def test_remote_chart_over_size_cap(repo: ChartRepo, tmp_path: Path, cache_dir: 
     proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
     assert_clean_failure(proc, "over the 100-byte limit")
     assert list((cache_dir / "tools/helm/store/charts/blobs").glob("*.tgz")) == []
+
+
+def test_oci_registry_credentials(helm: str, home: dict[str, str], private_registry: Registry,
+                                  tmp_path: Path, cache_dir: Path) -> None:
+    ref = f"oci://{private_registry.host}/charts"
+    anon = make_app(tmp_path, "anon", repoURL=ref, chart="webapp", version="1.4.0",
+                    plainHttp=True, parameters=PARAMS)
+    proc = run_kiln("render", str(anon), "--cache-dir", str(cache_dir))
+    assert_clean_failure(proc, "webapp")
+    objects = kiln(anon, cache_dir, env={"KILN_HELM_USERNAME": USER,
+                                         "KILN_HELM_PASSWORD": PASSWORD})
+    expected = raw(helm, home, "anon", f"{ref}/webapp", "--version", "1.4.0", "--plain-http",
+                   "--username", USER, "--password", PASSWORD, *RAW_FLAGS)
+    assert objects == expected
+    for path in cache_dir.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path
