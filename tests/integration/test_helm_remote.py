@@ -265,3 +265,42 @@ def test_oci_registry_credentials(helm: str, home: dict[str, str], private_regis
     for path in cache_dir.rglob("*"):
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def test_file_dependency_built_from_source_root(helm: str, home: dict[str, str],
+                                                tmp_path: Path, cache_dir: Path) -> None:
+    """A ``file://`` dependency outside the chart (but inside the source root) is built in the
+    store, its files are part of the cache key, and the app directory is never written."""
+    root = tmp_path / "repo"
+    common = root / "libs" / "common"
+    shutil.copytree(WEBAPP / "charts" / "cache", common)
+    app = root / "apps" / "shop"
+    (app / "templates").mkdir(parents=True)
+    (app / "Chart.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "v2", "name": "shop", "version": "0.1.0",
+        "dependencies": [{"name": "cache", "version": "0.2.0",
+                          "repository": "file://../../libs/common"}]}))
+    (app / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n")
+    first = run_kiln("render", str(app), "-o", "json", "--cache-dir", str(cache_dir),
+                     "--source-root", str(root))
+    assert first.returncode == 0, first.stderr
+    scratch = Path(shutil.copytree(root, tmp_path / "scratch"))
+    subprocess.run([helm, "dependency", "build", str(scratch / "apps" / "shop")], check=True,
+                   env=home, capture_output=True)
+    expected = raw(helm, home, "shop", str(scratch / "apps" / "shop"), "--namespace",
+                   "default", "--include-crds")
+    assert json.loads(first.stdout) == expected
+    assert sorted(p.name for p in app.iterdir()) == ["Chart.yaml", "templates"]
+    # editing the local dependency invalidates the render
+    values = common / "values.yaml"
+    values.write_text("size: huge\n")
+    second = run_kiln("render", str(app), "-o", "json", "--cache-dir", str(cache_dir),
+                      "--source-root", str(root))
+    assert second.returncode == 0, second.stderr
+    sts = next(o for o in json.loads(second.stdout) if o["kind"] == "StatefulSet")
+    assert sts["metadata"]["labels"]["kiln.test/size"] == "huge"
+    # and a dependency outside the source root is refused
+    outside = run_kiln("render", str(app), "--cache-dir", str(cache_dir),
+                       "--source-root", str(app))
+    assert_clean_failure(outside, "outside the source root")

@@ -6,12 +6,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.digest import input_digest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.paths import confine, read_bytes_capped
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kiln.helm")
 
 LOCK_FILE = "Chart.lock"
+ARCHIVE_NAME = re.compile(r"^(.+?)-v?\d+\.\d+\.\d+[^/]*\.tgz$")
+"""``<chart name>-<semver>.tgz``, the name ``helm package`` gives an archive."""
 USERNAME_ENV = "KILN_HELM_USERNAME"
 PASSWORD_ENV = "KILN_HELM_PASSWORD"
 
@@ -82,6 +86,27 @@ def _missing_dependencies(chart_dir: Path, chart: dict[str, Any]) -> bool:
     deps = chart.get("dependencies") or []
     if not deps:
         return False
+    present = _present_dependencies(chart_dir)
+    return any(d["name"] not in present for d in deps)
+
+
+def _local_dependencies(chart_dir: Path, chart: dict[str, Any], root: Path) -> list[Path]:
+    """The directories of ``file://`` dependencies, each confined to the source root."""
+    found = []
+    for dep in chart.get("dependencies") or []:
+        repo = str(dep.get("repository") or "")
+        if not repo.startswith("file://"):
+            continue
+        target = confine(chart_dir / repo[len("file://"):], root, what="chart dependency")
+        if not (target / CHART_FILE).is_file():
+            raise InputError(f"dependency {dep['name']!r}: no chart at {repo}",
+                             source=str(chart_dir / CHART_FILE))
+        found.append(target)
+    return found
+
+
+def _present_dependencies(chart_dir: Path) -> set[str]:
+    """Names of the charts vendored under ``charts/`` (directories and archives)."""
     charts = chart_dir / "charts"
     present: set[str] = set()
     if charts.is_dir():
@@ -92,8 +117,10 @@ def _missing_dependencies(chart_dir: Path, chart: dict[str, Any]) -> bool:
                 except InputError:
                     continue
             elif entry.name.endswith(".tgz"):
-                present.add(entry.name.rsplit("-", 1)[0])
-    return any(d["name"] not in present for d in deps)
+                match = ARCHIVE_NAME.match(entry.name)
+                if match:
+                    present.add(match.group(1))
+    return present
 
 
 class HelmRenderer:
@@ -141,8 +168,10 @@ class HelmRenderer:
         # The release name may come from the directory name, which the app identity lacks.
         extra: dict[str, Any] = {"release": _release(app, opts)}
         if source.local is not None:
-            read_chart_file(source.local)
+            chart = read_chart_file(source.local)
             files += chart_files(source.local, opts.max_chart_bytes)
+            for target in _local_dependencies(source.local, chart, app.root):
+                files += chart_files(target, opts.max_chart_bytes)
         else:
             assert source.remote is not None
             stored = self._fetch(source.remote, app, ctx, opts)
@@ -214,32 +243,47 @@ class HelmRenderer:
         """The chart directory helm is given: the app's own, or a scratch copy completed with
         dependencies from the store when ``charts/`` lacks some (the app is never written)."""
         chart = read_chart_file(chart_dir)
-        if not _missing_dependencies(chart_dir, chart):
+        present = _present_dependencies(chart_dir)
+        if all(d["name"] in present for d in chart.get("dependencies") or []):
             return chart_dir
-        for dep in chart["dependencies"]:
-            repo = str(dep.get("repository") or "")
-            if repo.startswith("file://") or (repo and "://" not in repo and "@" not in repo):
-                raise InputError(
-                    f"dependency {dep['name']!r} from {repo!r} is missing from charts/ "
-                    "(local dependencies must be vendored under charts/)",
-                    source=str(chart_dir / CHART_FILE))
+        local = _local_dependencies(chart_dir, chart, app.root)
         chart_yaml = read_bytes_capped(chart_dir / CHART_FILE, 1 << 20)
         lock_path = chart_dir / LOCK_FILE
         chart_lock = read_bytes_capped(lock_path, 1 << 20) if lock_path.is_file() else None
-        basis = chart_lock if chart_lock is not None else json.dumps(
-            chart["dependencies"], sort_keys=True).encode()
-        key = hashlib.sha256(basis).hexdigest()
-        flags = ["--plain-http"] if opts.plain_http else []
+        basis = hashlib.sha256(chart_lock if chart_lock is not None else json.dumps(
+            chart["dependencies"], sort_keys=True).encode())
+        for target in local:
+            basis.update(input_digest(chart_files(target, opts.max_chart_bytes), target).encode())
+        root = Path(os.path.realpath(app.root))
+        rel_chart = os.path.relpath(os.path.realpath(chart_dir), root)
+
+        def populate(scratch: Path) -> Path:
+            # Mirror the chart's place under the source root so relative file:// paths resolve.
+            mirror = scratch / "root"
+            chart_copy = mirror / rel_chart
+            chart_copy.mkdir(parents=True)
+            (chart_copy / CHART_FILE).write_bytes(chart_yaml)
+            if chart_lock is not None:
+                (chart_copy / LOCK_FILE).write_bytes(chart_lock)
+            for target in local:
+                link = mirror / os.path.relpath(target, root)
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to(target, target_is_directory=True)
+            return chart_copy
+
+        creds = _credentials(opts, ctx.env)
         repos = [str(d.get("repository")) for d in chart["dependencies"]
                  if str(d.get("repository") or "").startswith(("http://", "https://"))]
         built = self._store(ctx, opts).dependencies(
-            key, chart_yaml, chart_lock, f"dependencies of chart {chart_dir}", flags, repos)
+            basis.hexdigest(), populate, f"dependencies of chart {chart_dir}",
+            creds.flags(dependency_build=True), repos)
         copy = work / "chart" / chart_dir.name
-        shutil.copytree(chart_dir, copy, symlinks=False,
-                        ignore=shutil.ignore_patterns(".git"))
+        shutil.copytree(chart_dir, copy, symlinks=False, ignore=shutil.ignore_patterns(".git"))
         charts = copy / "charts"
         charts.mkdir(exist_ok=True)
-        for archive in built.glob("*.tgz"):
-            if not (charts / archive.name).exists():
+        for archive in sorted(built.glob("*.tgz")):
+            match = ARCHIVE_NAME.match(archive.name)
+            if match is None or match.group(1) not in present:
                 shutil.copyfile(archive, charts / archive.name)
         return copy

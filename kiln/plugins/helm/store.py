@@ -86,14 +86,14 @@ class Credentials:
     plain_http: bool = False
     insecure_skip_tls_verify: bool = False
 
-    def flags(self) -> list[str]:
-        """``helm pull`` flags carrying these credentials and transport settings."""
+    def flags(self, *, dependency_build: bool = False) -> list[str]:
+        """``helm pull`` (or ``helm dependency build``) flags for these settings."""
         argv: list[str] = []
         if self.username:
             argv += ["--username", self.username]
         if self.password:
             argv += ["--password", self.password]
-        if self.pass_credentials:
+        if self.pass_credentials and not dependency_build:
             argv.append("--pass-credentials")
         if self.plain_http:
             argv.append("--plain-http")
@@ -216,15 +216,16 @@ class ChartStore:
             argv = [self.binary, "repo", "add", name, url, "--force-update"]
             self.run(argv, what=what, env=self.env, timeout=self.timeout)
 
-    def dependencies(self, key: str, chart_yaml: bytes, chart_lock: bytes | None,
-                     what: str, extra_args: Sequence[str] = (),
-                     repositories: Sequence[str] = ()) -> Path:
+    def dependencies(self, key: str, populate: Callable[[Path], Path], what: str,
+                     extra_args: Sequence[str] = (), repositories: Sequence[str] = ()) -> Path:
         """Return a directory of dependency archives for a chart, building it once per ``key``.
 
-        ``key`` is the lock digest (``Chart.lock``, else the ``dependencies`` of ``Chart.yaml``);
-        ``repositories`` are the HTTP repositories the dependencies come from.
-        The build runs ``helm dependency build`` on a scratch copy of the two files, so the
-        app's own directory is never written.
+        ``key`` is the lock digest (``Chart.lock``, else the ``dependencies`` of ``Chart.yaml``,
+        plus the content of any ``file://`` dependency). ``populate(scratch)`` lays out a
+        scratch chart (``Chart.yaml``, ``Chart.lock``, links to local dependencies) inside
+        ``scratch`` and returns its directory: ``helm dependency build`` runs there, so the
+        app's own directory is never written. ``repositories`` are the HTTP repositories the
+        dependencies come from.
         """
         target = self.root / "deps" / key
         with self._lock(f"deps-{key}"):
@@ -234,14 +235,11 @@ class ChartStore:
             try:
                 if repositories:
                     self.add_repositories(repositories, what)
-                (work / "Chart.yaml").write_bytes(chart_yaml)
-                if chart_lock is not None:
-                    (work / "Chart.lock").write_bytes(chart_lock)
-                argv = [self.binary, "dependency", "build", str(work),
-                        *extra_args]
+                chart_dir = populate(work)
+                argv = [self.binary, "dependency", "build", str(chart_dir), *extra_args]
                 log.info("building chart dependencies for %s", what)
                 self.run(argv, what=what, env=self.env, timeout=self.timeout)
-                built = work / "charts"
+                built = chart_dir / "charts"
                 built.mkdir(exist_ok=True)
                 (built / ".complete").write_text("")
                 shutil.rmtree(target, ignore_errors=True)
