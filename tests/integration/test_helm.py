@@ -402,3 +402,12 @@ def test_release_name_from_directory_is_in_the_key(helm: str, chart: Path, tmp_p
     shutil.copytree(chart, twin)
     kiln(chart, cache_dir)
     assert kiln(twin, cache_dir) == raw_helm(helm, tmp_path / "h", "twin", twin, *BASE)
+
+
+def test_chart_in_a_subdirectory(helm: str, tmp_path: Path, cache_dir: Path) -> None:
+    """``helm.chart`` names a local chart directory: detected by the option alone."""
+    app = tmp_path / "app"
+    copy_chart(app / "chart")
+    write_app(app, helm={"chart": "chart", "parameters": [HOST_PARAM]})
+    objects = kiln(app, cache_dir)
+    assert objects == raw_helm(helm, tmp_path / "h", "app", app / "chart", *BASE)

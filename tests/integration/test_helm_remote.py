@@ -304,3 +304,27 @@ def test_file_dependency_built_from_source_root(helm: str, home: dict[str, str],
     outside = run_kiln("render", str(app), "--cache-dir", str(cache_dir),
                        "--source-root", str(app))
     assert_clean_failure(outside, "outside the source root")
+
+
+def test_parallel_renders_download_once(registry: Registry, packaged: Path, tmp_path: Path,
+                                        cache_dir: Path) -> None:
+    """Four kiln processes started together on one chart: the store's lock lets one download."""
+    import os
+    import sys
+
+    from tests.helpers import REPO
+
+    digest = hashlib.sha256((packaged / "cache-0.2.0.tgz").read_bytes()).hexdigest()
+    before = registry.chart_downloads("charts/cache", digest)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = []
+    for i in range(4):
+        app = make_app(tmp_path, f"p{i}", repoURL=f"oci://{registry.host}/charts",
+                       chart="cache", version="0.2.0", plainHttp=True)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kiln", "render", str(app), "--cache-dir", str(cache_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outputs]
+    assert registry.chart_downloads("charts/cache", digest) == before + 1
+    assert all(b"kind: StatefulSet" in out for out, _ in outputs)
