@@ -24,7 +24,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiln.core.errors import InputError, ToolError
@@ -81,7 +81,7 @@ class Credentials:
     """Repository credentials (never logged, never written to kiln's files)."""
 
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     pass_credentials: bool = False
     plain_http: bool = False
     insecure_skip_tls_verify: bool = False
