@@ -3,7 +3,8 @@
 Modules: :mod:`.options` (the ``helm:`` section), :mod:`.command` (the helm binary, its private
 homes and the ``helm template`` command line, shared with other plugins), :mod:`.values`
 (value files, parameters), :mod:`.chartfiles` (what a local chart consists of),
-:mod:`.store` (the shared chart store) and :mod:`.renderer`.
+:mod:`.remote` (remote chart references, credentials), :mod:`.store` (the shared chart
+store, imported only when a remote chart or a dependency build needs it) and :mod:`.renderer`.
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +19,13 @@ from kiln.core.registry import Inputs
 from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
 from kiln.plugins.helm.command import TemplateArgs, helm_binary, helm_env, template_argv
 from kiln.plugins.helm.options import HelmOptions
-from kiln.plugins.helm.store import ChartStore, Credentials, RemoteChart, StoredChart
+from kiln.plugins.helm.remote import Credentials, RemoteChart, StoredChart
 from kiln.plugins.helm.values import materialise, resolve_values
 
 if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.context import RenderContext
+    from kiln.plugins.helm.store import ChartStore
 
 log = logging.getLogger("kiln.helm")
 
@@ -192,6 +191,9 @@ class HelmRenderer:
         binary = helm_binary(ctx.env)
         env = helm_env(ctx.env, ctx.tool_dir("helm"))
         timeout = opts.timeout or ctx.timeout
+        import shutil
+        import tempfile
+
         work = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
         try:
             os.chmod(work, 0o700)
@@ -225,6 +227,8 @@ class HelmRenderer:
     # -- helpers --------------------------------------------------------------------------------
 
     def _store(self, ctx: RenderContext, opts: HelmOptions) -> ChartStore:
+        from kiln.plugins.helm.store import ChartStore
+
         tool_dir = ctx.tool_dir("helm")
         return ChartStore(tool_dir / "store", binary=helm_binary(ctx.env),
                           env=helm_env(ctx.env, tool_dir), run=ctx.run,
@@ -242,6 +246,8 @@ class HelmRenderer:
                      work: Path) -> Path:
         """The chart directory helm is given: the app's own, or a scratch copy completed with
         dependencies from the store when ``charts/`` lacks some (the app is never written)."""
+        import shutil
+
         chart = read_chart_file(chart_dir)
         present = _present_dependencies(chart_dir)
         if all(d["name"] in present for d in chart.get("dependencies") or []):

@@ -8,7 +8,6 @@ and parameter values are environment-substituted like Argo CD does (``$ARGOCD_AP
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from dataclasses import dataclass
@@ -60,6 +59,8 @@ def value_files(app: App, opts: HelmOptions) -> list[Path]:
     for raw in opts.value_files:
         path = _resolve(app, raw, "value file")
         if GLOB_CHARS & set(str(path)):
+            import glob
+
             matches = sorted(glob.glob(str(path), recursive=True))
             if not matches and not opts.ignore_missing_value_files:
                 raise InputError(f"value file pattern {raw!r} matches no file",
