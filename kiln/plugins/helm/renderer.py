@@ -49,6 +49,29 @@ class _Source:
         return f"chart {self.local}"
 
 
+class _Scratch:
+    """A private temporary directory, created only if something needs it."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+
+    def path(self) -> Path:
+        """The directory (mode 0700), created on first call."""
+        if self._path is None:
+            import tempfile
+
+            self._path = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
+        return self._path
+
+    def cleanup(self) -> None:
+        """Delete the directory if it was created."""
+        if self._path is not None:
+            import shutil
+
+            shutil.rmtree(self._path, ignore_errors=True)
+            self._path = None
+
+
 def _source(app: App, opts: HelmOptions) -> _Source:
     chart = envsubst(opts.chart, app.env)
     repo = envsubst(opts.repo_url, app.env)
@@ -191,14 +214,10 @@ class HelmRenderer:
         binary = helm_binary(ctx.env)
         env = helm_env(ctx.env, ctx.tool_dir("helm"))
         timeout = opts.timeout or ctx.timeout
-        import shutil
-        import tempfile
-
-        work = Path(tempfile.mkdtemp(prefix="kiln-helm-"))
+        scratch = _Scratch()
         try:
-            os.chmod(work, 0o700)
             if source.local is not None:
-                chart_path = str(self._local_chart(source.local, app, ctx, opts, work))
+                chart_path = str(self._local_chart(source.local, app, ctx, opts, scratch))
             else:
                 assert source.remote is not None
                 stored = self._unpinned.pop(source.remote, None)
@@ -209,7 +228,7 @@ class HelmRenderer:
                 release=_release(app, opts),
                 chart=chart_path,
                 namespace=app.namespace or "default",
-                value_files=materialise(values, opts, work),
+                value_files=materialise(values, opts, scratch.path),
                 sets=values.sets,
                 kube_version=app.kube_version,
                 api_versions=app.api_versions,
@@ -221,7 +240,7 @@ class HelmRenderer:
             out = ctx.run(template_argv(binary, args), what=source.describe(), cwd=app.path,
                           env=env, timeout=timeout)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            scratch.cleanup()
         return out.decode("utf-8", "replace")
 
     # -- helpers --------------------------------------------------------------------------------
@@ -243,7 +262,7 @@ class HelmRenderer:
         return store.fetch(chart, _credentials(opts, ctx.env), opts.max_chart_bytes)
 
     def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
-                     work: Path) -> Path:
+                     scratch: _Scratch) -> Path:
         """The chart directory helm is given: the app's own, or a scratch copy completed with
         dependencies from the store when ``charts/`` lacks some (the app is never written)."""
         import shutil
@@ -284,7 +303,7 @@ class HelmRenderer:
         built = self._store(ctx, opts).dependencies(
             basis.hexdigest(), populate, f"dependencies of chart {chart_dir}",
             creds.flags(dependency_build=True), repos)
-        copy = work / "chart" / chart_dir.name
+        copy = scratch.path() / "chart" / chart_dir.name
         shutil.copytree(chart_dir, copy, symlinks=False, ignore=shutil.ignore_patterns(".git"))
         charts = copy / "charts"
         charts.mkdir(exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,16 +121,17 @@ def hcl_to_json(path: Path) -> str:
     return json.dumps(data)
 
 
-def materialise(values: Values, opts: HelmOptions, workdir: Path) -> list[str]:
-    """Write what Helm cannot read directly into ``workdir``; return the ``--values`` paths.
+def materialise(values: Values, opts: HelmOptions, workdir: Callable[[], Path]) -> list[str]:
+    """Write what Helm cannot read directly into ``workdir()``; return the ``--values`` paths.
 
     HCL files become JSON, ``values``/``valuesObject`` become one file applied after every
-    value file. ``workdir`` is private and temporary: the caller deletes it.
+    value file. ``workdir()`` returns (creating it on first call) a private temporary
+    directory the caller deletes; it is not called when nothing needs writing.
     """
     paths: list[str] = []
     for index, path in enumerate(values.files):
         if path.name.endswith(HCL_SUFFIXES):
-            out = workdir / f"hcl-{index}.json"
+            out = workdir() / f"hcl-{index}.json"
             out.write_text(hcl_to_json(path), encoding="utf-8")
             paths.append(str(out))
         else:
@@ -140,7 +142,7 @@ def materialise(values: Values, opts: HelmOptions, workdir: Path) -> list[str]:
     elif opts.values.strip():
         inline = opts.values
     if inline is not None:
-        out = workdir / "inline-values.yaml"
+        out = workdir() / "inline-values.yaml"
         out.write_text(inline, encoding="utf-8")
         paths.append(str(out))
     return paths
