@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "kiln"
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("directory", "kiln.plugins.directory"),
+    ("helm", "kiln.plugins.helm"),
     ("kustomize", "kiln.plugins.kustomize"),
 )
 """(plugin name, module) of every built-in plugin, registered in this order."""
