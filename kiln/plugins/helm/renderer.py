@@ -278,7 +278,9 @@ class HelmRenderer:
         basis = hashlib.sha256(chart_lock if chart_lock is not None else json.dumps(
             chart["dependencies"], sort_keys=True).encode())
         for target in local:
-            basis.update(input_digest(chart_files(target, opts.max_chart_bytes), target).encode())
+            files = chart_files(target, opts.max_chart_bytes)
+            pairs = [(os.path.relpath(f, target), str(f)) for f in files]
+            basis.update(input_digest(pairs).encode())
         root = Path(os.path.realpath(app.root))
         rel_chart = os.path.relpath(os.path.realpath(chart_dir), root)
 
