@@ -145,6 +145,45 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True, allow_dash=True,
+                                        path_type=str))
+@click.option("--type", "app_type", metavar="TYPE",
+              help="Renderer: directory, helm, kustomize, jsonnet or a plugin's name.")
+@click.option("-n", "--namespace", help="Namespace to render into.")
+@click.option("--app-name", help="App name (Helm's release name by default).")
+@click.option("--source-root", metavar="DIR", help="Files outside DIR are refused.")
+@click.option("-O", "--option", "options", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Set any kiln.yaml option (VALUE is YAML).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@click.option("--strip-annotations", is_flag=True,
+              help="Drop the avp.kubernetes.io/* annotations from the output.")
+@_common_cache_options
+@click.pass_obj
+def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
+             debug: bool, source_root: str | None, strip_annotations: bool,
+             **flags: Any) -> None:
+    """Render PATH and resolve its secrets; with PATH '-', resolve a YAML/JSON stream read
+    from stdin (a drop-in for 'argocd-vault-plugin generate -')."""
+    from kiln.core import manifests, secrets
+    from kiln.core.errors import SecretErrors
+
+    engine = _engine(state, cache_dir, no_cache, debug)
+    if path == "-":
+        objects = engine.resolve(manifests.parse_stream(sys.stdin.read(), "<stdin>"))
+    else:
+        app = engine.load_app(path, _settings(**flags), source_root=source_root)
+        objects = engine.render(app, secrets=True).objects
+    leftover = secrets.unresolved(objects)
+    if leftover:
+        raise SecretErrors(leftover)
+    if strip_annotations:
+        objects = secrets.strip_avp_annotations(objects)
+    _emit(manifests.dump_json(objects) if output == "json"
+          else manifests.dump_yaml_stream(objects))
+
+
 @cli.group()
 def cache() -> None:
     """Inspect or empty the manifest cache."""

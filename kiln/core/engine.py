@@ -23,7 +23,7 @@ from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.cache.base import Store
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
-from kiln.core.errors import InputError, RenderError
+from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
 from kiln.core.paths import confine
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
@@ -252,10 +252,22 @@ class Engine:
             return objects, False
         ctx = self.secret_context(app)
         changed = False
+        errors: list[SecretError] = []
         for resolver in resolvers:
             if resolver.wants(objects, ctx):
-                objects = resolver.resolve(objects, ctx)
+                # Every resolver runs even after one failed, so one error lists every bad
+                # reference in the stream, whichever backend it belongs to.
+                try:
+                    objects = resolver.resolve(objects, ctx)
+                except SecretErrors as exc:
+                    errors.extend(exc.errors)
+                except SecretError as exc:
+                    errors.append(exc)
                 changed = True
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise SecretErrors(errors)
         return objects, changed
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
