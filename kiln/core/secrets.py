@@ -413,17 +413,23 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
 
 
 def register_leaves(redactor: Redactor, data: Any) -> None:
-    """Register every string (and scalar) leaf of ``data`` as secret."""
+    """Register every string (and number) leaf of ``data`` as secret, in one batch."""
+    leaves: list[str] = []
+    _leaves(data, leaves)
+    redactor.register_many(leaves)
+
+
+def _leaves(data: Any, out: list[str]) -> None:
     if isinstance(data, Mapping):
         for value in data.values():
-            register_leaves(redactor, value)
+            _leaves(value, out)
     elif isinstance(data, list):
         for value in data:
-            register_leaves(redactor, value)
+            _leaves(value, out)
     elif isinstance(data, str):
-        redactor.register(data)
+        out.append(data)
     elif isinstance(data, (int, float)) and not isinstance(data, bool):
-        redactor.register(str(data))
+        out.append(str(data))
 
 
 # -- modifiers ----------------------------------------------------------------------------------
