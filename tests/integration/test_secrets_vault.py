@@ -545,3 +545,24 @@ def test_missing_configuration_is_a_clean_error(vault: VaultData) -> None:
     assert_clean_failure(proc, "AVP_ROLE_ID and AVP_SECRET_ID")
     proc = generate(SIMPLE, {})
     assert_clean_failure(proc, "no secrets backend")
+
+
+def test_sealed_server_is_retried_then_reported(tmp_path: Path) -> None:
+    """A sealed server answers 503 (transient): kiln retries with backoff (0.2 + 0.4 + 0.8 s),
+    then fails cleanly. Uses its own server, since sealing is not undone."""
+    import time
+
+    from tests.integration.openbao import start_openbao, stop_openbao
+
+    server = start_openbao(tmp_path / "sealed")
+    try:
+        server.api("PUT", "sys/seal")
+        env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": server.addr,
+               "VAULT_TOKEN": server.token}
+        started = time.monotonic()
+        proc = generate(SIMPLE, env)
+        elapsed = time.monotonic() - started
+        assert_clean_failure(proc, "VAULT_ADDR", "VaultDown")
+        assert elapsed >= 1.4, elapsed
+    finally:
+        stop_openbao(server)

@@ -3,7 +3,7 @@
 hvac is imported here, lazily, only when a stream actually holds Vault references. Reads use
 AVP's semantics: KV v2 paths carry ``/data/`` and honour a version, KV v1 paths ignore it.
 Failures become typed errors: connection problems and 5xx are transient (retried by the core),
-4xx are final. No response body or secret value ever reaches a message.
+4xx (429 included) are final. No response body or secret value ever reaches a message.
 """
 
 from __future__ import annotations
@@ -55,16 +55,17 @@ class VaultBackend:
         import hvac.exceptions as hx
         import requests
 
+        if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.InvalidURL):
+            # Checked first: SSLError is a ConnectionError, but retrying cannot fix it.
+            return SecretBackendUnavailable(f"cannot reach {self._where()} while {doing}: "
+                                            f"{type(exc).__name__} (check VAULT_CACERT / "
+                                            "VAULT_SKIP_VERIFY)")
         if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
             reason = ("timed out" if isinstance(exc, requests.exceptions.Timeout)
                       else "connection refused or reset")
             return TransientBackendError(f"cannot reach {self._where()} while {doing}: "
                                          f"{reason}")
-        if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.InvalidURL):
-            return SecretBackendUnavailable(f"cannot reach {self._where()} while {doing}: "
-                                            f"{type(exc).__name__}")
-        if isinstance(exc, hx.InternalServerError | hx.VaultDown | hx.BadGateway
-                      | hx.RateLimitExceeded):
+        if isinstance(exc, hx.InternalServerError | hx.VaultDown | hx.BadGateway):
             return TransientBackendError(f"{self._where()} failed while {doing}: "
                                          f"{type(exc).__name__}")
         if isinstance(exc, hx.Forbidden):
