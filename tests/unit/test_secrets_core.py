@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kiln.core import secret_modifiers
 from kiln.core import secrets as s
 from kiln.core.errors import SecretError, SecretErrors, SecretNotFound
 from kiln.core.redact import Redactor
@@ -149,30 +150,31 @@ def test_uris_by_scheme_only() -> None:
     ("user={.db.user}:{.db.port}", "user=dbu:5432"),
 ])
 def test_json_path(expr: str, expected: str) -> None:
-    assert s.json_path(expr, DATA["kv/app"]["cfg"]) == expected
+    assert secret_modifiers.json_path(expr, DATA["kv/app"]["cfg"]) == expected
 
 
 def test_json_path_missing_key_is_an_error_without_the_value() -> None:
-    with pytest.raises(s.ModifierError) as info:
-        s.json_path("{.db.password}", DATA["kv/app"]["cfg"])
+    with pytest.raises(secret_modifiers.ModifierError) as info:
+        secret_modifiers.json_path("{.db.password}", DATA["kv/app"]["cfg"])
     assert "dbu" not in str(info.value)
 
 
 def test_indent_follows_avp() -> None:
     value = "  first  \n  second\n\n third \n"
-    assert s.apply_modifier(s.Modifier("indent", ("2",)), value) == "first\n  second\n  third"
+    result = secret_modifiers.apply_modifier(s.Modifier("indent", ("2",)), value)
+    assert result == "first\n  second\n  third"
 
 
 def test_base64decode_ignores_errors_like_avp() -> None:
-    assert s.apply_modifier(s.Modifier("base64decode"), "!!notbase64") == ""
-    assert s.apply_modifier(s.Modifier("base64decode"), "aGk=") == "hi"
+    assert secret_modifiers.apply_modifier(s.Modifier("base64decode"), "!!notbase64") == ""
+    assert secret_modifiers.apply_modifier(s.Modifier("base64decode"), "aGk=") == "hi"
 
 
 def test_modifier_type_errors() -> None:
-    with pytest.raises(s.ModifierError, match="expected a string, got object"):
-        s.apply_modifier(s.Modifier("base64encode"), {"a": 1})
-    with pytest.raises(s.ModifierError, match="takes no arguments"):
-        s.apply_modifier(s.Modifier("sha256sum", ("x",)), "v")
+    with pytest.raises(secret_modifiers.ModifierError, match="expected a string, got object"):
+        secret_modifiers.apply_modifier(s.Modifier("base64encode"), {"a": 1})
+    with pytest.raises(secret_modifiers.ModifierError, match="takes no arguments"):
+        secret_modifiers.apply_modifier(s.Modifier("sha256sum", ("x",)), "v")
 
 
 # -- substitution rules -------------------------------------------------------------------
@@ -311,3 +313,17 @@ def test_unresolved_names_what_no_backend_took() -> None:
     errors = s.unresolved([secret({"a": "<path:kv/app#pw>", "b": "ref+awssecrets://x#k",
                                    "c": "<plain>"})])
     assert [e.one_line().split(": ")[1] for e in errors] == ["stringData.a", "stringData.b"]
+
+
+def test_wants_is_precise() -> None:
+    b64 = base64.b64encode(b"<not-a-ref>").decode()
+    plain = secret({"a": "<text>"})
+    plain["data"] = {"x": b64}
+    assert not s.wants([plain], AVP)
+    annotated = secret({"a": "no placeholders"}, {s.AVP_PATH: "kv/app"})
+    assert not s.wants([annotated], AVP)
+    annotated["stringData"]["b"] = "<pw>"
+    assert s.wants([annotated], AVP)
+    inline = secret({})
+    inline["data"] = {"x": base64.b64encode(b"<path:kv/app#pw>").decode()}
+    assert s.wants([inline], AVP)
