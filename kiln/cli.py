@@ -169,7 +169,10 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     from kiln.core import manifests, secrets
     from kiln.core.errors import SecretErrors
 
-    engine = _engine(state, cache_dir, no_cache, debug)
+    # --cache-url exists once the shared-cache options are merged; pass it through when given.
+    cache_url = flags.pop("cache_url", None)
+    engine = _engine(state, cache_dir, no_cache, debug,
+                     **({"cache_url": cache_url} if cache_url else {}))
     if path == "-":
         objects = engine.resolve(manifests.parse_stream(sys.stdin.read(), "<stdin>"))
     else:

@@ -65,6 +65,9 @@ class VaultResolver:
     name = "vault"
     order = 50
     options_type = VaultOptions
+    markers = ("<", "ref+vault://", "kind: Secret")
+    """Text whose absence from a rendered stream proves there is nothing to resolve (a Secret
+    may hide a template in base64 data, so any Secret counts)."""
 
     def _options(self, ctx: SecretContext) -> VaultOptions | None:
         if ctx.app is None or "vault" not in ctx.app.secrets:
