@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -46,6 +47,10 @@ class OpenBao:
     process: subprocess.Popen[bytes]
     audit_log: Path
     log_file: Path
+    ca_cert: Path | None = None
+
+    def _ssl(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.ca_cert)) if self.ca_cert else None
 
     def api(self, method: str, path: str, body: Mapping[str, Any] | None = None,
             token: str | None = None) -> Any:
@@ -56,7 +61,7 @@ class OpenBao:
         request.add_header("X-Vault-Token", token or self.token)
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._ssl()) as response:
             text = response.read().decode()
         return json.loads(text) if text.strip() else None
 
@@ -120,11 +125,15 @@ class OpenBao:
         return paths
 
 
-def start_openbao(workdir: Path) -> OpenBao:
-    """Start ``bao server -dev`` on a free loopback port and wait until it answers."""
+def start_openbao(workdir: Path, *, tls: bool = False) -> OpenBao:
+    """Start ``bao server -dev`` on a free loopback port and wait until it answers.
+
+    With ``tls`` the server generates its own CA and certificate (``-dev-tls``); the handle's
+    ``ca_cert`` is the CA file and ``addr`` is https.
+    """
     bao = tool("bao")
     port = free_port()
-    addr = f"http://127.0.0.1:{port}"
+    addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     workdir.mkdir(parents=True, exist_ok=True)
     log_file = workdir / "openbao.log"
     config = workdir / "openbao.hcl"
@@ -132,23 +141,32 @@ def start_openbao(workdir: Path) -> OpenBao:
     config.write_text("unsafe_allow_api_audit_creation = true\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     env["HOME"] = str(workdir)
+    argv = [bao, "server", "-dev", f"-config={config}", f"-dev-root-token-id={ROOT_TOKEN}",
+            f"-dev-listen-address=127.0.0.1:{port}"]
+    ca_cert = None
+    if tls:
+        argv += ["-dev-tls", f"-dev-tls-cert-dir={workdir / 'tls'}"]
+        (workdir / "tls").mkdir(exist_ok=True)
+        ca_cert = workdir / "tls" / "vault-ca.pem"
     with open(log_file, "wb") as log:
         process = subprocess.Popen(
-            [bao, "server", "-dev", f"-config={config}", f"-dev-root-token-id={ROOT_TOKEN}",
-             f"-dev-listen-address=127.0.0.1:{port}"],
+            argv,
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
         )
-    server = OpenBao(addr, ROOT_TOKEN, process, workdir / "audit.log", log_file)
+    server = OpenBao(addr, ROOT_TOKEN, process, workdir / "audit.log", log_file, ca_cert)
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         if process.poll() is not None:
             raise RuntimeError(f"bao server exited early: {log_file.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except (urllib.error.URLError, OSError):
+            context = server._ssl() if ca_cert is None or ca_cert.exists() else None
+            if ca_cert is None or context is not None:
+                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1,
+                                            context=context) as response:
+                    if response.status == 200:
+                        break
+        except (urllib.error.URLError, OSError, ssl.SSLError):
             pass
         if time.monotonic() > deadline:
             stop_openbao(server)

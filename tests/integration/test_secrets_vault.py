@@ -566,3 +566,36 @@ def test_sealed_server_is_retried_then_reported(tmp_path: Path) -> None:
         assert elapsed >= 1.4, elapsed
     finally:
         stop_openbao(server)
+
+
+def test_tls_verification_cacert_and_skip_verify(tmp_path: Path) -> None:
+    """A TLS dev server with its own CA: unverifiable without VAULT_CACERT (a final error,
+    not retried), fine with it, and fine with VAULT_SKIP_VERIFY."""
+    from tests.integration.openbao import start_openbao, stop_openbao
+
+    server = start_openbao(tmp_path / "tls", tls=True)
+    try:
+        value = _v("tls-secret")
+        server.kv2_put("secret", "app", {"pw": value})
+        env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": server.addr,
+               "VAULT_TOKEN": server.token, "SSL_CERT_FILE": "", "REQUESTS_CA_BUNDLE": ""}
+        proc = generate(SIMPLE, env)
+        assert_clean_failure(proc, "VAULT_CACERT")
+        assert server.ca_cert is not None
+        for extra in ({"VAULT_CACERT": str(server.ca_cert)}, {"VAULT_SKIP_VERIFY": "true"}):
+            proc = generate(SIMPLE, {**env, **extra})
+            assert proc.returncode == 0, proc.stderr
+            assert docs(proc.stdout)[0]["stringData"]["pw"] == value
+    finally:
+        stop_openbao(server)
+
+
+def test_github_login_reaches_its_mount(vault: VaultData) -> None:
+    """OpenBao ships no github auth method (its plugin catalog lacks it) and the method needs
+    GitHub itself to verify a token, so this only checks that the login goes to the github
+    mount and the server's refusal is reported cleanly, with the token never echoed."""
+    env = vault.env(AVP_AUTH_TYPE="github", AVP_GITHUB_TOKEN="ghp_kilnTestTokenValue")
+    del env["VAULT_TOKEN"]
+    proc = generate(SIMPLE, env)
+    assert_clean_failure(proc, "logging in with github at auth/github")
+    assert "ghp_kilnTestTokenValue" not in proc.stderr
