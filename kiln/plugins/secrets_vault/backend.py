@@ -95,6 +95,15 @@ class VaultBackend:
             if self._client is not None:
                 return
             client = self._new_client()
+            if self.settings.skip_verify and not self.settings.ca_cert:
+                import warnings
+
+                from urllib3.exceptions import InsecureRequestWarning
+
+                # One kiln warning instead of urllib3's warning on every request.
+                warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+                log.warning("VAULT_SKIP_VERIFY is set: the certificate of %s is not verified",
+                            self.settings.address)
             if self.settings.auth_type != "token":
                 token = self._login(client)
                 if self.redactor is not None:
