@@ -139,6 +139,30 @@ def render(state: _State, path: str, output: str, cache_dir: str | None, no_cach
     _emit(result.to_json() if output == "json" else result.to_yaml())
 
 
+STREAM_MAX_BYTES = 256 << 20
+"""Largest manifest stream ``kiln generate`` reads from stdin or a file."""
+
+
+def _read_stream(path: str) -> str:
+    """Read a manifest stream from stdin (``-``) or a file, capped and decoded as UTF-8."""
+    from pathlib import Path
+
+    from kiln.core.errors import InputError
+    from kiln.core.paths import read_bytes_capped
+
+    source = "<stdin>" if path == "-" else path
+    if path == "-":
+        data = sys.stdin.buffer.read(STREAM_MAX_BYTES + 1)
+        if len(data) > STREAM_MAX_BYTES:
+            raise InputError(f"larger than the {STREAM_MAX_BYTES}-byte limit", source=source)
+    else:
+        data = read_bytes_capped(Path(path), STREAM_MAX_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=source) from None
+
+
 def _emit(text: str) -> None:
     """Write the whole output at once (only ever called after everything succeeded)."""
     sys.stdout.write(text)
@@ -164,8 +188,11 @@ def _emit(text: str) -> None:
 def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
              debug: bool, source_root: str | None, strip_annotations: bool,
              **flags: Any) -> None:
-    """Render PATH and resolve its secrets; with PATH '-', resolve a YAML/JSON stream read
-    from stdin (a drop-in for 'argocd-vault-plugin generate -')."""
+    """Render the app in PATH and resolve its secrets. With PATH '-' (or a file), only resolve
+    the YAML/JSON stream read from stdin (or that file): a drop-in for
+    'argocd-vault-plugin generate -'."""
+    import os
+
     from kiln.core import manifests, secrets
     from kiln.core.errors import SecretErrors
 
@@ -173,8 +200,9 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     cache_url = flags.pop("cache_url", None)
     engine = _engine(state, cache_dir, no_cache, debug,
                      **({"cache_url": cache_url} if cache_url else {}))
-    if path == "-":
-        objects = engine.resolve(manifests.parse_stream(sys.stdin.read(), "<stdin>"))
+    if path == "-" or os.path.isfile(path):
+        source = "<stdin>" if path == "-" else path
+        objects = engine.resolve(manifests.parse_stream(_read_stream(path), source))
     else:
         app = engine.load_app(path, _settings(**flags), source_root=source_root)
         objects = engine.render(app, secrets=True).objects

@@ -599,3 +599,19 @@ def test_github_login_reaches_its_mount(vault: VaultData) -> None:
     proc = generate(SIMPLE, env)
     assert_clean_failure(proc, "logging in with github at auth/github")
     assert "ghp_kilnTestTokenValue" not in proc.stderr
+
+
+def test_generate_reads_a_file_and_rejects_bad_streams(vault: VaultData, tmp_path: Path) -> None:
+    manifest = tmp_path / "secret.yaml"
+    manifest.write_text(SIMPLE)
+    proc = run_kiln("generate", str(manifest), env=vault.env())
+    assert proc.returncode == 0, proc.stderr
+    assert docs(proc.stdout)[0]["stringData"]["pw"] == vault.pw_v2
+    proc = generate("kind: [unclosed\n", vault.env())
+    assert_clean_failure(proc, "<stdin>", "malformed YAML")
+    proc = generate("apiVersion: v1\nmetadata: {name: x}\n", vault.env())
+    assert_clean_failure(proc, "<stdin>", "no kind")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    proc = run_kiln("generate", str(binary), env=vault.env())
+    assert_clean_failure(proc, str(binary), "not UTF-8")
