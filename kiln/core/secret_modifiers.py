@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -51,6 +50,8 @@ def apply_modifier(mod: Modifier, value: Any) -> Any:
         except (binascii.Error, ValueError):
             return ""
     if name == "sha256sum":
+        import hashlib
+
         return hashlib.sha256(_need_str(name, value).encode()).hexdigest()
     if name == "jsonParse":
         try:

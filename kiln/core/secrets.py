@@ -26,9 +26,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from kiln.core.errors import (
     SecretBackendUnavailable,
@@ -37,7 +37,6 @@ from kiln.core.errors import (
     SecretNotFound,
 )
 from kiln.core.manifests import object_ref
-from kiln.core.secret_modifiers import MODIFIERS, ModifierError, apply_modifier
 
 if TYPE_CHECKING:
     from kiln.core.redact import Redactor
@@ -69,8 +68,7 @@ _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 # -- data model ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReadKey:
+class ReadKey(msgspec.Struct, frozen=True):
     """One backend read: a path, an optional version, and a backend-specific ``variant``.
 
     Reads are de-duplicated on the whole key (Vault uses ``variant`` for the KV version, since
@@ -86,16 +84,14 @@ class ReadKey:
         return f"{self.path} (version {self.version})" if self.version else self.path
 
 
-@dataclass(frozen=True)
-class Modifier:
+class Modifier(msgspec.Struct, frozen=True):
     """One ``| name args`` step of a placeholder's pipeline."""
 
     name: str
     args: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True):
     """A parsed reference: where to read (``read``), which ``key``, then which ``modifiers``.
 
     ``text`` is the reference as written (``<path:kv/data/a#k>``, ``<user>``,
@@ -137,8 +133,15 @@ class TransientBackendError(SecretBackendUnavailable):
     """A failure worth retrying: connection refused or reset, timeout, 5xx."""
 
 
-@dataclass(frozen=True)
-class Grammar:
+def _plain_read_key(path: str, version: str | None, annotations: Mapping[str, str]) -> ReadKey:
+    return ReadKey(path, version or None)
+
+
+def _plain_uri_read(path: str, query: Mapping[str, str]) -> ReadKey:
+    return ReadKey(path, query.get("version") or None)
+
+
+class Grammar(msgspec.Struct, frozen=True, kw_only=True):
     """Which references one resolver owns.
 
     ``avp``: argocd-vault-plugin placeholders (generic and inline) are this resolver's.
@@ -151,16 +154,11 @@ class Grammar:
     avp: bool = False
     schemes: frozenset[str] = frozenset()
     path_validation: re.Pattern[str] | None = None
-    read_key: Callable[[str, str | None, Mapping[str, str]], ReadKey] = (
-        lambda path, version, annotations: ReadKey(path, version or None)
-    )
-    uri_read: Callable[[str, Mapping[str, str]], ReadKey] = (
-        lambda path, query: ReadKey(path, query.get("version") or None)
-    )
+    read_key: Callable[[str, str | None, Mapping[str, str]], ReadKey] = _plain_read_key
+    uri_read: Callable[[str, Mapping[str, str]], ReadKey] = _plain_uri_read
 
 
-@dataclass
-class FetchPolicy:
+class FetchPolicy(msgspec.Struct, kw_only=True):
     """How reads run: ``concurrency`` threads at most, ``timeout`` seconds per attempt (passed
     to the backend), ``retries`` extra attempts on transient failures, exponential ``backoff``
     starting at that many seconds."""
@@ -191,6 +189,8 @@ def parse_bool(text: str | None) -> bool:
 
 
 def _parse_modifiers(fields: Sequence[str]) -> tuple[tuple[Modifier, ...], str | None]:
+    from kiln.core.secret_modifiers import MODIFIERS
+
     mods: list[Modifier] = []
     for stmt in fields:
         words = stmt.split()
@@ -406,6 +406,8 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
 
     started = time.perf_counter()
     workers = max(1, min(policy.concurrency, len(unique)))
+    from concurrent.futures import ThreadPoolExecutor
+
     if workers == 1:
         for key in unique:
             one(key)
@@ -444,14 +446,13 @@ class MissingValue(SecretNotFound):
     """A key is absent from a secret that was read (``remove-missing`` may drop the field)."""
 
 
-@dataclass
-class _Obj:
+class _Obj(msgspec.Struct):
     ref: str
     kind: str
     annotations: dict[str, str]
     generic: bool
     remove_missing: bool
-    errors: list[SecretError] = field(default_factory=list)
+    errors: list[SecretError] = msgspec.field(default_factory=list)
 
 
 def _lookup(ref: Reference, data: Mapping[str, Any]) -> Any:
@@ -492,6 +493,8 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
         state.errors.append(_err(state, where, ref, f"key {ref.key!r} not found at "
                                  f"{ref.read.describe()}", MissingValue))
         return False, None
+    from kiln.core.secret_modifiers import ModifierError, apply_modifier
+
     for mod in ref.modifiers:
         try:
             value = apply_modifier(mod, value)

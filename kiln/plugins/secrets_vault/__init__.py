@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kiln.core import secrets
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import ResolverRegistry
 from kiln.plugins.secrets_vault.config import (
@@ -24,6 +23,7 @@ from kiln.plugins.secrets_vault.config import (
 )
 
 if TYPE_CHECKING:
+    from kiln.core import secrets
     from kiln.core.context import SecretContext
 
 
@@ -35,6 +35,8 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
     PATH`` URIs get ``data/`` inserted after the mount on KV v2 (vals' convention) unless the
     path already has it.
     """
+    from kiln.core import secrets
+
     default_kv = settings.kv_version if settings else "2"
 
     def read_key(path: str, version: str | None, annotations: Mapping[str, str]) -> secrets.ReadKey:
@@ -78,10 +80,13 @@ class VaultResolver:
         """True when Vault is configured and some object holds a reference it owns."""
         if not is_configured(ctx.env, self._options(ctx)):
             return False
+        from kiln.core import secrets
+
         return secrets.wants(objects, vault_grammar(None, owns_placeholders(ctx.env)))
 
     def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
         """Read every referenced path once, concurrently, and substitute (AVP's rules)."""
+        from kiln.core import secrets
         from kiln.plugins.secrets_vault.backend import VaultBackend
 
         settings = load_settings(ctx.env, self._options(ctx), timeout=ctx.timeout,

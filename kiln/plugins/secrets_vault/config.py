@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from kiln.core.app import Options
 from kiln.core.errors import ConfigError
@@ -80,8 +81,7 @@ def avp_env(env: Mapping[str, str], name: str) -> str | None:
     return plain.strip() if plain is not None else None
 
 
-@dataclass(frozen=True)
-class VaultSettings:
+class VaultSettings(msgspec.Struct, frozen=True, kw_only=True):
     """The effective Vault configuration for one run.
 
     ``avp`` tells whether AVP placeholders are this resolver's (``AVP_TYPE=vault``, or no
