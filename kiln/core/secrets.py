@@ -322,21 +322,45 @@ def _has_reference(text: str, generic: bool, grammar: Grammar) -> bool:
         m.group("scheme") in grammar.schemes for m in URI_RE.finditer(text)))
 
 
+_WANTS_MARKERS = (b"<path:", b"ref+", AVP_PATH.encode(), b'"Secret"')
+
+
+def _any_string(node: Any, test: Callable[[str], bool]) -> bool:
+    if isinstance(node, str):
+        return test(node)
+    if isinstance(node, dict):
+        return any(_any_string(v, test) for v in node.values())
+    if isinstance(node, list):
+        return any(_any_string(v, test) for v in node)
+    return False
+
+
 def wants(objects: Sequence[Mapping[str, Any]], grammar: Grammar) -> bool:
-    """Cheaply tell whether any object holds a reference ``grammar`` owns."""
+    """Cheaply tell whether any object holds a reference ``grammar`` owns.
+
+    A stream whose JSON form holds no ``<path:``, no ``ref+``, no path annotation (needed for
+    generic placeholders) and no Secret (which may hide a template in base64) is answered
+    without walking it; the encoding runs in C.
+    """
     if not grammar.avp and not grammar.schemes:
+        return False
+    blob = msgspec.json.encode(objects)
+    if not any(marker in blob for marker in _WANTS_MARKERS):
         return False
     for obj in objects:
         skip, generic, _ = _obj_state(obj, grammar)
         if skip:
             continue
         kind = str(obj.get("kind", ""))
-        for _, text in _strings(obj, ()):
+
+        def test(text: str, generic: bool = generic, kind: str = kind) -> bool:
             if _has_reference(text, generic, grammar):
                 return True
             decoded = _b64_template(kind, text)
-            if decoded is not None and _has_reference(decoded, generic, grammar):
-                return True
+            return decoded is not None and _has_reference(decoded, generic, grammar)
+
+        if _any_string(obj, test):
+            return True
     return False
 
 

@@ -67,9 +67,10 @@ class VaultResolver:
     name = "vault"
     order = 50
     options_type = VaultOptions
-    markers = ("<", "ref+vault://", "kind: Secret")
-    """Text whose absence from a rendered stream proves there is nothing to resolve (a Secret
-    may hide a template in base64 data, so any Secret counts)."""
+    markers = ("<path:", "ref+vault://", "avp.kubernetes.io/path", "kind: Secret")
+    """Text whose absence from a rendered stream proves there is nothing to resolve: inline
+    placeholders, URIs, the annotation generic placeholders need, and any Secret (which may
+    hide a template in base64 data)."""
 
     def _options(self, ctx: SecretContext) -> VaultOptions | None:
         if ctx.app is None or "vault" not in ctx.app.secrets:
