@@ -189,6 +189,8 @@ def parse_bool(text: str | None) -> bool:
 
 
 def _parse_modifiers(fields: Sequence[str]) -> tuple[tuple[Modifier, ...], str | None]:
+    if not fields:
+        return (), None
     from kiln.core.secret_modifiers import MODIFIERS
 
     mods: list[Modifier] = []
@@ -517,6 +519,8 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
         state.errors.append(_err(state, where, ref, f"key {ref.key!r} not found at "
                                  f"{ref.read.describe()}", MissingValue))
         return False, None
+    if not ref.modifiers:
+        return True, value
     from kiln.core.secret_modifiers import ModifierError, apply_modifier
 
     for mod in ref.modifiers:
