@@ -163,6 +163,19 @@ def _read_stream(path: str) -> str:
         raise InputError("not UTF-8 text", source=source) from None
 
 
+def _cmp_settings(path: str) -> Any:
+    """The Argo CD CMP environment (``ARGOCD_APP_*``, parameters, ``KUBE_*``) as app settings,
+    via :mod:`kiln.cmp.environment` when that module is installed; None otherwise."""
+    import importlib
+    import os
+
+    try:
+        module = importlib.import_module("kiln.cmp.environment")
+    except ModuleNotFoundError:
+        return None
+    return module.settings_from_environment(os.environ, app_dir=os.path.abspath(path))
+
+
 def _emit(text: str) -> None:
     """Write the whole output at once (only ever called after everything succeeded)."""
     sys.stdout.write(text)
@@ -204,7 +217,14 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         source = "<stdin>" if path == "-" else path
         objects = engine.resolve(manifests.parse_stream(_read_stream(path), source))
     else:
-        app = engine.load_app(path, _settings(**flags), source_root=source_root)
+        settings, build_env, root = _settings(**flags), None, source_root
+        cmp = _cmp_settings(path)
+        if cmp is not None:  # Argo CD's plugin environment, under the command-line flags
+            from kiln.core.app import merge_settings
+
+            settings = merge_settings(cmp.settings, settings)
+            build_env, root = cmp.build_env, root or cmp.source_root
+        app = engine.load_app(path, settings, source_root=root, build_env=build_env)
         objects = engine.render(app, secrets=True).objects
     leftover = secrets.unresolved(objects)
     if leftover:
