@@ -159,9 +159,10 @@ class Grammar(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class FetchPolicy(msgspec.Struct, kw_only=True):
-    """How reads run: ``concurrency`` threads at most, ``timeout`` seconds per attempt (passed
-    to the backend), ``retries`` extra attempts on transient failures, exponential ``backoff``
-    starting at that many seconds."""
+    """How reads run: ``concurrency`` threads at most, ``retries`` extra attempts on transient
+    failures, exponential ``backoff`` starting at that many seconds. ``timeout`` is the
+    per-attempt limit in seconds; the backend enforces it in its client (a thread blocked in a
+    socket cannot be stopped from outside) and reports expiry as a transient error."""
 
     concurrency: int = 8
     timeout: float = 30.0
