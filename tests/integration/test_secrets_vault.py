@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import secrets as pysecrets
+import subprocess
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +108,8 @@ def _no_ambient_vault(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(var)
 
 
-def generate(stream: str, env: dict[str, str], *args: str, cache: Path | None = None):  # type: ignore[no-untyped-def]
+def generate(stream: str, env: dict[str, str], *args: str,
+             cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``kiln generate -`` on ``stream``."""
     extra = ["--cache-dir", str(cache)] if cache else []
     return run_kiln("generate", "-", *extra, *args, stdin=stream, env=env)
