@@ -143,10 +143,100 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
     _emit(result.to_json() if output == "json" else result.to_yaml())
 
 
+STREAM_MAX_BYTES = 256 << 20
+"""Largest manifest stream ``kiln generate`` reads from stdin or a file."""
+
+
+def _read_stream(path: str) -> str:
+    """Read a manifest stream from stdin (``-``) or a file, capped and decoded as UTF-8."""
+    from pathlib import Path
+
+    from kiln.core.errors import InputError
+    from kiln.core.paths import read_bytes_capped
+
+    source = "<stdin>" if path == "-" else path
+    if path == "-":
+        data = sys.stdin.buffer.read(STREAM_MAX_BYTES + 1)
+        if len(data) > STREAM_MAX_BYTES:
+            raise InputError(f"larger than the {STREAM_MAX_BYTES}-byte limit", source=source)
+    else:
+        data = read_bytes_capped(Path(path), STREAM_MAX_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", source=source) from None
+
+
+def _cmp_settings(path: str) -> Any:
+    """The Argo CD CMP environment (``ARGOCD_APP_*``, parameters, ``KUBE_*``) as app settings,
+    via :mod:`kiln.cmp.environment` when that module is installed; None otherwise."""
+    import importlib
+    import os
+
+    try:
+        module = importlib.import_module("kiln.cmp.environment")
+    except ModuleNotFoundError:
+        return None
+    return module.settings_from_environment(os.environ, app_dir=os.path.abspath(path))
+
+
 def _emit(text: str) -> None:
     """Write the whole output at once (only ever called after everything succeeded)."""
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+@cli.command()
+@click.argument("path", type=click.Path(file_okay=True, dir_okay=True, allow_dash=True,
+                                        path_type=str))
+@click.option("--type", "app_type", metavar="TYPE",
+              help="Renderer: directory, helm, kustomize, jsonnet or a plugin's name.")
+@click.option("-n", "--namespace", help="Namespace to render into.")
+@click.option("--app-name", help="App name (Helm's release name by default).")
+@click.option("--source-root", metavar="DIR", help="Files outside DIR are refused.")
+@click.option("-O", "--option", "options", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Set any kiln.yaml option (VALUE is YAML).")
+@click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
+              show_default=True)
+@click.option("--strip-annotations", is_flag=True,
+              help="Drop the avp.kubernetes.io/* annotations from the output.")
+@_common_cache_options
+@click.pass_obj
+def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
+             debug: bool, source_root: str | None, strip_annotations: bool,
+             **flags: Any) -> None:
+    """Render the app in PATH and resolve its secrets. With PATH '-' (or a file), only resolve
+    the YAML/JSON stream read from stdin (or that file): a drop-in for
+    'argocd-vault-plugin generate -'."""
+    import os
+
+    from kiln.core import manifests, secrets
+    from kiln.core.errors import SecretErrors
+
+    # --cache-url exists once the shared-cache options are merged; pass it through when given.
+    cache_url = flags.pop("cache_url", None)
+    engine = _engine(state, cache_dir, no_cache, debug,
+                     **({"cache_url": cache_url} if cache_url else {}))
+    if path == "-" or os.path.isfile(path):
+        source = "<stdin>" if path == "-" else path
+        objects = engine.resolve(manifests.parse_stream(_read_stream(path), source))
+    else:
+        settings, build_env, root = _settings(**flags), None, source_root
+        cmp = _cmp_settings(path)
+        if cmp is not None:  # Argo CD's plugin environment, under the command-line flags
+            from kiln.core.app import merge_settings
+
+            settings = merge_settings(cmp.settings, settings)
+            build_env, root = cmp.build_env, root or cmp.source_root
+        app = engine.load_app(path, settings, source_root=root, build_env=build_env)
+        objects = engine.render(app, secrets=True).objects
+    leftover = secrets.unresolved(objects)
+    if leftover:
+        raise SecretErrors(leftover)
+    if strip_annotations:
+        objects = secrets.strip_avp_annotations(objects)
+    _emit(manifests.dump_json(objects) if output == "json"
+          else manifests.dump_yaml_stream(objects))
 
 
 @cli.group()

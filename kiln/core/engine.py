@@ -22,7 +22,7 @@ from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
-from kiln.core.errors import InputError, RenderError
+from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
 from kiln.core.paths import Confiner, relative_to
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
@@ -285,6 +285,7 @@ class Engine:
         if not resolvers:
             return
         ctx: SecretContext | None = None
+        errors: list[SecretError] = []
         for resolver in resolvers:
             # A resolver may name text ``markers`` whose absence proves it has nothing to do:
             # checked against the YAML text, they spare decoding the objects on a cache hit.
@@ -294,8 +295,19 @@ class Engine:
                 continue
             ctx = ctx or self.secret_context(app)
             if resolver.wants(result.objects, ctx):
-                result.objects = resolver.resolve(result.objects, ctx)
+                # Every resolver runs even after one failed, so one error lists every bad
+                # reference in the stream, whichever backend it belongs to.
+                try:
+                    result.objects = resolver.resolve(result.objects, ctx)
+                except SecretErrors as exc:
+                    errors.extend(exc.errors)
+                except SecretError as exc:
+                    errors.append(exc)
                 result.secrets_resolved = True
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise SecretErrors(errors)
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
                 ) -> list[dict[str, Any]]:

@@ -10,10 +10,25 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Iterable
 
 REDACTED = "<redacted>"
 MIN_LENGTH = 3
 """Shorter values are not redacted: replacing every 'a' in a log would hide everything else."""
+
+
+def _forms(value: object) -> set[str]:
+    """``value`` and its base64 forms (padded and not); empty for non-text values."""
+    if isinstance(value, bytes):
+        raw = value
+        text = value.decode("utf-8", "replace")
+    elif isinstance(value, str):
+        text = value
+        raw = value.encode()
+    else:
+        return set()
+    forms = {text, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    return forms | {f.rstrip("=") for f in forms}
 
 
 class Redactor:
@@ -26,16 +41,13 @@ class Redactor:
 
     def register(self, value: object) -> None:
         """Remember ``value`` (str or bytes) and its base64 forms as secret."""
-        if isinstance(value, bytes):
-            raw = value
-            text = value.decode("utf-8", "replace")
-        elif isinstance(value, str):
-            text = value
-            raw = value.encode()
-        else:
-            return
-        forms = {text, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
-        forms |= {f.rstrip("=") for f in forms}
+        self.register_many((value,))
+
+    def register_many(self, values: Iterable[object]) -> None:
+        """Register several values at once (one re-sort for the batch, not one per value)."""
+        forms: set[str] = set()
+        for value in values:
+            forms |= _forms(value)
         with self._lock:
             added = {f for f in forms if len(f) >= MIN_LENGTH} - self._values
             if added:
