@@ -7,11 +7,17 @@ directory, else to the app directory, and inside the source root) rendered by ki
 renderer, returned as an object keyed ``<kind>_<name>`` in snake case, like Tanka's default
 ``nameFormat``. These run in the worker process; ``helmTemplate`` asks kiln (the parent) to
 render the chart, through ``ask``.
+
+go-jsonnet's Python binding passes only strings, numbers, booleans and null to native
+functions, so a call ``std.native('helmTemplate')`` in code is rewritten (same line, before
+evaluation) into a Jsonnet function that passes ``conf`` as JSON text
+(:func:`rewrite_native_calls`); Tanka code calling it with an object works unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -22,7 +28,20 @@ from kiln.core.errors import KilnError, RenderError
 from kiln.core.paths import confine
 
 HELM_CONF_KEYS = frozenset({"values", "namespace", "includeCrds", "skipTests", "kubeVersion",
-                            "apiVersions", "calledFrom"})
+                            "apiVersions", "calledFrom", "nameFormat"})
+TANKA_NAME_FORMAT = '{{ print .kind "_" .metadata.name | snakecase }}'
+
+_CALLS = re.compile(
+    r"""
+      (?P<skip>//[^\n]*|\#[^\n]*|/\*.*?\*/|@"(?:[^"]|"")*"|@'(?:[^']|'')*'
+              |"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<block>\|\|\|)
+    | (?P<call>\bstd\s*\.\s*native\s*\(\s*(?:'helmTemplate'|"helmTemplate")\s*\))
+    """,
+    re.S | re.X,
+)
+_HELM_SHIM = ("(function(name, chart, conf={}) std.native('helmTemplate')(name, chart, "
+              "std.manifestJsonMinified(conf)))")
 
 Ask = Callable[[dict[str, Any]], Any]
 
@@ -47,6 +66,30 @@ class NativeState:
                 raise
 
         return call
+
+
+def rewrite_native_calls(text: str) -> str:
+    """Replace each ``std.native('helmTemplate')`` in code (not in strings or comments) by a
+    function passing ``conf`` to the native as JSON text; other text is left as it is."""
+    if "helmTemplate" not in text:
+        return text
+    from kiln.plugins.jsonnet.scan import skip_text_block
+
+    pieces: list[str] = []
+    pos = done = 0
+    while True:
+        match = _CALLS.search(text, pos)
+        if match is None:
+            break
+        pos = match.end()
+        if match.lastgroup == "block":
+            pos = skip_text_block(text, pos)
+        elif match.lastgroup == "call":
+            pieces.append(text[done:match.start()])
+            pieces.append(_HELM_SHIM)
+            done = pos
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def parse_yaml(text: str) -> list[Any]:
@@ -97,12 +140,16 @@ def helm_template(ask: Ask, app_dir: str, root: str) -> Callable[..., Any]:
         if not isinstance(chart, str) or not chart:
             raise RenderError("the chart must be a path string")
         conf = conf if conf is not None else {}
+        if isinstance(conf, str):
+            conf = json.loads(conf)
         if not isinstance(conf, dict):
             raise RenderError("conf must be an object")
         unknown = sorted(set(conf) - HELM_CONF_KEYS)
         if unknown:
             raise RenderError(f"unknown conf key {unknown[0]!r} (known: "
                               f"{', '.join(sorted(HELM_CONF_KEYS))})")
+        if conf.get("nameFormat") not in (None, "", TANKA_NAME_FORMAT):
+            raise RenderError("only Tanka's default nameFormat is supported")
         called_from = conf.get("calledFrom")
         base = os.path.dirname(called_from) if isinstance(called_from, str) else app_dir
         chart_dir = confine(os.path.join(base, chart), Path(root), what="helm chart")

@@ -66,7 +66,7 @@ def find_imports(text: str) -> Iterator[ImportRef]:
         kind = match.lastgroup
         pos = match.end()
         if kind == "block":
-            pos = _skip_text_block(text, pos)
+            pos = skip_text_block(text, pos)
         elif kind == "keyword":
             gap = _GAP.match(text, pos)
             start = gap.end() if gap else pos
@@ -93,7 +93,7 @@ def _decode(literal: str) -> str:
     return _ESCAPE.sub(unescape, literal[1:-1])
 
 
-def _skip_text_block(text: str, pos: int) -> int:
+def skip_text_block(text: str, pos: int) -> int:
     """Return the position just after the ``|||`` text block whose opening ends at ``pos``."""
     if text.startswith("-", pos):
         pos += 1

@@ -19,10 +19,16 @@ from kiln.core.paths import read_bytes_capped
 from kiln.plugins.jsonnet import protocol
 from kiln.plugins.jsonnet.jpath import Resolver
 from kiln.plugins.jsonnet.messages import describe
-from kiln.plugins.jsonnet.natives import Ask, NativeState, native_callbacks
+from kiln.plugins.jsonnet.natives import (
+    Ask,
+    NativeState,
+    native_callbacks,
+    rewrite_native_calls,
+)
 from kiln.plugins.jsonnet.scan import MAX_FILE_BYTES
 
 MAX_TRACE = 20
+CODE_SUFFIXES = (".jsonnet", ".libsonnet")
 
 
 def serve(rfd: int, wfd: int) -> None:
@@ -95,17 +101,22 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
                 searched = ", ".join(resolver.search_dirs(importer_dir))
                 raise InputError(f"cannot find import {imported!r} (searched {searched})")
             data = read_bytes_capped(Path(found), MAX_FILE_BYTES)
+            if found.endswith(CODE_SUFFIXES) and b"helmTemplate" in data:
+                data = rewrite_native_calls(data.decode("utf-8", "replace")).encode("utf-8")
         except InputError as exc:
             import_error.append(exc.message)
             raise RuntimeError(exc.message) from None
         loaded.append(found)
         return found, data
 
+    entry_data = read_bytes_capped(Path(request["entry"]), MAX_FILE_BYTES)
+    entry_text = rewrite_native_calls(entry_data.decode("utf-8", "replace"))
     state = NativeState()
     natives = native_callbacks(state, ask, request["appDir"], root)
     try:
-        text = _gojsonnet.evaluate_file(
+        text = _gojsonnet.evaluate_snippet(
             request["entry"],
+            entry_text,
             max_stack=int(request["maxStack"]),
             max_trace=MAX_TRACE,
             ext_vars=request["extVars"],
