@@ -101,9 +101,10 @@ def test_closure_follows_code_imports_only(tmp_path: Path) -> None:
 def test_resolver_searches_importer_dir_then_jpath_right_most_first(tmp_path: Path) -> None:
     tree(tmp_path, {"one/x.libsonnet": "1", "two/x.libsonnet": "2", "app/y.libsonnet": "3"})
     resolver = Resolver(tmp_path, [tmp_path / "one", tmp_path / "two"])
-    assert resolver.resolve(str(tmp_path / "app"), "x.libsonnet") == str(tmp_path / "two/x.libsonnet")
-    assert resolver.resolve(str(tmp_path / "app"), "y.libsonnet") == str(tmp_path / "app/y.libsonnet")
-    assert resolver.resolve(str(tmp_path / "app"), "nope.libsonnet") is None
+    app = str(tmp_path / "app")
+    assert resolver.resolve(app, "x.libsonnet") == str(tmp_path / "two/x.libsonnet")
+    assert resolver.resolve(app, "y.libsonnet") == str(tmp_path / "app/y.libsonnet")
+    assert resolver.resolve(app, "nope.libsonnet") is None
 
 
 def test_resolver_refuses_files_outside_the_root(tmp_path: Path) -> None:
@@ -194,10 +195,11 @@ def test_rewrite_native_calls_only_in_code() -> None:
     from kiln.plugins.jsonnet.natives import rewrite_native_calls
 
     text = ("local h = std.native('helmTemplate'); // std.native('helmTemplate')\n"
-            "{ s: \"std.native('helmTemplate')\", t: std.native( \"helmTemplate\" )('a', 'b', {}) }")
+            "{ s: \"std.native('helmTemplate')\",\n"
+            "  t: std.native( \"helmTemplate\" )('a', 'b', {}) }")
     out = rewrite_native_calls(text)
     assert out.count("std.manifestJsonMinified(conf)") == 2
     assert "// std.native('helmTemplate')\n" in out
     assert "s: \"std.native('helmTemplate')\"" in out
-    assert len(out.splitlines()) == 2
+    assert len(out.splitlines()) == 3
     assert rewrite_native_calls("std.native('parseYaml')") == "std.native('parseYaml')"

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from kiln.core.errors import InputError, KilnError, RenderError
 from kiln.plugins.jsonnet import protocol
+from kiln.plugins.jsonnet.worker import serve
 
 log = logging.getLogger("kiln.jsonnet")
 
@@ -33,6 +34,7 @@ HelmHandler = Callable[[dict[str, Any]], list[dict[str, Any]]]
 _SPAWN_BOOT = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
                "from kiln.plugins.jsonnet.worker import main; main(int(sys.argv[2]), "
                "int(sys.argv[3]))")
+CPU_FACTOR = 4
 _OOM_MARKS = ("out of memory", "cannot allocate memory", "failed to reserve",
               "failed to create new OS thread")
 
@@ -83,6 +85,9 @@ def evaluate(request: dict[str, Any], *, timeout: float, source: str,
     location.
     """
     use_fork = can_fork() if start == "auto" else start == "fork"
+    # The CPU backstop only matters if kiln dies and leaves the worker behind: Go's GC threads
+    # may burn more CPU than wall-clock time, hence the generous factor.
+    request = {**request, "cpuSeconds": CPU_FACTOR * timeout + 10}
     stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     to_child_r, to_child_w = os.pipe()
     from_child_r, from_child_w = os.pipe()
@@ -115,8 +120,6 @@ def _fork(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
             os.dup2(devnull, 0)
             os.dup2(devnull, 1)
             os.dup2(stderr.fileno(), 2)
-            from kiln.plugins.jsonnet.worker import serve
-
             serve(rfd, wfd)
         finally:
             os._exit(0)

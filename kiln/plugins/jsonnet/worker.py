@@ -57,6 +57,20 @@ def _ask(rfd: int, wfd: int, message: dict[str, Any]) -> Any:
     return protocol.recv(rfd)
 
 
+def limit_cpu(seconds: float) -> None:
+    """Backstop for an orphaned worker: the kernel kills it after ``seconds`` of CPU time
+    (the parent's wall-clock timeout normally fires long before)."""
+    if seconds <= 0:
+        return
+    import resource
+
+    limit = int(seconds) + 1
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY and hard < limit + 1:
+        return
+    resource.setrlimit(resource.RLIMIT_CPU, (limit, limit + 1))
+
+
 def limit_memory(max_bytes: int) -> None:
     """Cap the address space at its current size plus ``max_bytes`` (0: no cap)."""
     if max_bytes <= 0:
@@ -88,6 +102,7 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
 
     _gojsonnet.evaluate_snippet("<kiln-init>", "null")  # start the Go runtime before capping
     limit_memory(int(request["maxMemory"]))
+    limit_cpu(float(request.get("cpuSeconds", 0)))
     root = request["root"]
     resolver = Resolver(Path(root), [Path(p) for p in request["jpath"]])
     loaded: list[str] = []
