@@ -282,7 +282,8 @@ def test_syntax_error_names_file_and_line(tmp_path: Path, cache_dir: Path) -> No
 def test_syntax_error_in_an_imported_file(tmp_path: Path, cache_dir: Path) -> None:
     app = write_app(tmp_path, {"main.jsonnet": "import 'lib.libsonnet'",
                                "lib.libsonnet": "local x = ;\nx"})
-    assert_clean_failure(fail(app, app, cache_dir), f"{app / 'lib.libsonnet'}:1:")
+    proc = fail(app, app, cache_dir)
+    assert_clean_failure(proc, f"kiln: error: {app / 'lib.libsonnet'}:1:")
 
 
 def test_missing_import(tmp_path: Path, cache_dir: Path) -> None:

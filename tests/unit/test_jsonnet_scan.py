@@ -171,6 +171,9 @@ def test_describe_static_and_runtime_errors() -> None:
     loc, msg = describe(stack, max_stack=50)
     assert loc == "/a/m.jsonnet:(1:1)-(2:3)" and "jsonnet.maxStack=50" in msg
     assert describe("importer error: x") == (None, "importer error: x")
+    imported = ("RUNTIME ERROR: /a/lib.libsonnet:3:19-20 Unknown variable: d\n"
+                "\t/a/main.jsonnet:7:7-32\tobject <anonymous>\n")
+    assert describe(imported) == ("/a/lib.libsonnet:3:19-20", "Unknown variable: d")
 
 
 def test_natives() -> None:

@@ -130,10 +130,11 @@ class JsonnetRenderer:
         A program that mentions ``helmTemplate`` is not cached: the charts it renders are known
         only once it runs (each nested Helm render is still cached on its own).
         """
-        from kiln.plugins.jsonnet.scan import import_closure
+        from kiln.plugins.jsonnet.scan import ImportMemo, import_closure
 
         plan = make_plan(app)
-        closure = import_closure(plan.entry, Resolver(app.root, plan.jpath))
+        memo = ImportMemo(ctx.tool_dir(self.name))
+        closure = import_closure(plan.entry, Resolver(app.root, plan.jpath), memo)
         extra = {
             "extVars": plan.ext_vars, "extCodes": plan.ext_codes,
             "tlaVars": plan.tla_vars, "tlaCodes": plan.tla_codes,

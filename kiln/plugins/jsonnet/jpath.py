@@ -63,6 +63,24 @@ class Resolver:
         self.source_root = source_root
         self.jpath = [str(p) for p in jpath]
         self._memo: dict[tuple[str, str], str | None] = {}
+        self._real_root = os.path.realpath(source_root)
+        self._real_dirs: dict[str, str] = {}
+
+    def _inside(self, path: str) -> bool:
+        """Tell whether ``path`` (an existing file) resolves inside the source root.
+
+        Same answer as :func:`kiln.core.paths.confine`, with each directory's real path
+        memoised, so a library of a thousand files costs a thousand ``lstat`` calls, not a
+        full ``realpath`` each.
+        """
+        directory, name = os.path.split(path)
+        real_dir = self._real_dirs.get(directory)
+        if real_dir is None:
+            real_dir = self._real_dirs[directory] = os.path.realpath(directory)
+        real = os.path.join(real_dir, name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        return real == self._real_root or real.startswith(self._real_root.rstrip("/") + "/")
 
     def resolve(self, importer_dir: str, imported: str, *, where: str = "") -> str | None:
         """Return the normalised absolute path ``imported`` names from ``importer_dir``, or None
@@ -82,11 +100,14 @@ class Resolver:
         for candidate in candidates:
             path = os.path.normpath(candidate)
             if os.path.isfile(path):
-                try:
-                    confine(path, self.source_root, what="import")
-                except InputError as exc:
-                    raise InputError(f"import {imported!r}: {exc.message}",
-                                     source=where or exc.source) from None
+                if not self._inside(path):
+                    try:  # for confine's wording (lies / resolves outside)
+                        confine(path, self.source_root, what="import")
+                    except InputError as exc:
+                        raise InputError(f"import {imported!r}: {exc.message}",
+                                         source=where or exc.source) from None
+                    raise InputError(f"import {imported!r}: outside the source root",
+                                     source=where or path)
                 found = path
                 break
         self._memo[key] = found

@@ -35,6 +35,9 @@ def describe(text: str, *, native_error: str | None = None, max_stack: int = 0
             message = message[len(_IMPORTER):]
         if native_error and message.startswith(_NATIVE_FAILED):
             message = native_error
+        nested = _STATIC.match(message)
+        if nested:  # a syntax error in an imported file: its own location is the useful one
+            return nested.group("loc"), nested.group("msg")
         if message.startswith(_STACK):
             message = (f"{message.rstrip('.')} (infinite recursion? the limit is jsonnet.maxStack"
                        f"={max_stack})" if max_stack else message)

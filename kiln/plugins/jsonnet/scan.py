@@ -11,6 +11,8 @@ the file appears.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from collections import deque
@@ -24,16 +26,23 @@ from kiln.plugins.jsonnet.jpath import Resolver
 MAX_FILE_BYTES = 32 << 20
 """Largest single Jsonnet source or imported data file."""
 
+# One match = a run of uninteresting code (kept in C: no Python loop per character) followed
+# by one token: a comment, a string, a text-block opener, an import keyword or a stray character.
 _TOKEN = re.compile(
     r"""
+    [^/\#@"'|i]*(?:(?:i(?!mport)|/(?![/*])|\|(?!\|\|)|@(?!["']))[^/\#@"'|i]*)*
+    (?:
       (?P<comment>//[^\n]*|\#[^\n]*|/\*.*?\*/)
-    | (?P<verbatim>@"(?:[^"]|"")*"|@'(?:[^']|'')*')
-    | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+    | (?P<verbatim>@"[^"]*(?:""[^"]*)*"|@'[^']*(?:''[^']*)*')
+    | (?P<string>"[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*')
     | (?P<block>\|\|\|)
-    | (?P<keyword>\bimport(?:str|bin)?\b)
+    | (?P<keyword>import(?:str|bin)?)
+    | (?P<other>.)
+    )
     """,
     re.S | re.X,
 )
+_IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _GAP = re.compile(r"(?:\s+|//[^\n]*|\#[^\n]*|/\*.*?\*/)*", re.S)
 _LITERAL = re.compile(r"""@"(?:[^"]|"")*"|@'(?:[^']|'')*'|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""",
                       re.S)
@@ -58,24 +67,29 @@ def find_imports(text: str) -> Iterator[ImportRef]:
     """
     if "import" not in text:
         return
-    pos = 0
-    while True:
-        match = _TOKEN.search(text, pos)
-        if match is None:
+    pos = line_pos = 0
+    line = 1
+    end = len(text)
+    while pos < end:
+        match = _TOKEN.match(text, pos)
+        if match is None:  # only a trailing run of plain code is left
             return
         kind = match.lastgroup
         pos = match.end()
         if kind == "block":
             pos = skip_text_block(text, pos)
         elif kind == "keyword":
+            start = match.start(kind)
+            if (start and text[start - 1] in _IDENT_CHARS) or text[pos:pos + 1] in _IDENT_CHARS:
+                continue  # part of a longer identifier (``myimport``, ``imports``)
             gap = _GAP.match(text, pos)
-            start = gap.end() if gap else pos
-            literal = _LITERAL.match(text, start)
+            literal = _LITERAL.match(text, gap.end() if gap else pos)
             if literal is None:
                 continue  # a computed import: a syntax error evaluation will report
             pos = literal.end()
-            yield ImportRef(match.group(), _decode(literal.group()),
-                            text.count("\n", 0, match.start()) + 1)
+            line += text.count("\n", line_pos, start)
+            line_pos = start
+            yield ImportRef(match.group(kind), _decode(literal.group()), line)
 
 
 def _decode(literal: str) -> str:
@@ -135,9 +149,45 @@ class Closure:
     uses_helm: bool = False
 
 
-def import_closure(entry: str, resolver: Resolver) -> Closure:
+class ImportMemo:
+    """Remember each source file's imports on disk, keyed by the sha256 of its content.
+
+    A cache hit still needs the import closure to compute its key; with the memo, a large
+    vendored library is hashed (fast, in C) instead of lexed again. ``directory`` None disables
+    it. Entries are written atomically; an unreadable entry is recomputed.
+    """
+
+    FORMAT = "imports-v1"
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory / self.FORMAT if directory is not None else None
+
+    def imports(self, data: bytes) -> list[ImportRef]:
+        """The imports of the source ``data`` (see :func:`find_imports`)."""
+        text = data.decode("utf-8", "replace")
+        if self.directory is None:
+            return list(find_imports(text))
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.directory / digest[:2] / digest
+        try:
+            return [ImportRef(str(k), str(p), int(n)) for k, p, n in json.loads(path.read_bytes())]
+        except (OSError, ValueError, TypeError):
+            pass
+        refs = list(find_imports(text))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{digest}.{os.getpid()}")
+            tmp.write_text(json.dumps([[r.kind, r.path, r.line] for r in refs]))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+        return refs
+
+
+def import_closure(entry: str, resolver: Resolver, memo: ImportMemo | None = None) -> Closure:
     """Follow every import from ``entry`` through ``resolver``; raise InputError for a file that
     cannot be read, is oversize, or resolves outside the source root."""
+    memo = memo or ImportMemo(None)
     closure = Closure(files=[entry])
     seen_code = {entry}
     seen_any = {entry}
@@ -149,9 +199,8 @@ def import_closure(entry: str, resolver: Resolver) -> Closure:
             closure.uses_helm = True
         if b"import" not in data:
             continue
-        text = data.decode("utf-8", "replace")
         importer_dir = os.path.dirname(current)
-        for ref in find_imports(text):
+        for ref in memo.imports(data):
             found = resolver.resolve(importer_dir, ref.path, where=f"{current}:{ref.line}")
             if found is None:
                 closure.missing.append((current, ref.path))
