@@ -162,6 +162,15 @@ def test_tanka_project_with_lib_and_vendor(tmp_path: Path, cache_dir: Path) -> N
                                   [project / "vendor", project / "lib"])
 
 
+def test_tanka_inline_environment(tmp_path: Path, cache_dir: Path) -> None:
+    project = copy_fixture("tanka", tmp_path)
+    env = project / "environments" / "inline"
+    raw = raw_jsonnet(env / "main.jsonnet", [project / "vendor", project / "lib", env])
+    got = kiln_json(env, tmp_path, cache_dir)
+    assert got == _walk(raw["data"], [])
+    assert [o["kind"] for o in got] == ["Service", "Deployment"]
+
+
 def test_libs_are_relative_to_the_source_root(tmp_path: Path, cache_dir: Path) -> None:
     (tmp_path / "shared" / "jsonnet").mkdir(parents=True)
     (tmp_path / "shared" / "jsonnet" / "common.libsonnet").write_text(

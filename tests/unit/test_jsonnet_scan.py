@@ -158,6 +158,16 @@ def test_flatten_names_the_path_of_a_stray_value() -> None:
         flatten(3, "main.jsonnet")
 
 
+def test_flatten_inline_tanka_environment() -> None:
+    env = {"apiVersion": "tanka.dev/v1alpha1", "kind": "Environment",
+           "metadata": {"name": "prod"}, "spec": {"namespace": "prod"},
+           "data": {"b": obj("B", "2"), "a": [obj("A", "1")]}}
+    assert flatten({"envs": {"prod": env}}, "s") == [obj("A", "1"), obj("B", "2")]
+    other = {**env, "metadata": {"name": "dev"}}
+    with pytest.raises(RenderError, match=r"2 inline Tanka environments \(dev, prod\)"):
+        flatten([env, other], "s")
+
+
 def test_describe_static_and_runtime_errors() -> None:
     assert describe("/a/main.jsonnet:2:2-3 Unknown variable: b\n\n b}\n") == (
         "/a/main.jsonnet:2:2-3", "Unknown variable: b")
