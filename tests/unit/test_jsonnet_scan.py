@@ -216,3 +216,25 @@ def test_rewrite_native_calls_only_in_code() -> None:
     assert "s: \"std.native('helmTemplate')\"" in out
     assert len(out.splitlines()) == 3
     assert rewrite_native_calls("std.native('parseYaml')") == "std.native('parseYaml')"
+
+
+def test_frames_survive_arbitrary_chunking() -> None:
+    import os as _os
+
+    from kiln.plugins.jsonnet import protocol
+
+    r, w = _os.pipe()
+    try:
+        protocol.send(w, {"op": "done", "json": "x" * 1000})
+        protocol.send(w, {"op": "helm", "name": "ü"})
+        data = _os.read(r, 1 << 16)
+    finally:
+        _os.close(r)
+        _os.close(w)
+    reader = protocol.FrameReader()
+    got = []
+    for i in range(0, len(data), 7):
+        reader.feed(data[i:i + 7])
+        while (message := reader.next()) is not None:
+            got.append(message)
+    assert got == [{"op": "done", "json": "x" * 1000}, {"op": "helm", "name": "ü"}]

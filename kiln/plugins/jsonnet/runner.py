@@ -93,7 +93,10 @@ def evaluate(request: dict[str, Any], *, timeout: float, source: str,
     from_child_r, from_child_w = os.pipe()
     child: _Child | None = None
     try:
-        child = (_fork if use_fork else _spawn)(to_child_r, from_child_w, stderr)
+        if use_fork:
+            child = _fork(to_child_r, from_child_w, stderr, (to_child_w, from_child_r))
+        else:
+            child = _spawn(to_child_r, from_child_w, stderr)
         os.close(to_child_r)
         os.close(from_child_w)
         to_child_r = from_child_w = -1
@@ -110,10 +113,12 @@ def evaluate(request: dict[str, Any], *, timeout: float, source: str,
         stderr.close()
 
 
-def _fork(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
+def _fork(rfd: int, wfd: int, stderr: IO[bytes], parent_ends: tuple[int, int]) -> _Child:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child, which always leaves via _exit
         try:
+            for fd in parent_ends:  # so the child sees EOF if kiln goes away
+                os.close(fd)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             devnull = os.open(os.devnull, os.O_RDWR)

@@ -48,8 +48,13 @@ def serve(rfd: int, wfd: int) -> None:
     except Exception as exc:  # noqa: BLE001 - report anything else as one line, not a trace
         reply = {"op": "error", "kind": "render", "message": f"{type(exc).__name__}: {exc}",
                  "source": None}
-    with contextlib.suppress(OSError):
+    try:
         protocol.send(wfd, reply)
+    except MemoryError:
+        with contextlib.suppress(OSError, MemoryError):
+            protocol.send(wfd, {"op": "error", "kind": "memory"})
+    except OSError:
+        pass
 
 
 def _ask(rfd: int, wfd: int, message: dict[str, Any]) -> Any:
@@ -151,7 +156,6 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
             f"output is larger than {request['maxOutput']} bytes (jsonnet.maxOutputBytes)"),
             "source": request["entry"]}
     return {"op": "done", "json": text, "loaded": sorted(set(loaded))}
-
 
 
 def main(rfd: int, wfd: int) -> None:
