@@ -214,6 +214,9 @@ def _death(child: _Child, stderr: IO[bytes], source: str, max_memory: int) -> Ki
     text = stderr.read(1 << 16).decode("utf-8", "replace")
     if any(mark in text for mark in _OOM_MARKS):
         return RenderError(_memory_text(max_memory), source=source)
+    if code == -signal.SIGXCPU:
+        return RenderError("jsonnet evaluation used up its CPU-time backstop "
+                           "(jsonnet.timeout)", source=source)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     how = f"signal {-code}" if code < 0 else f"exit status {code}"
     detail = f": {lines[0]}" if lines else ""
