@@ -28,7 +28,7 @@ from kiln.core.errors import KilnError, RenderError
 from kiln.core.paths import confine
 
 HELM_CONF_KEYS = frozenset({"values", "namespace", "includeCrds", "skipTests", "kubeVersion",
-                            "apiVersions", "calledFrom", "nameFormat"})
+                            "apiVersions", "calledFrom", "nameFormat", "noHooks"})
 TANKA_NAME_FORMAT = '{{ print .kind "_" .metadata.name | snakecase }}'
 
 _CALLS = re.compile(
@@ -150,6 +150,8 @@ def helm_template(ask: Ask, app_dir: str, root: str) -> Callable[..., Any]:
                               f"{', '.join(sorted(HELM_CONF_KEYS))})")
         if conf.get("nameFormat") not in (None, "", TANKA_NAME_FORMAT):
             raise RenderError("only Tanka's default nameFormat is supported")
+        if conf.get("noHooks"):
+            raise RenderError("noHooks is not supported (kiln's Helm renderer keeps hooks)")
         called_from = conf.get("calledFrom")
         base = os.path.dirname(called_from) if isinstance(called_from, str) else app_dir
         chart_dir = confine(os.path.join(base, chart), Path(root), what="helm chart")
