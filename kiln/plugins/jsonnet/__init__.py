@@ -12,6 +12,7 @@ go-jsonnet is imported only in the worker, so a cache hit never loads it.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from kiln.plugins.jsonnet.options import JsonnetOptions, JsonnetVar
 
 if TYPE_CHECKING:
     from kiln.core.context import RenderContext
+
+log = logging.getLogger("kiln.jsonnet")
 
 MAIN_FILE = "main.jsonnet"
 SUFFIX = ".jsonnet"
@@ -133,7 +136,11 @@ class JsonnetRenderer:
         from kiln.plugins.jsonnet.scan import ImportMemo, import_closure
 
         plan = make_plan(app)
-        memo = ImportMemo(ctx.tool_dir(self.name))
+        try:
+            memo = ImportMemo(ctx.tool_dir(self.name))
+        except OSError as exc:  # a read-only state directory only costs speed
+            log.debug("jsonnet import memo disabled: %s", exc)
+            memo = ImportMemo(None)
         closure = import_closure(plan.entry, Resolver(app.root, plan.jpath), memo)
         extra = {
             "extVars": plan.ext_vars, "extCodes": plan.ext_codes,
