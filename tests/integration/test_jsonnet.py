@@ -297,8 +297,18 @@ def test_syntax_error_in_an_imported_file(tmp_path: Path, cache_dir: Path) -> No
 
 def test_missing_import(tmp_path: Path, cache_dir: Path) -> None:
     app = write_app(tmp_path, {"main.jsonnet": "\nlocal x = import 'nope.libsonnet';\n[x]\n"})
-    assert_clean_failure(fail(app, app, cache_dir), "main.jsonnet:2:",
-                         "cannot find import 'nope.libsonnet'")
+    proc = fail(app, app, cache_dir)
+    assert_clean_failure(proc, "main.jsonnet:2", "cannot find import 'nope.libsonnet'")
+    # go-jsonnet's binding garbles callback error text; kiln reports its own, intact.
+    assert proc.stderr.endswith(f"(searched {app})\n"), proc.stderr
+
+
+def test_missing_import_in_a_lazy_branch_that_is_reached(tmp_path: Path, cache_dir: Path) -> None:
+    app = write_app(tmp_path, {"main.jsonnet": "import 'sub/lib.libsonnet'",
+                               "sub/lib.libsonnet": "{\n  a: if true then import 'gone.json',\n}"})
+    proc = fail(app, app, cache_dir)
+    assert_clean_failure(proc, f"{app / 'sub' / 'lib.libsonnet'}:2",
+                         "cannot find import 'gone.json'")
 
 
 def test_import_outside_the_source_root(tmp_path: Path, cache_dir: Path) -> None:

@@ -115,4 +115,5 @@ class Resolver:
 
     def search_dirs(self, importer_dir: str) -> list[str]:
         """The directories searched for a relative import from ``importer_dir``, in order."""
-        return [importer_dir, *reversed(self.jpath)]
+        ordered = [importer_dir, *reversed(self.jpath)]
+        return [d for i, d in enumerate(ordered) if d not in ordered[:i]]

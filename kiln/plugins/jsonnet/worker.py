@@ -111,7 +111,9 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
     root = request["root"]
     resolver = Resolver(Path(root), [Path(p) for p in request["jpath"]])
     loaded: list[str] = []
-    import_error: list[str] = []
+    # go-jsonnet's Python binding mangles an import callback's error text (stray bytes, even
+    # undecodable ones), so failures are recorded here and reported from this record.
+    import_failures: list[tuple[str, str, str]] = []
 
     def import_callback(directory: str, imported: str) -> tuple[str, bytes]:
         importer_dir = directory.rstrip("/") or "/"
@@ -124,8 +126,8 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
             if found.endswith(CODE_SUFFIXES) and b"helmTemplate" in data:
                 data = rewrite_native_calls(data.decode("utf-8", "replace")).encode("utf-8")
         except InputError as exc:
-            import_error.append(exc.message)
-            raise RuntimeError(exc.message) from None
+            import_failures.append((importer_dir, imported, exc.message))
+            raise RuntimeError("import failed") from None
         loaded.append(found)
         return found, data
 
@@ -146,16 +148,38 @@ def evaluate(request: dict[str, Any], ask: Ask) -> dict[str, Any]:
             import_callback=import_callback,
             native_callbacks=natives,
         )
-    except RuntimeError as exc:
-        location, message = describe(str(exc), native_error=state.error,
+    except (RuntimeError, UnicodeDecodeError) as exc:
+        text = str(exc) if isinstance(exc, RuntimeError) else ""
+        location, message = describe(text, native_error=state.error,
                                      max_stack=int(request["maxStack"]))
-        kind = "input" if import_error and message == import_error[-1] else "render"
-        return {"op": "error", "kind": kind, "message": message, "source": location}
+        if import_failures:  # Jsonnet cannot catch errors: a failed import is the cause
+            directory, imported, message = import_failures[-1]
+            site = _import_site(directory, imported, [request["entry"], *loaded])
+            return {"op": "error", "kind": "input", "message": message,
+                    "source": site or location}
+        return {"op": "error", "kind": "render", "message": message, "source": location}
     if len(text) > int(request["maxOutput"]):
         return {"op": "error", "kind": "output", "message": (
             f"output is larger than {request['maxOutput']} bytes (jsonnet.maxOutputBytes)"),
             "source": request["entry"]}
     return {"op": "done", "json": text, "loaded": sorted(set(loaded))}
+
+
+def _import_site(directory: str, imported: str, files: list[str]) -> str | None:
+    """``file:line`` of the first import of ``imported`` by a file in ``directory``."""
+    from kiln.plugins.jsonnet.scan import find_imports
+
+    for path in files:
+        if os.path.dirname(path) != directory:
+            continue
+        try:
+            text = read_bytes_capped(Path(path), MAX_FILE_BYTES).decode("utf-8", "replace")
+        except InputError:
+            continue
+        for ref in find_imports(text):
+            if ref.path == imported:
+                return f"{path}:{ref.line}"
+    return None
 
 
 def main(rfd: int, wfd: int) -> None:
