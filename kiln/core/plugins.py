@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("directory", "kiln.plugins.directory"),
     ("helm", "kiln.plugins.helm"),
     ("kustomize", "kiln.plugins.kustomize"),
+    ("jsonnet", "kiln.plugins.jsonnet"),
     ("secrets_vault", "kiln.plugins.secrets_vault"),
 )
 """(plugin name, module) of every built-in plugin, registered in this order."""

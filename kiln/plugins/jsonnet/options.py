@@ -1,0 +1,37 @@
+"""The ``jsonnet:`` section of kiln.yaml: Argo CD's jsonnet fields plus kiln's evaluation limits."""
+
+from __future__ import annotations
+
+import msgspec
+
+from kiln.core.app import Options
+
+DEFAULT_MAX_STACK = 500
+DEFAULT_MAX_MEMORY_BYTES = 1 << 30
+DEFAULT_MAX_OUTPUT_BYTES = 64 << 20
+
+
+class JsonnetVar(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One external variable or top-level argument: a string, or Jsonnet code when ``code``."""
+
+    name: str
+    value: str = ""
+    code: bool = False
+
+
+class JsonnetOptions(Options, frozen=True):
+    """Options of a jsonnet app (Argo CD's ``directory.jsonnet`` fields, and ``main``).
+
+    ``libs`` are JPATH directories relative to the source root, as in Argo CD. ``main`` names
+    the entry file relative to the app directory. ``timeout`` (seconds, default: kiln's tool
+    timeout), ``maxStack``, ``maxMemoryBytes`` and ``maxOutputBytes`` bound one evaluation.
+    """
+
+    ext_vars: tuple[JsonnetVar, ...] = ()
+    tlas: tuple[JsonnetVar, ...] = ()
+    libs: tuple[str, ...] = ()
+    main: str = ""
+    timeout: float = 0.0
+    max_stack: int = DEFAULT_MAX_STACK
+    max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
