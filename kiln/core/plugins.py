@@ -27,6 +27,7 @@ ENTRY_POINT_GROUP = "kiln"
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("directory", "kiln.plugins.directory"),
     ("secrets_vault", "kiln.plugins.secrets_vault"),
+    ("external_secrets", "kiln.plugins.external_secrets"),
 )
 """(plugin name, module) of every built-in plugin, registered in this order."""
 
