@@ -52,7 +52,8 @@ def _tokenize(src: str) -> list[_Tok]:
             raise TemplateError(f"unexpected character {src[pos]!r} in action")
         kind = m.lastgroup or ""
         text = m.group(kind)
-        # A field chain directly after ')' is a field access on the parenthesised value.
+        if kind == "var":
+            raise TemplateError("template variables ($...) are not supported")
         out.append(_Tok(kind, text))
         pos = m.end()
         while pos < len(src) and src[pos].isspace():

@@ -8,6 +8,8 @@ ExternalSecret's data is assembled as ESO does (``dataFrom`` first, ``data`` ove
 ``decodingStrategy``, ``rewrite.regexp``), templated (``target.template``, engine v2,
 ``mergePolicy``), and written per ``target.creationPolicy``: Owner/Orphan emit a Secret in
 place of the ExternalSecret, Merge merges into a Secret of the same render, None emits nothing.
+SecretStores and ClusterSecretStores are dropped as well (the target cluster has no operator,
+so their CRDs would not apply).
 Every failure is collected and raised once as :class:`SecretErrors`.
 """
 
@@ -343,6 +345,8 @@ def materialize(objects: list[dict[str, Any]], ctx: SecretContext,
     out: list[dict[str, Any]] = []
     merges: list[tuple[_Plan, dict[str, Any]]] = []
     for obj in objects:
+        if schema.is_store(obj):
+            continue  # no operator in the target cluster: its CRDs would not apply
         if not schema.is_external_secret(obj):
             out.append(obj)
             continue
