@@ -176,8 +176,14 @@ class AwsBackend:
 
         doing = f"reading {describe(key)}"
         if isinstance(exc, bx.ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", ""))
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code.isdigit():  # an XML error body under a JSON protocol: find the code in it
+                message = str(error.get("Message", ""))
+                known = DENIED_CODES | CREDENTIAL_CODES | NOT_FOUND_CODES | TRANSIENT_CODES
+                code = next((c for c in sorted(known) if f"<Code>{c}</Code>" in message),
+                            "AccessDenied" if status == 403 else code)
             if code in NOT_FOUND_CODES:
                 return SecretNotFound(f"no secret {describe(key)} in AWS Secrets Manager")
             if code in DENIED_CODES:
