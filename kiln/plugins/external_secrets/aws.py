@@ -55,6 +55,27 @@ class AwsSettings:
     region: str
     endpoint_url: str
     limits: ReadLimits
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+    profile: str = ""
+
+    def credentials(self) -> list[str]:
+        """The credential values set in the environment (registered with the redactor)."""
+        return [v for v in (self.secret_access_key, self.session_token) if v]
+
+    def session_args(self) -> dict[str, str]:
+        """boto3 Session arguments: static keys / profile from kiln's environment; the rest
+        of the standard chain (shared files, SSO, instance roles) is botocore's."""
+        args: dict[str, str] = {}
+        if self.access_key_id and self.secret_access_key:
+            args["aws_access_key_id"] = self.access_key_id
+            args["aws_secret_access_key"] = self.secret_access_key
+            if self.session_token:
+                args["aws_session_token"] = self.session_token
+        elif self.profile:
+            args["profile_name"] = self.profile
+        return args
 
 
 def load_settings(env: Mapping[str, str], opts: AwsOptions | None, *, timeout: float = 30.0,
@@ -68,7 +89,11 @@ def load_settings(env: Mapping[str, str], opts: AwsOptions | None, *, timeout: f
     if endpoint and not endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"AWS_ENDPOINT_URL must start with http:// or https://, got "
                           f"{endpoint!r}")
-    return AwsSettings(region, endpoint, limits(o, timeout, concurrency))
+    return AwsSettings(region, endpoint, limits(o, timeout, concurrency),
+                       access_key_id=env_value(env, "AWS_ACCESS_KEY_ID"),
+                       secret_access_key=env_value(env, "AWS_SECRET_ACCESS_KEY"),
+                       session_token=env_value(env, "AWS_SESSION_TOKEN"),
+                       profile=env_value(env, "AWS_PROFILE"))
 
 
 def region_of_arn(path: str) -> str:
@@ -146,10 +171,18 @@ class AwsBackend:
     def open(self) -> None:
         """Create the boto3 session (the credential chain is consulted on the first call)."""
         with self._lock:
-            if self._session is None:
-                import boto3
+            self._ensure_session()
 
-                self._session = boto3.session.Session()
+    def _ensure_session(self) -> None:
+        if self._session is None:
+            import boto3
+            import botocore.exceptions as bx
+
+            try:
+                self._session = boto3.session.Session(**self.settings.session_args())
+            except bx.ProfileNotFound:
+                raise SecretBackendUnavailable(
+                    f"AWS profile {self.settings.profile!r} (AWS_PROFILE) not found") from None
 
     def _client(self, region: str) -> Any:
         from botocore.config import Config
@@ -157,10 +190,7 @@ class AwsBackend:
         with self._lock:
             client = self._clients.get(region)
             if client is None:
-                if self._session is None:
-                    import boto3
-
-                    self._session = boto3.session.Session()
+                self._ensure_session()
                 lim = self.settings.limits
                 config = Config(connect_timeout=lim.timeout, read_timeout=lim.timeout,
                                 retries={"max_attempts": 1, "mode": "standard"},
@@ -255,6 +285,7 @@ class AwsResolver:
         """Read every referenced secret once, concurrently, and substitute."""
         settings = load_settings(ctx.env, self._options(ctx), timeout=ctx.timeout,
                                  concurrency=ctx.concurrency)
+        ctx.redactor.register_many(settings.credentials())
         backend = AwsBackend(settings)
         lim = settings.limits
         policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,

@@ -139,6 +139,7 @@ class _Stores:
             opts = (ctx.app.secrets_for("aws", AwsOptions)
                     if ctx.app is not None and "aws" in ctx.app.secrets else None)
             aws = aws_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
+            ctx.redactor.register_many(aws.credentials())
             backend = AwsBackend(aws)
             policy = secrets.FetchPolicy(aws.limits.concurrency, aws.limits.timeout,
                                          aws.limits.retries)
@@ -290,6 +291,7 @@ def _render_secret(plan: _Plan, data: dict[str, bytes], ctx: SecretContext
                                                    source=plan.ref))
             ctx.redactor.register_many(rendered.values())
             out = {**data, **rendered} if template.get("mergePolicy") == "Merge" else rendered
+    ctx.redactor.register_many(out.values())
     secret: dict[str, Any] = {"apiVersion": "v1", "kind": "Secret", "metadata": meta}
     if target.get("immutable"):
         secret["immutable"] = True
@@ -333,8 +335,7 @@ def materialize(objects: list[dict[str, Any]], ctx: SecretContext,
         store = registry.get(sid)
         try:
             results[sid] = secrets.fetch_all(store.backend, keys, store.policy, ctx.redactor)
-        except SecretError as exc:  # the backend could not open at all
-            failures.append(SecretError(exc.message, source=store.ref))
+        except SecretError as exc:  # the backend could not open: every read of it fails
             results[sid] = {k: exc for k in keys}
     secrets_by_es: dict[int, dict[str, Any] | None] = {}
     for plan in plans:
