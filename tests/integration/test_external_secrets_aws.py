@@ -44,6 +44,7 @@ def test_vals_and_avp_forms_versions_stages_plain_and_binary(
     sm.put_secret_value(SecretId=db, SecretString=json.dumps(v2))
     text = unique("just-a-string")
     blob = b"\x00\xff" + unique("bin").encode()
+    db_arn = sm.describe_secret(SecretId=db)["ARN"]
     sm.create_secret(Name=plain, SecretString=text)
     arn = sm.create_secret(Name=binary, SecretBinary=blob)["ARN"]
     plaintext_scan.add(v1["pw"], v2["pw"], v1["user"], text, b64(blob))
@@ -58,7 +59,7 @@ def test_vals_and_avp_forms_versions_stages_plain_and_binary(
                 whole=f"ref+awssecrets://{plain}",
                 url=f"postgres://ref+awssecrets://{db}#user+@db"),
         _secret("avp", user=f"<path:{db}#user>", old=f"<path:{db}#pw#{first}>",
-                binary=f"ref+awssecrets://{arn}"),
+                by_arn=f"<path:{db_arn}#pw>", binary=f"ref+awssecrets://{arn}"),
     ])
     proc = kiln("generate", app, tmp_path, moto_server.env(AVP_TYPE="awssecretsmanager"))
     assert proc.returncode == 0, proc.stderr
@@ -68,7 +69,7 @@ def test_vals_and_avp_forms_versions_stages_plain_and_binary(
         "current": v2["pw"], "previous": v1["pw"], "by_id": v1["pw"], "nested": 5432,
         "whole": text, "url": f"postgres://{v1['user']}@db"}
     assert out["avp"]["stringData"] == {"user": v1["user"], "old": v1["pw"],
-                                        "binary": b64(blob)}
+                                        "by_arn": v2["pw"], "binary": b64(blob)}
     assert out["web"]["kind"] == "Deployment"
     # Second run: manifests come from the cache, secrets are read again (never cached).
     again = kiln("generate", app, tmp_path, moto_server.env(AVP_TYPE="awssecretsmanager"))

@@ -382,3 +382,45 @@ def test_modes_and_store_refs() -> None:
                         ("v:Store", "SecretStore or ClusterSecretStore")):
         with pytest.raises(ConfigError, match=needle):
             parse_store_ref(bad)
+
+
+# -- settings and laziness ------------------------------------------------------------------------
+
+
+def test_aws_settings_take_credentials_from_kiln_environment() -> None:
+    from kiln.plugins.external_secrets.aws import load_settings
+
+    s = load_settings({"ARGOCD_ENV_AWS_REGION": "eu-west-3", "AWS_REGION": "us-east-1",
+                       "AWS_ACCESS_KEY_ID": "AKIA1", "AWS_SECRET_ACCESS_KEY": "sekrit",
+                       "AWS_SESSION_TOKEN": "tok"}, None)
+    assert s.region == "eu-west-3"
+    assert s.session_args() == {"aws_access_key_id": "AKIA1",
+                                "aws_secret_access_key": "sekrit", "aws_session_token": "tok"}
+    assert s.credentials() == ["sekrit", "tok"]
+    assert load_settings({"AWS_PROFILE": "dev"}, None).session_args() == {"profile_name": "dev"}
+    with pytest.raises(ConfigError, match="must start with http"):
+        load_settings({"AWS_ENDPOINT_URL": "localhost:4566"}, None)
+
+
+def test_plugin_import_does_not_import_cloud_sdks() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, kiln.plugins.external_secrets as p; "
+            "from kiln.core.plugins import Plugins; Plugins({}, entry_points=False).resolvers; "
+            "heavy = [m for m in ('boto3', 'botocore', 'google.cloud', 'grpc', 'hvac') "
+            "if m in sys.modules]; print(heavy)")
+    from tests.helpers import REPO
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO, env={"PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == "[]"
+
+
+def test_resolvers_are_registered_in_order() -> None:
+    from kiln.core.plugins import Plugins
+
+    resolvers = Plugins({}, entry_points=False).resolvers
+    order = {r.name: r.order for r in resolvers.ordered()}
+    assert order["externalSecrets"] < order["vault"] == order["aws"] == order["gcp"] \
+        < order["externalSecretsMaterialize"]
