@@ -4,8 +4,9 @@ No Secret Manager emulator exists in any registry this project can use, so this 
 FAKE: a real gRPC server (grpcio) speaking the real wire protocol, with request and response
 messages from the client library's own types (``google.cloud.secretmanager_v1.types``). It
 implements ``CreateSecret``, ``AddSecretVersion``, ``GetSecret`` and ``AccessSecretVersion``
-(``latest`` = newest version), answers NOT_FOUND for unknown secrets/versions and
-PERMISSION_DENIED for secrets marked with :meth:`FakeSecretManager.deny`, and counts
+(``latest`` = newest version), answers NOT_FOUND for unknown secrets/versions,
+PERMISSION_DENIED for secrets marked with :meth:`FakeSecretManager.deny` and UNAVAILABLE for the
+next calls after :meth:`FakeSecretManager.fail_next`, and counts
 ``AccessSecretVersion`` calls. The client reaches it over an insecure channel with anonymous
 credentials (kiln: ``secrets.gcp.endpoint`` + ``insecure: true``). It binds 127.0.0.1 only and
 is stopped by the fixture.
@@ -32,6 +33,7 @@ class FakeSecretManager:
     endpoint: str = ""
     secrets: dict[str, list[bytes]] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)
+    unavailable: int = 0
     access_calls: int = 0
     server: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,11 +42,17 @@ class FakeSecretManager:
         """Answer PERMISSION_DENIED for ``projects/P/secrets/S``."""
         self.denied.add(name)
 
+    def fail_next(self, count: int) -> None:
+        """Answer UNAVAILABLE to the next ``count`` AccessSecretVersion calls."""
+        with self.lock:
+            self.unavailable = count
+
     def reset(self) -> None:
-        """Forget every secret, denial and counter."""
+        """Forget every secret, denial, pending failure and counter."""
         with self.lock:
             self.secrets.clear()
             self.denied.clear()
+            self.unavailable = 0
             self.access_calls = 0
 
     # -- handlers -------------------------------------------------------------------------------
@@ -91,6 +99,9 @@ class FakeSecretManager:
         secret, _, version = request.name.rpartition("/versions/")
         with self.lock:
             self.access_calls += 1
+            if self.unavailable > 0:
+                self.unavailable -= 1
+                context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
             if secret in self.denied:
                 context.abort(grpc.StatusCode.PERMISSION_DENIED, "Permission denied on resource.")
             versions = self.secrets.get(secret)

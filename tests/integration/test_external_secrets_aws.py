@@ -72,8 +72,13 @@ def test_vals_and_avp_forms_versions_stages_plain_and_binary(
                                         "by_arn": v2["pw"], "binary": b64(blob)}
     assert out["web"]["kind"] == "Deployment"
     # Second run: manifests come from the cache, secrets are read again (never cached).
-    again = kiln("generate", app, tmp_path, moto_server.env(AVP_TYPE="awssecretsmanager"))
+    again = kiln("generate", app, tmp_path, moto_server.env(AVP_TYPE="awssecretsmanager"),
+                 "--debug")
+    assert again.returncode == 0, again.stderr
     assert again.stdout == proc.stdout
+    assert "aws-secretsmanager: 6 read(s)" in again.stderr  # 3 db reads, plain, binary, ARN
+    for value in plaintext_scan.values:
+        assert value not in again.stderr
 
 
 def test_missing_secret_key_and_version_are_all_reported(

@@ -91,6 +91,27 @@ def test_not_found_and_permission_denied_are_all_reported(
     assert value not in proc.stderr
 
 
+def test_unavailable_is_retried_then_succeeds(
+        gcp_fake: FakeSecretManager, tmp_path: Path, plaintext_scan: PlaintextScan) -> None:
+    value = unique("flaky")
+    gcp_fake.put("p", "flaky", value)
+    plaintext_scan.add(value)
+    gcp_fake.fail_next(2)
+    app = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/flaky")],
+                    _settings(gcp_fake.endpoint, retries=3))
+    proc = kiln("generate", app, tmp_path, {}, "--debug")
+    assert proc.returncode == 0, proc.stderr
+    assert docs(proc.stdout)[0]["stringData"] == {"a": value}
+    assert gcp_fake.access_calls == 3
+    assert proc.stderr.count("transient failure") == 2
+    assert value not in proc.stderr
+    gcp_fake.fail_next(5)
+    failing = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/flaky")],
+                        _settings(gcp_fake.endpoint, retries=1), name="failing")
+    assert_clean_failure(kiln("generate", failing, tmp_path, {}),
+                         "Google Secret Manager failed while reading projects/p/secrets/flaky")
+
+
 def test_unreachable_endpoint_is_one_clean_error(tmp_path: Path) -> None:
     app = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/s#k")],
                     _settings(f"127.0.0.1:{free_port()}", retries=1, timeout=2))

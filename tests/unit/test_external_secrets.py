@@ -424,3 +424,15 @@ def test_resolvers_are_registered_in_order() -> None:
     order = {r.name: r.order for r in resolvers.ordered()}
     assert order["externalSecrets"] < order["vault"] == order["aws"] == order["gcp"] \
         < order["externalSecretsMaterialize"]
+
+
+def test_convert_drops_versions_on_kv_v1() -> None:
+    secret = _secret(a="<path:kv1/app#token#3>", b="ref+vault://kv1/app?kv=1&version=2#token")
+    secret["metadata"]["annotations"] = {"avp.kubernetes.io/kv-version": "1"}
+    es, errors = convert.convert_secret(secret, STORE, {})
+    assert errors == []
+    assert [d["remoteRef"] for d in es["spec"]["data"]] == [
+        {"key": "kv1/app", "property": "token"}, {"key": "kv1/app", "property": "token"}]
+    es, _ = convert.convert_secret(_secret(a="<path:kv1/app#token#3>"), STORE,
+                                   {"AVP_KV_VERSION": "1"})
+    assert es["spec"]["data"][0]["remoteRef"] == {"key": "kv1/app", "property": "token"}

@@ -27,7 +27,7 @@ from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
 from kiln.core.secrets import ReadKey, Reference
 from kiln.plugins.external_secrets import gotemplate
-from kiln.plugins.external_secrets.config import WHOLE, avp_type
+from kiln.plugins.external_secrets.config import WHOLE, avp_type, env_value
 
 ESO_API = "external-secrets.io/v1"
 AVP_BACKENDS = {"": "vault", "vault": "vault", "awssecretsmanager": "aws",
@@ -42,7 +42,8 @@ def parse_grammar() -> secrets.Grammar:
     """Parse every supported reference, keeping raw paths and URI queries (no backend rules)."""
     return secrets.Grammar(
         avp=True, schemes=frozenset(SCHEMES), whole_key=WHOLE,
-        read_key=lambda path, version, annotations: ReadKey(path, version or None),
+        read_key=lambda path, version, annotations: ReadKey(
+            path, version or None, annotations.get(secrets.AVP_KV_VERSION, "").strip()),
         uri_read=lambda path, query: ReadKey(path, None, urlencode(sorted(query.items()))),
     )
 
@@ -86,8 +87,12 @@ def find_references(text: str, generic: bool, annotations: Mapping[str, str]) ->
     return out
 
 
-def remote_ref(found: _Found, backend: str) -> dict[str, str]:
-    """The ESO ``remoteRef`` reading what ``found`` reads; ConversionError when impossible."""
+def remote_ref(found: _Found, backend: str, env: Mapping[str, str] | None = None
+               ) -> dict[str, str]:
+    """The ESO ``remoteRef`` reading what ``found`` reads; ConversionError when impossible.
+
+    A Vault placeholder on KV v1 (``avp.kubernetes.io/kv-version`` or ``AVP_KV_VERSION``)
+    loses its version, as AVP ignores it there."""
     ref = found.ref
     assert ref.read is not None
     path, version = ref.read.path, ref.read.version or ""
@@ -97,6 +102,9 @@ def remote_ref(found: _Found, backend: str) -> dict[str, str]:
     if backend == "vault":
         remote["key"] = path
         version = version or query.get("version", "")
+        kv = ref.read.variant if not found.scheme else query.get("kv", "")
+        if (kv or env_value(env or {}, "AVP_KV_VERSION")) == "1":
+            version = ""
     elif backend == "aws":
         if query.get("region"):
             raise ConversionError("?region= has no ExternalSecret equivalent (the "
@@ -169,7 +177,7 @@ def _value_template(text: str, where: str, conv: _Conversion, generic: bool,
                 raise ConversionError(f"mixes {conv.backend} and {backend} references: one "
                                       "ExternalSecret reads one store")
             conv.backend = backend
-            remote = remote_ref(f, backend)
+            remote = remote_ref(f, backend, env)
             funcs = []
             for mod in f.ref.modifiers:
                 if mod.name not in TEMPLATE_FUNCS or mod.args:
