@@ -436,3 +436,19 @@ def test_convert_drops_versions_on_kv_v1() -> None:
     es, _ = convert.convert_secret(_secret(a="<path:kv1/app#token#3>"), STORE,
                                    {"AVP_KV_VERSION": "1"})
     assert es["spec"]["data"][0]["remoteRef"] == {"key": "kv1/app", "property": "token"}
+
+
+def test_convert_checks_the_store_serves_the_references() -> None:
+    aws_store = {"apiVersion": "external-secrets.io/v1", "kind": "ClusterSecretStore",
+                 "metadata": {"name": "vault-backend"},
+                 "spec": {"provider": {"aws": {"service": "SecretsManager"}}}}
+    with pytest.raises(SecretErrors) as info:
+        convert.convert([_secret(k="<path:secret/data/a#pw>")], STORE, {}, [aws_store])
+    assert "has provider aws, but the converted references need vault" in \
+        info.value.errors[0].one_line()
+    with pytest.raises(SecretErrors) as info:
+        convert.convert([_secret(k="<path:secret/data/a#pw>"),
+                         _secret(k="ref+gcpsecrets://p/s#k")], STORE, {})
+    assert "read gcp and vault references" in info.value.errors[0].one_line()
+    converted = convert.convert([_secret(k="ref+awssecrets://db#pw"), aws_store], STORE, {})
+    assert converted[0]["kind"] == "ExternalSecret" and converted[1] == aws_store

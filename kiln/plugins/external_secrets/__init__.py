@@ -77,7 +77,7 @@ class ExternalSecretsResolver:
         from kiln.plugins.external_secrets.convert import convert
 
         store = parse_store_ref(opts.secret_store or ctx.env.get("KILN_SECRET_STORE", ""))
-        return convert(objects, store, ctx.env)
+        return convert(objects, store, ctx.env, opts.stores)
 
 
 class MaterializeResolver:

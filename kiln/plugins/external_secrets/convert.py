@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -26,7 +26,7 @@ from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
 from kiln.core.secrets import ReadKey, Reference
-from kiln.plugins.external_secrets import gotemplate
+from kiln.plugins.external_secrets import gotemplate, schema
 from kiln.plugins.external_secrets.config import WHOLE, avp_type, env_value
 
 ESO_API = "external-secrets.io/v1"
@@ -205,9 +205,12 @@ def _decoded(value: str) -> str | None:
         return None
 
 
-def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str, str]
+def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str, str],
+                   backends: list[str] | None = None
                    ) -> tuple[dict[str, Any], list[SecretError]]:
-    """The ExternalSecret replacing Secret ``obj``, and every reference it could not express."""
+    """The ExternalSecret replacing Secret ``obj``, and every reference it could not express.
+
+    The backend its references read (vault, aws, gcp) is appended to ``backends``."""
     ref = object_ref(obj)
     annotations = secrets.annotations_of(obj)
     generic = secrets.AVP_PATH in annotations
@@ -236,7 +239,7 @@ def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str
     template: dict[str, Any] = {"engineVersion": "v2"}
     if obj.get("type") and obj.get("type") != "Opaque":
         template["type"] = obj["type"]
-    tmeta = {k: v for k, v in (("labels", labels), ("annotations", kept)) if v}
+    tmeta = {k: dict(v) for k, v in (("labels", labels), ("annotations", kept)) if v}
     if tmeta:
         template["metadata"] = tmeta
     if len(singles) == len(templates):
@@ -253,7 +256,7 @@ def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str
     if meta.get("namespace"):
         es_meta["namespace"] = meta["namespace"]
     if labels:
-        es_meta["labels"] = labels
+        es_meta["labels"] = dict(labels)
     es = {
         "apiVersion": ESO_API,
         "kind": "ExternalSecret",
@@ -264,7 +267,38 @@ def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str
             "data": data,
         },
     }
+    if backends is not None and conv.backend:
+        backends.append(conv.backend)
     return es, conv.errors
+
+
+PROVIDER_OF = {"vault": "vault", "aws": "aws", "gcp": "gcpsm"}
+
+
+def _check_store(store: tuple[str, str], manifests: list[Mapping[str, Any]],
+                 backends: list[str]) -> list[SecretError]:
+    """The store's provider must serve every converted reference (when the store is known)."""
+    errors: list[SecretError] = []
+    kinds = sorted(set(backends))
+    if len(kinds) > 1:
+        errors.append(ConversionError(f"the converted Secrets read {' and '.join(kinds)} "
+                                      f"references, but they all point at one store "
+                                      f"({store[1]} {store[0]})"))
+    for m in manifests:
+        meta = m.get("metadata") or {}
+        if m.get("kind") != store[1] or meta.get("name") != store[0]:
+            continue
+        spec = m.get("spec") or {}
+        provider = spec.get("provider") if isinstance(spec, Mapping) else None
+        names = set(provider) if isinstance(provider, Mapping) else set()
+        wanted = {PROVIDER_OF[k] for k in kinds}
+        if names and not wanted <= names:
+            errors.append(ConversionError(
+                f"{store[1]} {store[0]} has provider {', '.join(sorted(names))}, but the "
+                f"converted references need {', '.join(sorted(wanted))}",
+                source=object_ref(dict(m))))
+        break
+    return errors
 
 
 def _has_references(obj: Mapping[str, Any]) -> bool:
@@ -291,13 +325,15 @@ def wants(objects: list[dict[str, Any]]) -> bool:
                and _has_references(o) for o in objects)
 
 
-def convert(objects: list[dict[str, Any]], store: tuple[str, str], env: Mapping[str, str]
-            ) -> list[dict[str, Any]]:
+def convert(objects: list[dict[str, Any]], store: tuple[str, str], env: Mapping[str, str],
+            stores: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
     """Replace every Secret holding references by an ExternalSecret reading ``store``
     (name, kind); raise SecretErrors naming every reference that cannot be expressed,
-    including references outside Secrets."""
+    including references outside Secrets, and a store (from the render or ``stores``)
+    whose provider cannot serve them."""
     out: list[dict[str, Any]] = []
     errors: list[SecretError] = []
+    backends: list[str] = []
     for obj in objects:
         if secrets.parse_bool(secrets.annotations_of(obj).get(secrets.AVP_IGNORE)) or \
                 not _has_references(obj):
@@ -313,9 +349,11 @@ def convert(objects: list[dict[str, Any]], store: tuple[str, str], env: Mapping[
                         "become ExternalSecret data", source=object_ref(obj)))
             out.append(obj)
             continue
-        es, problems = convert_secret(obj, store, env)
+        es, problems = convert_secret(obj, store, env, backends)
         errors += problems
         out.append(es)
+    known = [o for o in objects if schema.is_store(o)] + list(stores)
+    errors += _check_store(store, known, backends)
     if errors:
         raise SecretErrors(errors)
     return out
