@@ -340,6 +340,18 @@ def test_convert_realistic_app_carries_no_secret(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
 
 
+def test_convert_example_app(tmp_path: Path) -> None:
+    from tests.helpers import EXAMPLES
+
+    proc = kiln("render", EXAMPLES / "external-secrets-convert", tmp_path, {})
+    assert proc.returncode == 0, proc.stderr
+    out = docs(proc.stdout)
+    assert [o["kind"] for o in out] == ["Deployment", "ExternalSecret"]
+    assert "<" not in json.dumps(out[1]) and "avp.kubernetes.io" not in proc.stdout
+    assert {d["remoteRef"]["property"] for d in out[1]["spec"]["data"]} == {"user",
+                                                                            "password"}
+
+
 def test_convert_reports_what_eso_cannot_express(tmp_path: Path) -> None:
     secret = avp_secret("app/db")
     secret["stringData"]["cfg"] = "<path:secret/data/app/db#cfg | jsonPath {.a}>"

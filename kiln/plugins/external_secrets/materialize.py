@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kiln.core import secrets
-from kiln.core.errors import KilnError, SecretError, SecretErrors
+from kiln.core.errors import ConfigError, KilnError, SecretError, SecretErrors
 from kiln.core.manifests import object_ref
 from kiln.core.secrets import ReadKey
 from kiln.plugins.external_secrets import gotemplate, schema, stores
@@ -321,8 +321,11 @@ def materialize(objects: list[dict[str, Any]], ctx: SecretContext,
     Raises :class:`SecretErrors` listing every reference or store problem.
     """
     schema.validate(objects)
-    manifests = [o for o in objects if schema.is_store(o)] + [
-        s for s in opts.stores if schema.is_store(s)]
+    for i, store in enumerate(opts.stores):
+        if not schema.is_store(store):
+            raise ConfigError(f"secrets.externalSecrets.stores[{i}] is not an "
+                              "external-secrets.io SecretStore or ClusterSecretStore")
+    manifests = [o for o in objects if schema.is_store(o)] + list(opts.stores)
     registry = _Stores(manifests, ctx)
     plans = [_plan(o, registry) for o in objects if schema.is_external_secret(o)]
     wanted: dict[StoreId, list[ReadKey]] = {}
