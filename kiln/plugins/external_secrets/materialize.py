@@ -321,8 +321,8 @@ def materialize(objects: list[dict[str, Any]], ctx: SecretContext,
     Raises :class:`SecretErrors` listing every reference or store problem.
     """
     schema.validate(objects)
-    for i, store in enumerate(opts.stores):
-        if not schema.is_store(store):
+    for i, manifest in enumerate(opts.stores):
+        if not schema.is_store(manifest):
             raise ConfigError(f"secrets.externalSecrets.stores[{i}] is not an "
                               "external-secrets.io SecretStore or ClusterSecretStore")
     manifests = [o for o in objects if schema.is_store(o)] + list(opts.stores)
