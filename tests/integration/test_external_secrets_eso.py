@@ -289,6 +289,21 @@ def test_materialize_reports_every_problem(tmp_path: Path, openbao: OpenBao,
     assert value not in proc.stderr
 
 
+def test_materialize_bad_store_settings(tmp_path: Path) -> None:
+    es = external_secret("a", {"secretStoreRef": {"name": "s"},
+                               "data": [{"secretKey": "k", "remoteRef": {"key": "k"}}]})
+    app = write_app(tmp_path, [es], {"secrets": {"externalSecrets": {
+        "mode": "materialize", "stores": [{"kind": "ConfigMap"}]}}})
+    assert_clean_failure(kiln("render", app, tmp_path, {}),
+                         "secrets.externalSecrets.stores[0] is not an external-secrets.io")
+    store = {"apiVersion": ESO, "kind": "SecretStore", "metadata": {"name": "s"},
+             "spec": {"provider": {"azurekv": {"vaultUrl": "https://x"}}}}
+    app = write_app(tmp_path, [store, es], {"secrets": {"externalSecrets": {
+        "mode": "materialize"}}}, name="azure")
+    assert_clean_failure(kiln("render", app, tmp_path, {}), "ExternalSecret/prod/a",
+                         "provider 'azurekv' is not supported by kiln")
+
+
 # -- convert ------------------------------------------------------------------------------------
 
 

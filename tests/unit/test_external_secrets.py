@@ -216,6 +216,12 @@ def test_schema_problems_are_named(change: dict[str, Any], needle: str) -> None:
     assert any(needle in p for p in found), found
 
 
+def test_engine_v1_only_in_v1beta1() -> None:
+    spec = {**GOOD_SPEC, "target": {"template": {"engineVersion": "v1"}}}
+    assert schema.problems(_es(spec, "external-secrets.io/v1beta1")) == []
+    assert schema.problems(_es(spec)) == ["spec.target.template.engineVersion: must be one of v2"]
+
+
 def test_validate_raises_one_input_error_for_all() -> None:
     objs = [_es({"data": [{"secretKey": "x", "remoteRef": {"key": "k"}}]}),
             _es({**GOOD_SPEC, "bogus": 1})]

@@ -216,6 +216,9 @@ def _plan(obj: dict[str, Any], registry: _Stores) -> _Plan:
         plan.items.append(_Item(where, sid, remote, store.read_key(remote),
                                 secret_key=str(entry["secretKey"])))
     template = (spec.get("target") or {}).get("template") or {}
+    if template.get("engineVersion") == "v1":
+        plan.errors.append(SecretError("spec.target.template.engineVersion: the deprecated v1 "
+                                       "engine is not supported (use v2)", source=plan.ref))
     if template.get("templateFrom"):
         plan.errors.append(SecretError("spec.target.template.templateFrom: not supported "
                                        "(use template.data)", source=plan.ref))

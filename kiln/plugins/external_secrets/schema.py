@@ -1,7 +1,8 @@
 """ESO's ExternalSecret schema (``external-secrets.io/v1`` and ``v1beta1``), as a checker.
 
 Field names, enums and required fields follow the CRD's Go types
-(``apis/externalsecrets/v1/externalsecret_types.go``): an unknown field, a wrong type, a value
+(``apis/externalsecrets/v1/externalsecret_types.go``; ``v1beta1`` also allows the deprecated
+template engine ``v1``): an unknown field, a wrong type, a value
 outside an enum, or a missing ``secretStoreRef`` (unless every entry names its own store) is an
 error naming the object and the field path.
 """
@@ -44,7 +45,7 @@ TEMPLATE_REF: dict[str, Any] = {
 }
 TEMPLATE: dict[str, Any] = {
     "type": "str",
-    "engineVersion": ("enum", ("v2",)),
+    "engineVersion": ("enum", ("v1", "v2")),
     "metadata": {"annotations": "strmap", "labels": "strmap", "finalizers": ["str"]},
     "mergePolicy": ("enum", ("Replace", "Merge")),
     "data": "strmap",
@@ -165,6 +166,10 @@ def problems(obj: Mapping[str, Any]) -> list[str]:
                                                  ("extract", "find", "sourceRef")):
             errors.append(f"spec.dataFrom[{i}]: needs extract, find or sourceRef")
     target = spec.get("target")
+    template = target.get("template") if isinstance(target, Mapping) else None
+    if isinstance(template, Mapping) and template.get("engineVersion") == "v1" and \
+            obj.get("apiVersion") == f"{GROUP}/v1":
+        errors.append("spec.target.template.engineVersion: must be one of v2")
     name = target.get("name") if isinstance(target, Mapping) else None
     if isinstance(name, str) and not NAME_RE.match(name):
         errors.append(f"spec.target.name: {name!r} is not a valid Secret name")
