@@ -458,3 +458,17 @@ def test_convert_checks_the_store_serves_the_references() -> None:
     assert "read gcp and vault references" in info.value.errors[0].one_line()
     converted = convert.convert([_secret(k="ref+awssecrets://db#pw"), aws_store], STORE, {})
     assert converted[0]["kind"] == "ExternalSecret" and converted[1] == aws_store
+
+
+def test_avp_path_validation_applies_to_cloud_placeholders() -> None:
+    import re
+
+    from kiln.plugins.external_secrets.config import path_validation
+
+    pattern = path_validation({"AVP_PATH_VALIDATION": r"^prod/"})
+    assert isinstance(pattern, re.Pattern)
+    grammar = aws_grammar(True, pattern)
+    _, errors = secrets.substitute([_secret(a="<path:dev/db#pw>")], grammar, {})
+    assert "disallowed by AVP_PATH_VALIDATION" in errors[0].message
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        path_validation({"AVP_PATH_VALIDATION": "("})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from kiln.plugins.external_secrets.config import (
     avp_type,
     env_value,
     limits,
+    path_validation,
 )
 
 if TYPE_CHECKING:
@@ -116,7 +118,7 @@ def _unvariant(text: str) -> tuple[str, str]:
     return region, stage.removeprefix(STAGE_PREFIX)
 
 
-def aws_grammar(avp: bool) -> secrets.Grammar:
+def aws_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
     """AVP placeholders (``<path:NAME#KEY#VERSION_ID>``) when ``avp``; always
     ``ref+awssecrets://NAME[?region=R&version_stage=S&version_id=I][#KEY]``."""
 
@@ -124,7 +126,8 @@ def aws_grammar(avp: bool) -> secrets.Grammar:
         return ReadKey(path, query.get("version_id") or None,
                        variant(query.get("region", ""), query.get("version_stage", "")))
 
-    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), uri_read=uri_read,
+    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
+                           uri_read=uri_read,
                            whole_key=WHOLE)
 
 
@@ -290,5 +293,6 @@ class AwsResolver:
         lim = settings.limits
         policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
                                      retries=lim.retries)
-        return secrets.resolve_stream(objects, aws_grammar(avp_type(ctx.env) == AVP_TYPE),
+        grammar = aws_grammar(avp_type(ctx.env) == AVP_TYPE, path_validation(ctx.env))
+        return secrets.resolve_stream(objects, grammar,
                                       backend, policy, ctx.redactor)

@@ -40,6 +40,18 @@ def avp_type(env: Mapping[str, str]) -> str:
     return env_value(env, "AVP_TYPE")
 
 
+def path_validation(env: Mapping[str, str]) -> re.Pattern[str] | None:
+    """argocd-vault-plugin's ``AVP_PATH_VALIDATION`` (every placeholder path must match)."""
+    text = env_value(env, "AVP_PATH_VALIDATION")
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(f"AVP_PATH_VALIDATION is not a valid regular expression: "
+                          f"{exc}") from None
+
+
 class AwsOptions(Options, frozen=True):
     """The ``secrets.aws`` section: region and endpoint override, read limits."""
 

@@ -31,6 +31,7 @@ from kiln.plugins.external_secrets.config import (
     avp_type,
     env_value,
     limits,
+    path_validation,
 )
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def resource_read(path: str, version: str | None) -> ReadKey:
     return ReadKey(base, version or m.group("version") or "latest")
 
 
-def gcp_grammar(avp: bool) -> secrets.Grammar:
+def gcp_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
     """AVP placeholders (``<path:projects/P/secrets/S[/versions/V]#KEY[#V]>``) when ``avp``;
     always ``ref+gcpsecrets://PROJECT/SECRET[?version=N][#KEY]``."""
 
@@ -91,7 +92,8 @@ def gcp_grammar(avp: bool) -> secrets.Grammar:
             return ReadKey(path, query.get("version") or "latest", "malformed")
         return ReadKey(f"projects/{project}/secrets/{secret}", query.get("version") or "latest")
 
-    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), read_key=read_key,
+    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
+                           read_key=read_key,
                            uri_read=uri_read, whole_key=WHOLE)
 
 
@@ -227,5 +229,6 @@ class GcpResolver:
         lim = settings.limits
         policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
                                      retries=lim.retries)
-        return secrets.resolve_stream(objects, gcp_grammar(avp_type(ctx.env) == AVP_TYPE),
+        grammar = gcp_grammar(avp_type(ctx.env) == AVP_TYPE, path_validation(ctx.env))
+        return secrets.resolve_stream(objects, grammar,
                                       backend, policy, ctx.redactor)
