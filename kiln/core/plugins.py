@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("kustomize", "kiln.plugins.kustomize"),
     ("jsonnet", "kiln.plugins.jsonnet"),
     ("secrets_vault", "kiln.plugins.secrets_vault"),
+    ("external_secrets", "kiln.plugins.external_secrets"),
 )
 """(plugin name, module) of every built-in plugin, registered in this order."""
 

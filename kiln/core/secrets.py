@@ -149,6 +149,8 @@ class Grammar(msgspec.Struct, frozen=True, kw_only=True):
     a regex every path must match (searched, as Go's MatchString does). ``read_key`` turns a
     parsed path/version plus the object's annotations into the backend's :class:`ReadKey`
     (Vault adds the KV version); ``uri_read`` does the same for a URI's path and query.
+    ``whole_key``: when set, a URI without ``#KEY`` is allowed and reads this key of the
+    backend's mapping (vals' "whole secret" form; the backend stores the raw value there).
     """
 
     avp: bool = False
@@ -156,6 +158,7 @@ class Grammar(msgspec.Struct, frozen=True, kw_only=True):
     path_validation: re.Pattern[str] | None = None
     read_key: Callable[[str, str | None, Mapping[str, str]], ReadKey] = _plain_read_key
     uri_read: Callable[[str, Mapping[str, str]], ReadKey] = _plain_uri_read
+    whole_key: str = ""
 
 
 class FetchPolicy(msgspec.Struct, kw_only=True):
@@ -256,7 +259,9 @@ def parse_uri(match: re.Match[str], annotations: Mapping[str, str],
             name, _, value = pair.partition("=")
             query[name] = value
     frag = match.group("frag")
-    if not frag or frag == "/":
+    if not frag and grammar.whole_key:
+        frag = grammar.whole_key
+    elif not frag or frag == "/":
         return Reference(text, None, "", error="URI has no #KEY")
     pointer = frag.startswith("/")
     key = frag[1:] if pointer else frag

@@ -380,7 +380,7 @@ def test_argocd_env_forms_win(vault: VaultData) -> None:
 
 
 def test_other_avp_type_leaves_placeholders_to_its_backend(vault: VaultData) -> None:
-    proc = generate(SIMPLE, vault.env(AVP_TYPE="awssecretsmanager"))
+    proc = generate(SIMPLE, vault.env(AVP_TYPE="azurekeyvault"))
     assert_clean_failure(proc, "no secrets backend")
 
 
