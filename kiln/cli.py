@@ -73,19 +73,86 @@ def _parse_option(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _pairs(values: tuple[str, ...] | None, flag: str) -> list[tuple[str, str]]:
+    from kiln.core.errors import UsageError
+
+    pairs = []
+    for text in values or ():
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} expects KEY=VALUE, got {text!r}")
+        pairs.append((key, value))
+    return pairs
+
+
 def _settings(**flags: Any) -> dict[str, Any]:
+    """Turn command-line flags into kiln.yaml-shaped settings (flags absent stay absent)."""
     settings: dict[str, Any] = {
         "type": flags.get("app_type"),
         "name": flags.get("app_name"),
         "namespace": flags.get("namespace"),
+        "kubeVersion": flags.get("kube_version"),
+        "apiVersions": list(flags["api_versions"]) if flags.get("api_versions") else None,
     }
-    directory = {
-        "recurse": True if flags.get("recurse") else None,
-        "include": flags.get("include"),
-        "exclude": flags.get("exclude"),
+    sections: dict[str, dict[str, Any]] = {
+        "directory": {
+            "recurse": True if flags.get("recurse") else None,
+            "include": flags.get("include"),
+            "exclude": flags.get("exclude"),
+        },
+        "helm": {
+            "releaseName": flags.get("release_name"),
+            "valueFiles": list(flags["values"]) if flags.get("values") else None,
+            "parameters": [{"name": k, "value": v} for k, v in _pairs(flags.get("set"), "--set")]
+            + [{"name": k, "value": v, "forceString": True}
+               for k, v in _pairs(flags.get("set_string"), "--set-string")] or None,
+            "fileParameters": [{"name": k, "path": v}
+                               for k, v in _pairs(flags.get("set_file"), "--set-file")] or None,
+            "skipCrds": True if flags.get("skip_crds") else None,
+            "skipTests": True if flags.get("skip_tests") else None,
+            "skipSchemaValidation": True if flags.get("skip_schema_validation") else None,
+            "repoURL": flags.get("repo"),
+            "chart": flags.get("chart"),
+            "version": flags.get("chart_version"),
+        },
+        "kustomize": {
+            "namePrefix": flags.get("nameprefix"),
+            "nameSuffix": flags.get("namesuffix"),
+            "images": list(flags["kustomize_image"]) if flags.get("kustomize_image") else None,
+            "replicas": [{"name": k, "count": _count(v)} for k, v in
+                         _pairs(flags.get("kustomize_replica"), "--kustomize-replica")] or None,
+            "commonLabels": dict(_pairs(flags.get("kustomize_common_label"),
+                                        "--kustomize-common-label")) or None,
+            "commonAnnotations": dict(_pairs(flags.get("kustomize_common_annotation"),
+                                             "--kustomize-common-annotation")) or None,
+            "namespace": flags.get("kustomize_namespace"),
+            "buildOptions": flags.get("kustomize_build_options"),
+        },
+        "jsonnet": {
+            "extVars": [{"name": k, "value": v} for k, v in
+                        _pairs(flags.get("jsonnet_ext_str"), "--jsonnet-ext-str")]
+            + [{"name": k, "value": v, "code": True} for k, v in
+               _pairs(flags.get("jsonnet_ext_code"), "--jsonnet-ext-code")] or None,
+            "tlas": [{"name": k, "value": v} for k, v in
+                     _pairs(flags.get("jsonnet_tla_str"), "--jsonnet-tla-str")]
+            + [{"name": k, "value": v, "code": True} for k, v in
+               _pairs(flags.get("jsonnet_tla_code"), "--jsonnet-tla-code")] or None,
+            "libs": list(flags["jsonnet_libs"]) if flags.get("jsonnet_libs") else None,
+        },
     }
-    if any(v is not None for v in directory.values()):
-        settings["directory"] = {k: v for k, v in directory.items() if v is not None}
+    secrets = {
+        "externalSecrets": {"mode": flags.get("external_secrets"),
+                            "secretStore": flags.get("secret_store")},
+        "sops": {"ignoreMac": True if flags.get("sops_ignore_mac") else None},
+    }
+    for name, values in sections.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            settings[name] = given
+    for name, values in secrets.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            settings.setdefault("secrets", {})[name] = given
     for text in flags.get("options") or ():
         path, value = _parse_option(text)
         target = settings
@@ -93,6 +160,81 @@ def _settings(**flags: Any) -> dict[str, Any]:
             target = target.setdefault(part, {})
         target[path[-1]] = value
     return {k: v for k, v in settings.items() if v is not None}
+
+
+def _count(text: str) -> int:
+    from kiln.core.errors import UsageError
+
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--kustomize-replica expects NAME=COUNT, got count {text!r}") from None
+
+
+_APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--type", "app_type"), {"metavar": "TYPE", "help": "Renderer: directory, helm, "
+                              "kustomize, jsonnet or a plugin's name."}),
+    (("-n", "--namespace"), {"help": "Namespace to render into."}),
+    (("--app-name",), {"help": "App name (Helm's release name by default)."}),
+    (("--source-root",), {"metavar": "DIR", "help": "Files outside DIR are refused (default: "
+                          "the git work tree holding PATH, else PATH)."}),
+    (("--kube-version",), {"metavar": "V", "help": "Kubernetes version for Helm and "
+                           "kustomize's helm charts."}),
+    (("--api-versions",), {"multiple": True, "metavar": "GROUP/VERSION",
+                           "help": "API versions for .Capabilities (repeatable)."}),
+    (("--recurse",), {"is_flag": True, "help": "Directory: read sub-directories too."}),
+    (("--include",), {"metavar": "GLOB", "help": "Directory: only files matching GLOB."}),
+    (("--exclude",), {"metavar": "GLOB", "help": "Directory: skip files matching GLOB."}),
+    (("-f", "--values"), {"multiple": True, "metavar": "FILE",
+                          "help": "Helm: a value file, relative to PATH (repeatable)."}),
+    (("--set",), {"multiple": True, "metavar": "K=V", "help": "Helm: --set (repeatable)."}),
+    (("--set-string",), {"multiple": True, "metavar": "K=V", "help": "Helm: --set-string."}),
+    (("--set-file",), {"multiple": True, "metavar": "K=FILE", "help": "Helm: --set-file."}),
+    (("--release-name",), {"metavar": "NAME", "help": "Helm: release name."}),
+    (("--skip-crds",), {"is_flag": True, "help": "Helm: leave out crds/."}),
+    (("--skip-tests",), {"is_flag": True, "help": "Helm: leave out test hooks."}),
+    (("--skip-schema-validation",), {"is_flag": True, "help": "Helm: skip values.schema."}),
+    (("--repo",), {"metavar": "URL", "help": "Helm: chart repository (https:// or oci://)."}),
+    (("--chart",), {"metavar": "NAME", "help": "Helm: chart name in --repo."}),
+    (("--chart-version",), {"metavar": "V", "help": "Helm: chart version in --repo."}),
+    (("--nameprefix",), {"metavar": "P", "help": "Kustomize: namePrefix."}),
+    (("--namesuffix",), {"metavar": "S", "help": "Kustomize: nameSuffix."}),
+    (("--kustomize-image",), {"multiple": True, "metavar": "IMAGE",
+                              "help": "Kustomize: an image override (repeatable)."}),
+    (("--kustomize-replica",), {"multiple": True, "metavar": "NAME=COUNT",
+                                "help": "Kustomize: a replica count (repeatable)."}),
+    (("--kustomize-common-label",), {"multiple": True, "metavar": "K=V",
+                                     "help": "Kustomize: a common label (repeatable)."}),
+    (("--kustomize-common-annotation",), {"multiple": True, "metavar": "K=V",
+                                          "help": "Kustomize: a common annotation."}),
+    (("--kustomize-namespace",), {"metavar": "NS", "help": "Kustomize: namespace."}),
+    (("--kustomize-build-options",), {"metavar": "OPTS",
+                                      "help": "Kustomize: build options, e.g. --enable-helm."}),
+    (("--jsonnet-ext-str",), {"multiple": True, "metavar": "K=V", "help": "Jsonnet: extVar."}),
+    (("--jsonnet-ext-code",), {"multiple": True, "metavar": "K=CODE",
+                               "help": "Jsonnet: extVar (code)."}),
+    (("--jsonnet-tla-str",), {"multiple": True, "metavar": "K=V", "help": "Jsonnet: TLA."}),
+    (("--jsonnet-tla-code",), {"multiple": True, "metavar": "K=CODE",
+                               "help": "Jsonnet: TLA (code)."}),
+    (("--jsonnet-libs",), {"multiple": True, "metavar": "DIR",
+                           "help": "Jsonnet: a library dir, relative to the source root."}),
+    (("--external-secrets",), {"type": click.Choice(["keep", "materialize", "convert"]),
+                               "help": "ExternalSecrets: keep (validate), materialize into "
+                               "Secrets, or convert Secrets with references into them."}),
+    (("--secret-store",), {"metavar": "NAME[:KIND]",
+                           "help": "ExternalSecrets: the store conversion points at."}),
+    (("--sops-ignore-mac",), {"is_flag": True, "help": "SOPS: skip the MAC check."}),
+    (("-O", "--option", "options"), {"multiple": True, "metavar": "SECTION.KEY=VALUE",
+                                     "help": "Set any kiln.yaml option, e.g. "
+                                     "-O helm.skipCrds=true (VALUE is YAML)."}),
+]
+
+
+def _app_options(func: F) -> F:
+    """Every flag that shapes the app spec, shared by ``render`` and ``generate``."""
+    for decls, attrs in reversed(_APP_OPTIONS):
+        func = click.option(*decls, **attrs)(func)
+    return func
 
 
 def _common_cache_options(func: F) -> F:
@@ -117,17 +259,7 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
-@click.option("--type", "app_type", metavar="TYPE",
-              help="Renderer: directory, helm, kustomize, jsonnet or a plugin's name.")
-@click.option("-n", "--namespace", help="Namespace to render into.")
-@click.option("--app-name", help="App name (Helm's release name by default).")
-@click.option("--source-root", metavar="DIR", help="Files outside DIR are refused "
-              "(default: the git work tree holding PATH, else PATH).")
-@click.option("--recurse", is_flag=True, help="Directory apps: read sub-directories too.")
-@click.option("--include", metavar="GLOB", help="Directory apps: only files matching GLOB.")
-@click.option("--exclude", metavar="GLOB", help="Directory apps: skip files matching GLOB.")
-@click.option("-O", "--option", "options", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Set any kiln.yaml option, e.g. -O helm.skipCrds=true (VALUE is YAML).")
+@_app_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
               show_default=True)
 @click.option("--no-secrets", is_flag=True, help="Leave secret references unresolved.")
@@ -167,19 +299,6 @@ def _read_stream(path: str) -> str:
         raise InputError("not UTF-8 text", source=source) from None
 
 
-def _cmp_settings(path: str) -> Any:
-    """The Argo CD CMP environment (``ARGOCD_APP_*``, parameters, ``KUBE_*``) as app settings,
-    via :mod:`kiln.cmp.environment` when that module is installed; None otherwise."""
-    import importlib
-    import os
-
-    try:
-        module = importlib.import_module("kiln.cmp.environment")
-    except ModuleNotFoundError:
-        return None
-    return module.settings_from_environment(os.environ, app_dir=os.path.abspath(path))
-
-
 def _emit(text: str) -> None:
     """Write the whole output at once (only ever called after everything succeeded)."""
     sys.stdout.write(text)
@@ -189,13 +308,7 @@ def _emit(text: str) -> None:
 @cli.command()
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True, allow_dash=True,
                                         path_type=str))
-@click.option("--type", "app_type", metavar="TYPE",
-              help="Renderer: directory, helm, kustomize, jsonnet or a plugin's name.")
-@click.option("-n", "--namespace", help="Namespace to render into.")
-@click.option("--app-name", help="App name (Helm's release name by default).")
-@click.option("--source-root", metavar="DIR", help="Files outside DIR are refused.")
-@click.option("-O", "--option", "options", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Set any kiln.yaml option (VALUE is YAML).")
+@_app_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
               show_default=True)
 @click.option("--strip-annotations", is_flag=True,
@@ -203,8 +316,8 @@ def _emit(text: str) -> None:
 @_common_cache_options
 @click.pass_obj
 def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
-             debug: bool, source_root: str | None, strip_annotations: bool,
-             **flags: Any) -> None:
+             debug: bool, cache_url: str | None, source_root: str | None,
+             strip_annotations: bool, **flags: Any) -> None:
     """Render the app in PATH and resolve its secrets. With PATH '-' (or a file), only resolve
     the YAML/JSON stream read from stdin (or that file): a drop-in for
     'argocd-vault-plugin generate -'."""
@@ -213,30 +326,38 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     from kiln.core import manifests, secrets
     from kiln.core.errors import SecretErrors
 
-    # --cache-url exists once the shared-cache options are merged; pass it through when given.
-    cache_url = flags.pop("cache_url", None)
-    engine = _engine(state, cache_dir, no_cache, debug,
-                     **({"cache_url": cache_url} if cache_url else {}))
+    engine = _engine(state, cache_dir, no_cache, debug, cache_url)
+    objects: list[dict[str, Any]] | None
+    text: str | None = None
     if path == "-" or os.path.isfile(path):
         source = "<stdin>" if path == "-" else path
         objects = engine.resolve(manifests.parse_stream(_read_stream(path), source))
     else:
-        settings, build_env, root = _settings(**flags), None, source_root
-        cmp = _cmp_settings(path)
-        if cmp is not None:  # Argo CD's plugin environment, under the command-line flags
-            from kiln.core.app import merge_settings
+        from kiln.cmp.environment import settings_from_environment
+        from kiln.core.app import merge_settings
 
-            settings = merge_settings(cmp.settings, settings)
-            build_env, root = cmp.build_env, root or cmp.source_root
-        app = engine.load_app(path, settings, source_root=root, build_env=build_env)
-        objects = engine.render(app, secrets=True).objects
-    leftover = secrets.unresolved(objects)
-    if leftover:
-        raise SecretErrors(leftover)
-    if strip_annotations:
-        objects = secrets.strip_avp_annotations(objects)
-    _emit(manifests.dump_json(objects) if output == "json"
-          else manifests.dump_yaml_stream(objects))
+        # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*), under the flags.
+        cmp = settings_from_environment(os.environ, app_dir=os.path.abspath(path))
+        settings = merge_settings(cmp.settings, _settings(**flags))
+        app = engine.load_app(path, settings, source_root=source_root or cmp.source_root,
+                              build_env=cmp.build_env)
+        result = engine.render(app, secrets=True)
+        text = result.to_yaml()
+        # The stored text of a cache hit is printed as it is unless it may hold references.
+        needs_objects = (secrets.may_hold_references(text) or strip_annotations
+                         or output == "json")
+        objects = result.objects if needs_objects else None
+    if objects is not None:
+        leftover = secrets.unresolved(objects)
+        if leftover:
+            raise SecretErrors(leftover)
+        if strip_annotations:
+            objects = secrets.strip_avp_annotations(objects)
+        text = None
+    if output == "json":
+        _emit(manifests.dump_json(objects or []))
+    else:
+        _emit(text if text is not None else manifests.dump_yaml_stream(objects or []))
 
 
 @cli.group()

@@ -694,6 +694,11 @@ def strip_avp_annotations(objects: Iterable[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
+def may_hold_references(text: str) -> bool:
+    """Cheaply tell whether serialised objects may still hold an inline or URI reference."""
+    return "<path:" in text or "ref+" in text
+
+
 def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
     """Name every reference still in the stream: inline AVP placeholders and ``ref+`` URIs.
 
@@ -711,7 +716,8 @@ def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
             if "ref+" in text:
                 found += [m.group(0) for m in URI_RE.finditer(text)]
             for ref in found:
-                errors.append(SecretError(f"{field_path(where)}: {ref}: no secrets backend is "
-                                          "configured for this reference (set AVP_TYPE or "
-                                          "VAULT_ADDR)", source=object_ref(dict(obj))))
+                errors.append(SecretError(
+                    f"{field_path(where)}: {ref}: no secrets backend is configured for this "
+                    "reference (set AVP_TYPE, VAULT_ADDR, or a secrets section)",
+                    source=object_ref(dict(obj))))
     return errors
