@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "kiln"
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("directory", "kiln.plugins.directory"),
+    ("secrets_sops", "kiln.plugins.secrets_sops"),
 )
 """(plugin name, module) of every built-in plugin, registered in this order."""
 
