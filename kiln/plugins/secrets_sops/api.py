@@ -10,6 +10,7 @@ KMS documents are decrypted in-process, everything else through ``sops`` on stdi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.core.errors import ToolError
 from kiln.plugins.secrets_sops import formats
 from kiln.plugins.secrets_sops.binary import sops_decrypt
-from kiln.plugins.secrets_sops.cipher import Comment, CipherError, decrypt_value, is_encrypted
+from kiln.plugins.secrets_sops.cipher import CipherError, Comment, decrypt_value, is_encrypted
 from kiln.plugins.secrets_sops.errors import SopsError, SopsKeyError
 from kiln.plugins.secrets_sops.keys import (
     IN_PROCESS_TYPES,
@@ -106,25 +107,41 @@ class Decryptor:
 
         Returns a new object without ``sops``. ``name`` names it in errors.
         """
-        encoded = json.dumps(obj, ensure_ascii=False, default=str)
-        self._check_size(len(encoded.encode()), name)
-        body = {k: v for k, v in obj.items() if k != "sops"}
+        return self.decrypt_objects([obj], name=name)[0]
+
+    def decrypt_objects(self, objs: list[dict[str, Any]], *, name: str) -> list[dict[str, Any]]:
+        """Decrypt objects that share one ``sops`` map: the documents of one multi-document file.
+
+        sops computes one MAC over every document of a file, so they are decrypted (and the MAC
+        checked) together. Returns new objects without ``sops``.
+        """
+        encoded = json.dumps(objs, ensure_ascii=False, default=str).encode()
+        self._check_size(len(encoded), name)
+        bodies = [{k: v for k, v in obj.items() if k != "sops"} for obj in objs]
         try:
-            meta = parse_metadata(obj.get("sops"))
+            meta = parse_metadata(objs[0].get("sops"))
         except TreeError as exc:
             raise SopsError(f"not a valid SOPS object: {exc}", source=name) from None
         if self.options.in_process:
             key = self._data_key(meta, name)
             if key is not None:
-                return self._decrypt([body], meta, key, name)[0]  # type: ignore[no-any-return]
-        out = self._binary(encoded.encode(), "json", meta, name)
-        try:
-            plain = json.loads(out)
-        except ValueError:
-            raise SopsError("sops returned output that is not JSON", source=name) from None
+                return self._decrypt(bodies, meta, key, name)
+        if len(objs) == 1:
+            out = self._binary(encoded[1:-1], "json", meta, name)
+            try:
+                plain = [json.loads(out)]
+            except ValueError:
+                raise SopsError("sops returned output that is not JSON", source=name) from None
+        else:
+            import yaml
+
+            stream = yaml.safe_dump_all(objs, sort_keys=False).encode()
+            out = self._binary(stream, "yaml", meta, name)
+            doc = formats.load_plain_yaml(out)
+            plain = doc
         if self.on_plain is not None:
-            _report_changed(body, plain, self.on_plain)
-        return plain  # type: ignore[no-any-return]
+            _report_changed(bodies, plain, self.on_plain)
+        return plain
 
     # -- internals -------------------------------------------------------------------------
 
@@ -166,13 +183,11 @@ class Decryptor:
     def _comments(self, comments: dict[int, str], meta: Metadata, key: bytes) -> dict[int, str]:
         if not Selector(meta).encrypted(()):
             return comments
-        out = {}
+        out: dict[int, str] = {}
         for pos, text in comments.items():
             if is_encrypted(text):
-                try:
+                with contextlib.suppress(CipherError):  # sops keeps what it cannot decrypt
                     text = str(decrypt_value(text, key, ":"))
-                except CipherError:
-                    pass  # sops keeps a comment it cannot decrypt as it is
             out[pos] = Comment(text)
         return out
 
@@ -186,8 +201,6 @@ class Decryptor:
             raise SopsKeyError(
                 f"no available key can decrypt this document; it is encrypted for: "
                 f"{meta.recipients()} ({exc.message})", source=name) from None
-        if self.on_plain is not None and fmt != "json":
-            self.on_plain(out)
         return out
 
 

@@ -13,5 +13,5 @@ class SopsKeyError(SopsError):
     """No available key can unwrap the document's data key; the message lists its recipients."""
 
 
-class SopsFallback(Exception):  # noqa: N818 - a control-flow signal, not an error for users
+class SopsFallback(Exception):
     """The in-process decryptor cannot handle this document; the sops binary must."""

@@ -240,17 +240,17 @@ class _Yaml12Loader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if isinstance(key, (str, int, float, bool)) and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark)
             if isinstance(key, (str, int, float, bool)):
                 seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call, no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
     def construct_time(self, node: yaml.ScalarNode) -> TimeText:
         """A timestamp as the text go's time.MarshalText produces (RFC 3339, nanoseconds)."""
-        value = self.construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+        value = self.construct_yaml_timestamp(node)
         return TimeText(go_time_text(value))
 
 
@@ -274,7 +274,7 @@ for _tag, _regexp, _first in (
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")  # type: ignore[no-untyped-call]
+    text = str(loader.construct_scalar(node)).replace("_", "")
     sign = -1 if text.startswith("-") else 1
     text = text.lstrip("+-")
     if text.startswith("0o"):
@@ -285,20 +285,16 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 _Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Yaml12Loader.add_constructor(
-    "tag:yaml.org,2002:map", _Yaml12Loader.construct_mapping  # type: ignore[arg-type]
-)
-_Yaml12Loader.add_constructor(
-    "tag:yaml.org,2002:timestamp", _Yaml12Loader.construct_time  # type: ignore[arg-type]
-)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:map", _Yaml12Loader.construct_mapping)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:timestamp", _Yaml12Loader.construct_time)
 
 
 def go_time_text(value: dt.date | dt.datetime) -> str:
     """Format a date/datetime as Go's ``time.Time.MarshalText`` (RFC 3339 with nanoseconds)."""
     if not isinstance(value, dt.datetime):
-        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     text = value.strftime("%Y-%m-%dT%H:%M:%S")
     if value.microsecond:
         text += ("." + f"{value.microsecond:06d}").rstrip("0")
@@ -311,7 +307,20 @@ def go_time_text(value: dt.date | dt.datetime) -> str:
     return f"{text}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
+def load_plain_yaml(data: bytes) -> list[dict[str, Any]]:
+    """Parse a plaintext YAML stream as sops reads it (YAML 1.2 scalars); FormatError if bad."""
+    try:
+        return _yaml_branches(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise FormatError("not UTF-8 text") from None
+
+
 def _load_yaml(text: str) -> Document:
+    branches = _yaml_branches(text)
+    return Document("yaml", branches, _take_metadata(branches))
+
+
+def _yaml_branches(text: str) -> list[dict[str, Any]]:
     from kiln.core.manifests import MAX_EXPANDED_NODES, _expanded_size
 
     loader = _Yaml12Loader(text)
@@ -319,6 +328,8 @@ def _load_yaml(text: str) -> Document:
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             if "*" in text and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
                 raise FormatError("YAML aliases expand to too many nodes (alias bomb?)")
             doc = loader.construct_document(node)
@@ -336,7 +347,7 @@ def _load_yaml(text: str) -> Document:
         raise FormatError("YAML nesting too deep") from None
     finally:
         loader.dispose()
-    return Document("yaml", branches, _take_metadata(branches))
+    return branches
 
 
 # -- emitting ----------------------------------------------------------------------------------

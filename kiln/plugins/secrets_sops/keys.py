@@ -163,7 +163,7 @@ def _aws_credentials(text: str, path: Path) -> dict[str, str]:
 
 # -- unwrapping --------------------------------------------------------------------------------
 
-class Unwrapped(Exception):  # noqa: N818 - internal signal carrying per-key failures
+class Unwrapped(Exception):
     """No in-process key worked; ``reasons`` says why per key (no secret material in them)."""
 
     def __init__(self, reasons: list[str]) -> None:

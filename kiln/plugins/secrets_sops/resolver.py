@@ -74,6 +74,22 @@ def _secret_keys(obj: dict[str, Any]) -> list[tuple[str, str, bytes]]:
     return found
 
 
+def _sops_groups(objects: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Indices of whole-object SOPS documents, grouped by identical ``sops`` maps.
+
+    The documents of one multi-document file carry the same metadata (and one MAC over all of
+    them), so they are decrypted together; separately encrypted files never share a map.
+    """
+    import json
+
+    groups: dict[str, list[int]] = {}
+    for i, obj in enumerate(objects):
+        if is_sops_object(obj) and not _disabled(obj):
+            ident = json.dumps(obj["sops"], sort_keys=True, default=str)
+            groups.setdefault(ident, []).append(i)
+    return list(groups.values())
+
+
 class SopsResolver:
     """Decrypts SOPS content in rendered objects, in memory, after the cache."""
 
@@ -96,10 +112,19 @@ class SopsResolver:
 
         dec = Decryptor.for_app(ctx.app, ctx.env, on_plain=ctx.redactor.register)
         errors: list[SecretError] = []
-        out: list[dict[str, Any]] = []
-        for obj in objects:
+        out: list[dict[str, Any]] = list(objects)
+        for indices in _sops_groups(objects):
+            group = [objects[i] for i in indices]
+            name = object_ref(group[0]) + (f" (+{len(group) - 1} documents of the same file)"
+                                           if len(group) > 1 else "")
             try:
-                out.append(self._resolve_one(obj, dec))
+                for i, plain in zip(indices, dec.decrypt_objects(group, name=name), strict=True):
+                    out[i] = plain
+            except SecretError as exc:
+                errors.append(exc)
+        for i, obj in enumerate(out):
+            try:
+                out[i] = self._resolve_keys(obj, dec)
             except SecretError as exc:
                 errors.append(exc)
         if len(errors) == 1:
@@ -108,12 +133,10 @@ class SopsResolver:
             raise SecretErrors(errors)
         return out
 
-    def _resolve_one(self, obj: dict[str, Any], dec: Decryptor) -> dict[str, Any]:
+    def _resolve_keys(self, obj: dict[str, Any], dec: Decryptor) -> dict[str, Any]:
         if _disabled(obj):
             return obj
         ref = object_ref(obj)
-        if is_sops_object(obj):
-            obj = dec.decrypt_object(obj, name=ref)
         keys = _secret_keys(obj)
         if not keys:
             return obj
