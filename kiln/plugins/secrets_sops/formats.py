@@ -232,7 +232,15 @@ def _tokens(path: str) -> list[str | int]:
 
 # -- YAML 1.2 (go-yaml v3) scalar resolution ---------------------------------------------------
 
-class _Yaml12Loader(yaml.SafeLoader):
+try:  # pragma: no cover - which branch runs depends on how PyYAML was built
+    from yaml import CSafeDumper as _BaseDumper
+    from yaml import CSafeLoader as _BaseLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeDumper as _BaseDumper  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+
+class _Yaml12Loader(_BaseLoader):
     """Safe loader resolving plain scalars like go-yaml v3, refusing duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -273,7 +281,7 @@ for _tag, _regexp, _first in (
     _Yaml12Loader.add_implicit_resolver(_tag, re.compile(_regexp), list(_first))
 
 
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+def _construct_int(loader: _BaseLoader, node: yaml.ScalarNode) -> int:
     text = str(loader.construct_scalar(node)).replace("_", "")
     sign = -1 if text.startswith("-") else 1
     text = text.lstrip("+-")
@@ -352,15 +360,15 @@ def _yaml_branches(text: str) -> list[dict[str, Any]]:
 
 # -- emitting ----------------------------------------------------------------------------------
 
-class _PlainDumper(yaml.SafeDumper):
+class _PlainDumper(_BaseDumper):
     """Safe dumper that writes decrypted times unquoted, as sops does."""
 
 
-def _represent_time(dumper: yaml.SafeDumper, value: TimeText) -> yaml.Node:
+def _represent_time(dumper: _BaseDumper, value: TimeText) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:timestamp", str(value))
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+def _represent_str(dumper: _BaseDumper, value: str) -> yaml.Node:
     return dumper.represent_str(str(value))
 
 
