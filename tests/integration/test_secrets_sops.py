@@ -329,3 +329,39 @@ def test_oversize_document_is_refused(tmp_path: Path, env: dict[str, str], cache
     (app / "s.yaml").write_text(yaml.safe_dump(manifest))
     proc = run_kiln("render", str(app), "--cache-dir", str(cache), env=env)
     assert_clean_failure(proc, "Secret/big data.huge.yaml", "5242880-byte limit")
+
+
+@pytest.mark.parametrize("in_process", [True, False], ids=["in-process", "sops-binary"])
+def test_every_decrypted_value_is_reported_for_redaction(tmp_path: Path, key: AgeKey,
+                                                         env: dict[str, str],
+                                                         in_process: bool) -> None:
+    from kiln.core.redact import Redactor
+    from kiln.plugins.secrets_sops.api import Decryptor
+    from kiln.plugins.secrets_sops.options import SopsOptions
+
+    redactor = Redactor()
+    base = Decryptor.for_app(None, env)
+    dec = Decryptor(base.ring, SopsOptions(in_process=in_process), on_plain=redactor.register)
+    plain, values = secret("redact")
+    enc = sops_encrypt(plain, "yaml", tmp_path, "--age", key.recipient, *DATA_ONLY)
+    dec.decrypt_bytes(enc, name="s.yaml")
+    env_enc = sops_encrypt(b"A=dotenv-redacted-1\nB=dotenv-redacted-2\n", "dotenv", tmp_path,
+                           "--age", key.recipient)
+    dec.decrypt_bytes(env_enc, name="s.env")
+    for value in [*values[:2], "dotenv-redacted-1", "dotenv-redacted-2"]:
+        assert redactor.redact(f"x {value} y") == "x <redacted> y", value
+
+
+def test_debug_log_holds_no_plaintext(tmp_path: Path, key: AgeKey, env: dict[str, str],
+                                      cache: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    plain, values = secret("logs")
+    (app / "s.yaml").write_bytes(sops_encrypt(plain, "yaml", tmp_path, "--age", key.recipient,
+                                              *DATA_ONLY))
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache), "--debug", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert values[0] in proc.stdout
+    for value in values:
+        assert value not in proc.stderr
+    scan(cache, values)

@@ -98,7 +98,10 @@ class Decryptor:
                 if doc.comments:
                     doc.comments = self._comments(doc.comments, meta, key)
                 return formats.emit(doc, branches)
-        return self._binary(data, fmt, meta, name)
+        out = self._binary(data, fmt, meta, name)
+        if self.on_plain is not None:
+            _report_changed(doc.branches, _plain_branches(out, fmt), self.on_plain)
+        return out
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -202,6 +205,23 @@ class Decryptor:
                 f"no available key can decrypt this document; it is encrypted for: "
                 f"{meta.recipients()} ({exc.message})", source=name) from None
         return out
+
+
+def _plain_branches(data: bytes, fmt: str) -> list[Any]:
+    """Parse sops' plaintext output back into branches, to find the values to redact."""
+    try:
+        if fmt == "yaml":
+            return formats.load_plain_yaml(data)
+        if fmt in ("json", "binary"):
+            value = json.loads(data) if fmt == "json" else {"data": data.decode("utf-8")}
+            return [value]
+        if fmt == "dotenv":
+            pairs = (ln.partition("=") for ln in data.decode("utf-8").split("\n"))
+            return [{k: v.replace("\\n", "\n") for k, sep, v in pairs
+                     if sep and not k.startswith("#")}]
+    except (ValueError, formats.FormatError):
+        pass
+    return []
 
 
 def _report_changed(before: Any, after: Any, on_plain: OnPlain) -> None:

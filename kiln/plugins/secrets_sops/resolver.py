@@ -90,6 +90,16 @@ def _sops_groups(objects: Sequence[dict[str, Any]]) -> list[list[int]]:
     return list(groups.values())
 
 
+def _register_secret_data(obj: dict[str, Any], ctx: SecretContext) -> None:
+    """A decrypted Secret's ``data`` values are base64: register the decoded secrets too."""
+    data = obj.get("data") if obj.get("kind") == "Secret" else None
+    if isinstance(data, dict):
+        for value in data.values():
+            raw = _decode(value)
+            if raw:
+                ctx.redactor.register(raw)
+
+
 class SopsResolver:
     """Decrypts SOPS content in rendered objects, in memory, after the cache."""
 
@@ -120,6 +130,7 @@ class SopsResolver:
             try:
                 for i, plain in zip(indices, dec.decrypt_objects(group, name=name), strict=True):
                     out[i] = plain
+                    _register_secret_data(plain, ctx)
             except SecretError as exc:
                 errors.append(exc)
         for i, obj in enumerate(out):
