@@ -365,3 +365,29 @@ def test_debug_log_holds_no_plaintext(tmp_path: Path, key: AgeKey, env: dict[str
     for value in values:
         assert value not in proc.stderr
     scan(cache, values)
+
+
+def test_kustomize_reordered_object_needs_ignore_mac(tmp_path: Path, key: AgeKey,
+                                                     env: dict[str, str], cache: Path) -> None:
+    """kustomize sorts fields, so the MAC of a built object no longer matches (Flux never
+    checks it); kiln says so cleanly, ignoreMac decrypts, and the source file verifies."""
+    from kiln.plugins.secrets_sops.api import Decryptor
+
+    plain, values = secret("kz")
+    enc = sops_encrypt(plain, "yaml", tmp_path, "--age", key.recipient, *DATA_ONLY)
+    kz = tmp_path / "kz"
+    kz.mkdir()
+    (kz / "secret.yaml").write_bytes(enc)
+    (kz / "kustomization.yaml").write_text("resources:\n- secret.yaml\n")
+    built = subprocess.run([tool("kubectl"), "kustomize", str(kz)], capture_output=True,
+                           check=True, timeout=60).stdout
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "built.yaml").write_bytes(built)
+    proc = run_kiln("render", str(app), "--cache-dir", str(cache), env=env)
+    assert_clean_failure(proc, "Secret/apps/kz", "MAC mismatch")
+    objects = render(app, cache, env, "-O", "secrets.sops.ignoreMac=true")
+    assert objects == [yaml.safe_load(sops_decrypt(built, "yaml", env, "--ignore-mac"))]
+    Decryptor.for_app(None, env).verify_bytes((kz / "secret.yaml").read_bytes(),
+                                              name="secret.yaml")
+    scan(cache, values)

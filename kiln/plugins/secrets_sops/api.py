@@ -103,6 +103,33 @@ class Decryptor:
             _report_changed(doc.branches, _plain_branches(out, fmt), self.on_plain)
         return out
 
+    def decrypt_path(self, path: Path, root: Path, *, fmt: str | None = None) -> bytes:
+        """Read a SOPS file inside ``root`` and return its plaintext, in memory only.
+
+        Flux's rules: the path must stay inside ``root`` after symlinks are resolved, must be a
+        regular file (not a symlink), and at most ``maxFileBytes`` long. The format comes from
+        the file name unless ``fmt`` is given.
+        """
+        from kiln.core.errors import InputError
+        from kiln.core.paths import confine, read_bytes_capped
+
+        if path.is_symlink():
+            raise InputError("is a symlink; SOPS files must be regular files", source=str(path))
+        real = confine(path, root)
+        data = read_bytes_capped(real, self.options.max_file_bytes)
+        return self.decrypt_bytes(data, name=str(path), fmt=fmt)
+
+    def verify_bytes(self, data: bytes, *, name: str, fmt: str | None = None) -> None:
+        """Check a SOPS document's MAC (and every value's tag) without keeping any plaintext.
+
+        For renderers that reorder fields (kustomize sorts keys, so the MAC of a rendered
+        object no longer matches): verify the source file before the build instead.
+        """
+        import msgspec
+
+        strict = Decryptor(self.ring, msgspec.structs.replace(self.options, ignore_mac=False))
+        strict.decrypt_bytes(data, name=name, fmt=fmt)
+
     # -- objects ---------------------------------------------------------------------------
 
     def decrypt_object(self, obj: dict[str, Any], *, name: str) -> dict[str, Any]:
