@@ -127,3 +127,28 @@ def test_pgp_goes_through_sops(tmp_path: Path, gpg_home: tuple[str, str]) -> Non
 
     got = Decryptor.for_app(None, env).decrypt_bytes(enc, name="pgp.env")
     assert got == sops_decrypt(enc, "dotenv", env) == b"PGP_TOKEN=pgp-protected-token\n"
+
+
+def test_shamir_key_groups_go_through_sops(tmp_path: Path) -> None:
+    from tests.integration.sops_helpers import new_age_key
+
+    one, two = new_age_key(), new_age_key()
+    config = tmp_path / ".sops.yaml"
+    config.write_text(
+        "creation_rules:\n  - shamir_threshold: 2\n    key_groups:\n"
+        f"      - age: [{one.recipient}]\n      - age: [{two.recipient}]\n")
+    src = tmp_path / "s.yaml"
+    src.write_bytes(PLAIN)
+    both = sops_env(one, two)
+    enc = subprocess.run([tool("sops"), "--config", str(config), "encrypt", str(src)],
+                         env=both, capture_output=True, check=True, timeout=60).stdout
+    src.unlink()
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "s.yaml").write_bytes(enc)
+    proc = run_kiln("render", str(app), "--no-cache", env=both)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout) == yaml.safe_load(sops_decrypt(enc, "yaml", both))
+    proc = run_kiln("render", str(app), "--no-cache",
+                    env=sops_env(one, extra={"XDG_CONFIG_HOME": str(tmp_path)}))
+    assert_clean_failure(proc, "no available key", one.recipient, two.recipient)

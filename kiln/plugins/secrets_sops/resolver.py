@@ -44,6 +44,14 @@ def _disabled(obj: dict[str, Any]) -> bool:
         str(annotations.get(DISABLE_ANNOTATION, "")).lower() == "disabled"
 
 
+def _ref(obj: dict[str, Any], index: int) -> str:
+    """Name an object for errors; one whose kind or name is ciphertext is named by position."""
+    ref = object_ref(obj)
+    if "ENC[" in ref:
+        return f"object {index} of the stream (kind/name encrypted)"
+    return ref
+
+
 def _decode(value: Any) -> bytes | None:
     if not isinstance(value, str):
         return None
@@ -125,7 +133,7 @@ class SopsResolver:
         out: list[dict[str, Any]] = list(objects)
         for indices in _sops_groups(objects):
             group = [objects[i] for i in indices]
-            name = object_ref(group[0]) + (f" (+{len(group) - 1} documents of the same file)"
+            name = _ref(group[0], indices[0]) + (f" (+{len(group) - 1} documents of the same file)"
                                            if len(group) > 1 else "")
             try:
                 for i, plain in zip(indices, dec.decrypt_objects(group, name=name), strict=True):
@@ -135,7 +143,7 @@ class SopsResolver:
                 errors.append(exc)
         for i, obj in enumerate(out):
             try:
-                out[i] = self._resolve_keys(obj, dec)
+                out[i] = self._resolve_keys(obj, dec, _ref(obj, i))
             except SecretError as exc:
                 errors.append(exc)
         if len(errors) == 1:
@@ -144,10 +152,9 @@ class SopsResolver:
             raise SecretErrors(errors)
         return out
 
-    def _resolve_keys(self, obj: dict[str, Any], dec: Decryptor) -> dict[str, Any]:
+    def _resolve_keys(self, obj: dict[str, Any], dec: Decryptor, ref: str) -> dict[str, Any]:
         if _disabled(obj):
             return obj
-        ref = object_ref(obj)
         keys = _secret_keys(obj)
         if not keys:
             return obj
