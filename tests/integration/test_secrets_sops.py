@@ -391,3 +391,14 @@ def test_kustomize_reordered_object_needs_ignore_mac(tmp_path: Path, key: AgeKey
     Decryptor.for_app(None, env).verify_bytes((kz / "secret.yaml").read_bytes(),
                                               name="secret.yaml")
     scan(cache, values)
+
+
+def test_bundled_example_with_published_test_key(cache: Path) -> None:
+    from tests.helpers import EXAMPLES
+
+    key_file = EXAMPLES / "sops-TEST-ONLY-age-key.txt"
+    env = sops_env(extra={"SOPS_AGE_KEY_FILE": str(key_file)})
+    enc = (EXAMPLES / "sops" / "secret.yaml").read_bytes()
+    objects = render(EXAMPLES / "sops", cache, env)
+    assert objects[1] == yaml.safe_load(sops_decrypt(enc, "yaml", env))
+    scan(cache, ["example-password-not-real"])
