@@ -179,3 +179,24 @@ def test_plugin_import_is_lazy() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_keyring_sources(tmp_path: Any) -> None:
+    from kiln.core.errors import ConfigError
+    from kiln.plugins.secrets_sops.keys import load_keyring
+
+    manifest = tmp_path / "keys.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: k}\n"
+        "data:\n  a.agekey: " + base64.b64encode(b"AGE-SECRET-KEY-1FROMSECRET\n").decode() + "\n"
+        "stringData:\n  sops.aws-kms: |\n    aws_access_key_id: AKIDTEST\n"
+        "    aws_secret_access_key: secret\n  ignored.txt: x\n")
+    ring = load_keyring({"SOPS_AGE_KEY": "AGE-SECRET-KEY-1FROMENV", "HOME": str(tmp_path)},
+                        age_keys=["AGE-SECRET-KEY-1INLINE"], key_secret_file="keys.yaml",
+                        base=tmp_path)
+    assert ring.age_identities == ["AGE-SECRET-KEY-1INLINE", "AGE-SECRET-KEY-1FROMSECRET",
+                                   "AGE-SECRET-KEY-1FROMENV"]
+    assert ring.aws_credentials["AWS_ACCESS_KEY_ID"] == "AKIDTEST"
+    assert "AGE-SECRET-KEY" not in repr(ring)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_keyring({}, age_key_file="missing.txt", base=tmp_path)

@@ -32,9 +32,9 @@ KEY_FILE_MAX_BYTES = 1 << 20
 class KeyRing:
     """The key material one resolver run may use. Holds private keys: never log or cache it."""
 
-    age_identities: list[str] = field(default_factory=list)
-    aws_credentials: dict[str, str] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
+    age_identities: list[str] = field(default_factory=list, repr=False)
+    aws_credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     _parsed_age: list[Any] | None = field(default=None, repr=False)
     _data_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
