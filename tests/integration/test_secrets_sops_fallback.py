@@ -95,6 +95,16 @@ def test_vault_transit_goes_through_sops(tmp_path: Path, bao: dict[str, str]) ->
     assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load(proc.stdout) == yaml.safe_load(sops_decrypt(enc, "yaml", env))
     assert assert_no_plaintext(cache, ["fallback-secret-value"]) > 0
+    # The token may come from a Flux-style key Secret (sops.vault-token) instead.
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: sops-keys}\n"
+                    f"stringData:\n  sops.vault-token: {bao['VAULT_TOKEN']}\n")
+    tokenless = {k: v for k, v in env.items() if k not in ("VAULT_TOKEN", "BAO_TOKEN")}
+    tokenless["HOME"] = str(tmp_path)
+    proc = run_kiln("render", str(app), "--no-cache", "-O",
+                    f"secrets.sops.keySecretFile={keys}", env=tokenless)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout) == yaml.safe_load(sops_decrypt(enc, "yaml", env))
     # Without a token sops cannot unwrap: a clean error naming the transit key.
     no_token = {**env, "VAULT_TOKEN": "wrong", "HOME": str(tmp_path)}
     proc = run_kiln("render", str(app), "--no-cache", env=no_token)

@@ -3,7 +3,8 @@
 age identities come from ``SOPS_AGE_KEY``, ``SOPS_AGE_KEY_FILE``, sops' default keys file
 (``$XDG_CONFIG_HOME/sops/age/keys.txt``), the ``secrets.sops`` options (``ageKeys``,
 ``ageKeyFile``) and a Kubernetes Secret manifest shaped like Flux's ``spec.decryption.secretRef``
-(``*.agekey`` entries; ``sops.aws-kms`` for static AWS credentials). AWS KMS data keys are
+(``*.agekey`` entries; ``sops.aws-kms``, ``sops.vault-token``, ``sops.gcp-kms`` and
+``sops.azure-kv`` credentials). AWS KMS data keys are
 unwrapped with boto3 and the standard AWS credential chain (``AWS_ENDPOINT_URL[_KMS]`` honoured).
 Every other key type is left to the sops binary.
 """
@@ -34,6 +35,8 @@ class KeyRing:
 
     age_identities: list[str] = field(default_factory=list, repr=False)
     aws_credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    tool_env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Credentials only the sops binary uses (Vault token, GCP and Azure credentials)."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     _parsed_age: list[Any] | None = field(default=None, repr=False)
     _data_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -60,6 +63,7 @@ class KeyRing:
             env["SOPS_AGE_KEY"] = "\n".join(self.age_identities)
             env.pop("SOPS_AGE_KEY_FILE", None)
         env.update(self.aws_credentials)
+        env.update(self.tool_env)
         return env
 
 
@@ -142,6 +146,12 @@ def _from_secret_manifest(path: Path, ring: KeyRing, identities: list[str]) -> N
                 identities.extend(age_identities_in(value))
             elif name == "sops.aws-kms":
                 ring.aws_credentials.update(_aws_credentials(value, path))
+            elif name == "sops.vault-token":
+                ring.tool_env["VAULT_TOKEN"] = value.strip()
+            elif name == "sops.gcp-kms":
+                ring.tool_env["GOOGLE_CREDENTIALS"] = value
+            elif name == "sops.azure-kv":
+                ring.tool_env.update(_azure_credentials(value, path))
 
 
 def _aws_credentials(text: str, path: Path) -> dict[str, str]:
@@ -159,6 +169,20 @@ def _aws_credentials(text: str, path: Path) -> dict[str, str]:
     if data.get("aws_session_token"):
         creds["AWS_SESSION_TOKEN"] = str(data["aws_session_token"])
     return creds
+
+
+def _azure_credentials(text: str, path: Path) -> dict[str, str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError("sops.azure-kv must be JSON or YAML", source=str(path))
+    names = {"tenantId": "AZURE_TENANT_ID", "clientId": "AZURE_CLIENT_ID",
+             "clientSecret": "AZURE_CLIENT_SECRET", "authorityHost": "AZURE_AUTHORITY_HOST"}
+    return {env: str(data[key]) for key, env in names.items() if data.get(key)}
 
 
 # -- unwrapping --------------------------------------------------------------------------------
