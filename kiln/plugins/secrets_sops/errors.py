@@ -12,6 +12,3 @@ class SopsError(SecretError):
 class SopsKeyError(SopsError):
     """No available key can unwrap the document's data key; the message lists its recipients."""
 
-
-class SopsFallback(Exception):
-    """The in-process decryptor cannot handle this document; the sops binary must."""
