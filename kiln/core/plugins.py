@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("helm", "kiln.plugins.helm"),
     ("kustomize", "kiln.plugins.kustomize"),
     ("jsonnet", "kiln.plugins.jsonnet"),
+    ("secrets_sops", "kiln.plugins.secrets_sops"),
     ("secrets_vault", "kiln.plugins.secrets_vault"),
     ("external_secrets", "kiln.plugins.external_secrets"),
 )

@@ -1,0 +1,180 @@
+"""The ``sops`` secret resolver: decrypt SOPS-encrypted objects and Secret values, Flux's way.
+
+- An object with a top-level ``sops`` map holding ``mac`` is decrypted whole (Flux's
+  ``isSOPSEncryptedResource``); the result has no ``sops`` key.
+- A ``Secret`` whose ``data`` (base64) or ``stringData`` value is itself a SOPS document (YAML,
+  JSON, dotenv, INI or binary envelope, spotted by its MAC marker) is decrypted per key; the
+  format comes from the key's extension, binary otherwise.
+- The annotation ``kustomize.toolkit.fluxcd.io/decrypt: Disabled`` skips an object.
+
+Unlike Flux, the MAC is verified unless ``secrets.sops.ignoreMac`` is set. Every error in a
+stream is collected and reported together; nothing is returned partially decrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.errors import SecretError, SecretErrors
+from kiln.core.manifests import object_ref
+from kiln.plugins.secrets_sops.formats import format_for_name, looks_encrypted
+from kiln.plugins.secrets_sops.options import SopsOptions
+
+if TYPE_CHECKING:
+    from kiln.core.context import SecretContext
+    from kiln.plugins.secrets_sops.api import Decryptor
+
+DISABLE_ANNOTATION = "kustomize.toolkit.fluxcd.io/decrypt"
+_MARKER_HINTS = ("ENC[", "[sops]")
+
+
+def is_sops_object(obj: dict[str, Any]) -> bool:
+    """Flux's test for a whole-object SOPS resource: a top-level ``sops`` map with ``mac``."""
+    meta = obj.get("sops")
+    return isinstance(meta, dict) and "mac" in meta
+
+
+def _disabled(obj: dict[str, Any]) -> bool:
+    meta = obj.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return isinstance(annotations, dict) and \
+        str(annotations.get(DISABLE_ANNOTATION, "")).lower() == "disabled"
+
+
+def _ref(obj: dict[str, Any], index: int) -> str:
+    """Name an object for errors; one whose kind or name is ciphertext is named by position."""
+    ref = object_ref(obj)
+    if "ENC[" in ref:
+        return f"object {index} of the stream (kind/name encrypted)"
+    return ref
+
+
+def _decode(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _secret_keys(obj: dict[str, Any]) -> list[tuple[str, str, bytes]]:
+    """(field, key, document bytes) of every Secret value that is a SOPS document."""
+    if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+        return []
+    found: list[tuple[str, str, bytes]] = []
+    data = obj.get("data")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            raw = _decode(value)
+            if raw is not None and looks_encrypted(raw):
+                found.append(("data", str(key), raw))
+    string_data = obj.get("stringData")
+    if isinstance(string_data, dict):
+        for key, value in string_data.items():
+            if isinstance(value, str) and any(h in value for h in _MARKER_HINTS):
+                raw = value.encode()
+                if looks_encrypted(raw):
+                    found.append(("stringData", str(key), raw))
+    return found
+
+
+def _sops_groups(objects: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Indices of whole-object SOPS documents, grouped by identical ``sops`` maps.
+
+    The documents of one multi-document file carry the same metadata (and one MAC over all of
+    them), so they are decrypted together; separately encrypted files never share a map.
+    """
+    import json
+
+    groups: dict[str, list[int]] = {}
+    for i, obj in enumerate(objects):
+        if is_sops_object(obj) and not _disabled(obj):
+            ident = json.dumps(obj["sops"], sort_keys=True, default=str)
+            groups.setdefault(ident, []).append(i)
+    return list(groups.values())
+
+
+def _register_secret_data(obj: dict[str, Any], ctx: SecretContext) -> None:
+    """A decrypted Secret's ``data`` values are base64: register the decoded secrets too."""
+    data = obj.get("data") if obj.get("kind") == "Secret" else None
+    if isinstance(data, dict):
+        for value in data.values():
+            raw = _decode(value)
+            if raw:
+                ctx.redactor.register(raw)
+
+
+class SopsResolver:
+    """Decrypts SOPS content in rendered objects, in memory, after the cache."""
+
+    name = "sops"
+    order = 10
+    options_type = SopsOptions
+
+    def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
+        """True when an object has a top-level ``sops`` map or a Secret value looks encrypted."""
+        for obj in objects:
+            if _disabled(obj):
+                continue
+            if is_sops_object(obj) or _secret_keys(obj):
+                return True
+        return False
+
+    def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
+        """Return the objects with every SOPS document decrypted; raise on any failure."""
+        from kiln.plugins.secrets_sops.api import Decryptor
+
+        dec = Decryptor.for_app(ctx.app, ctx.env, on_plain=ctx.redactor.register)
+        errors: list[SecretError] = []
+        out: list[dict[str, Any]] = list(objects)
+        for indices in _sops_groups(objects):
+            group = [objects[i] for i in indices]
+            name = _ref(group[0], indices[0]) + (f" (+{len(group) - 1} documents of the same file)"
+                                           if len(group) > 1 else "")
+            try:
+                for i, plain in zip(indices, dec.decrypt_objects(group, name=name), strict=True):
+                    out[i] = plain
+                    _register_secret_data(plain, ctx)
+            except SecretError as exc:
+                errors.append(exc)
+        for i, obj in enumerate(out):
+            try:
+                out[i] = self._resolve_keys(obj, dec, _ref(obj, i))
+            except SecretError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise SecretErrors(errors)
+        return out
+
+    def _resolve_keys(self, obj: dict[str, Any], dec: Decryptor, ref: str) -> dict[str, Any]:
+        if _disabled(obj):
+            return obj
+        keys = _secret_keys(obj)
+        if not keys:
+            return obj
+        obj = dict(obj)
+        for field, key, raw in keys:
+            plain = dec.decrypt_bytes(raw, name=f"{ref} {field}.{key}",
+                                      fmt=format_for_name(key))
+            if dec.on_plain is not None:
+                dec.on_plain(plain)
+            section = dict(obj[field])
+            if field == "data":
+                section[key] = base64.b64encode(plain).decode()
+            else:
+                section[key] = plain.decode("utf-8", "replace")
+            obj[field] = section
+        return obj
+
+    def decrypt_file(self, data: bytes, name: str, ctx: SecretContext) -> bytes:
+        """Decrypt one SOPS file's bytes in memory (format by ``name``'s extension)."""
+        from kiln.plugins.secrets_sops.api import Decryptor
+
+        dec = Decryptor.for_app(ctx.app, ctx.env, on_plain=ctx.redactor.register)
+        return dec.decrypt_bytes(data, name=name)
