@@ -390,7 +390,9 @@ def test_infinite_recursion_hits_the_stack_limit(tmp_path: Path, cache_dir: Path
 
 def test_endless_evaluation_times_out(tmp_path: Path, cache_dir: Path) -> None:
     app = write_app(tmp_path, {"main.jsonnet": "local f(n) = f(n + 1) tailstrict;\nf(0)"})
-    proc = fail(app, app, cache_dir, "-O", "jsonnet.timeout=1.5")
+    # The recursion allocates as it goes: lift the memory bound so the clock is what stops it.
+    proc = fail(app, app, cache_dir, "-O", "jsonnet.timeout=1.5",
+                "-O", f"jsonnet.maxMemoryBytes={8 << 30}")
     assert_clean_failure(proc, "timed out after 1.5s", "jsonnet.timeout")
 
 
