@@ -1,5 +1,5 @@
 """``python -m kiln`` runs the CLI."""
 
-from kiln.cli import main
+from kiln.entry import main
 
 main()

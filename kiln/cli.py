@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from kiln.core.engine import Engine
+    from kiln.core.app import App
+    from kiln.core.engine import Engine, RenderResult
     from kiln.core.redact import Redactor
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -356,8 +357,33 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         text = None
     if output == "json":
         _emit(manifests.dump_json(objects or []))
-    else:
-        _emit(text if text is not None else manifests.dump_yaml_stream(objects or []))
+        return
+    if text is None:
+        _emit(manifests.dump_yaml_stream(objects or []))
+        return
+    _emit(text)
+    if path == "." and not flags_given(flags) and not source_root:
+        _remember_for_fastpath(engine, app, result, text)
+
+
+def flags_given(flags: dict[str, Any]) -> bool:
+    """Tell whether any app-shaping flag was passed (the fast path memoises bare calls only)."""
+    return any(v not in (None, False, (), "") for v in flags.values())
+
+
+def _remember_for_fastpath(engine: Engine, app: App, result: RenderResult, text: str) -> None:
+    """Let the next identical ``kiln generate .`` skip start-up (see kiln.cmp.fastpath)."""
+    import logging
+    import os
+
+    if os.environ.get("KILN_CMP_FASTPATH", "1") == "0":
+        return
+    from kiln.cmp.fastpath import record
+
+    try:
+        record(engine, app, result, text, os.environ)
+    except Exception as exc:  # noqa: BLE001 - the output is already out; a memo is optional
+        logging.getLogger("kiln.cmp").debug("fast-path memo not written: %s", exc)
 
 
 @cli.group()
@@ -427,11 +453,6 @@ _add_faces()
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every KilnError into one line on stderr and a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
-    if args == ["--version"]:  # answered before importing anything else
-        from kiln import __version__
-
-        sys.stdout.write(f"kiln {__version__}\n")
-        return
     state = _State()
     try:
         cli.main(args=args, prog_name="kiln", obj=state, standalone_mode=False)

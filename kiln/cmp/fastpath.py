@@ -1,4 +1,4 @@
-"""A start-up-free cache hit for ``kiln generate .`` inside the Argo CD sidecar (opt-in).
+"""A start-up-free cache hit for ``kiln generate .`` inside the Argo CD sidecar.
 
 Argo CD starts a new ``kiln generate .`` process for every manifest request. On a cache hit
 most of that process's time goes to importing click, PyYAML, msgspec and every plugin and to
@@ -18,9 +18,9 @@ Only renders that needed no secret resolution, no post-render hook and no non-fi
 anything the files do not determine. Adding or removing any file under the source root
 invalidates every memo of that tree (a miss, never a stale hit).
 
-Wiring (for the CLI): before importing click, ``text = serve(os.getcwd(), os.environ)`` when
-the arguments are exactly ``generate .``; print it and exit 0 when not None. After a normal
-successful ``generate`` in CMP mode call :func:`record`.
+Wiring: :mod:`kiln.entry` calls :func:`serve` before importing click when the arguments are
+exactly ``generate .``; ``kiln generate`` calls :func:`record` after a successful bare
+``generate .`` in CMP mode. ``KILN_CMP_FASTPATH=0`` turns both off.
 """
 
 from __future__ import annotations
@@ -138,8 +138,12 @@ def request_key(app_dir: Path, env: Mapping[str, str]) -> str:
     """The memo's name: the CMP request (settings, PARAM_* forms, every KILN_* setting such as
     a tool override) plus stamps of kiln's code and tools, so an upgrade in place never
     serves an old render."""
-    request = {k: env.get(k) for k in REQUEST_VARS}
+    request: dict[str, Any] = {k: env.get(k) for k in REQUEST_VARS}
     request.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
+    for name, value in env.items():  # a tool named by KILN_HELM etc. replaced in place
+        if name.startswith("KILN_") and os.path.isfile(value):
+            st = os.stat(value)
+            request[f"{name}@stat"] = [st.st_size, st.st_mtime_ns]
     return hashlib.sha256(json.dumps({
         "format": FORMAT,
         "request": request,
@@ -168,6 +172,14 @@ def code_stamp() -> list[Any]:
         except OSError:
             continue
         stamp.append((tool, st.st_size, st.st_mtime_ns))
+    # Installed distributions (a third-party plugin added or removed): the mtimes of the
+    # directories distributions are installed into.
+    for entry in sys.path:
+        if entry.endswith(("site-packages", "dist-packages")):
+            try:
+                stamp.append((entry, os.stat(entry).st_mtime_ns))
+            except OSError:
+                stamp.append((entry, None))
     return stamp
 
 

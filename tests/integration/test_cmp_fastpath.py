@@ -150,3 +150,32 @@ def test_renders_with_secrets_are_never_memoised(tmp_path: Path) -> None:
     for path in cache.rglob("*"):
         if path.is_file():
             assert b"s3cr3t-from-sops" not in path.read_bytes(), path
+
+
+def test_kiln_generate_dot_answers_a_repeat_without_the_framework(
+    setup: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """The real console path: the second identical ``kiln generate .`` never imports click.
+
+    A stand-in ``click`` package that fails on import is put first on PYTHONPATH for the later
+    runs: the memo answers without it, and with ``KILN_CMP_FASTPATH=0`` the run breaks on it.
+    """
+    repo, _, env = setup
+    app_dir = repo / "apps" / "web"
+    base = {**os.environ, **env, "PYTHONPATH": str(REPO)}
+    first = subprocess.run([sys.executable, "-m", "kiln", "generate", "."], cwd=app_dir,
+                           env=base, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert "kind: ConfigMap" in first.stdout
+    poison = tmp_path / "poison"
+    (poison / "click").mkdir(parents=True)
+    (poison / "click" / "__init__.py").write_text("raise ImportError('click was imported')\n")
+    poisoned = {**base, "PYTHONPATH": f"{poison}{os.pathsep}{REPO}"}
+    second = subprocess.run([sys.executable, "-m", "kiln", "generate", "."], cwd=app_dir,
+                            env=poisoned, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    off = subprocess.run([sys.executable, "-m", "kiln", "generate", "."], cwd=app_dir,
+                         env={**poisoned, "KILN_CMP_FASTPATH": "0"}, capture_output=True,
+                         text=True, timeout=120)
+    assert off.returncode != 0 and off.stdout == ""

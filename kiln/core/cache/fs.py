@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from kiln.core.cache import codec
@@ -60,6 +58,8 @@ class FsStore:
 
     def put(self, key: str, payload: bytes) -> None:
         """Write ``payload`` atomically under ``key``, then evict if over the size bound."""
+        import tempfile
+
         path = self._path(key)
         blob = codec.encode(payload)
         try:
@@ -124,6 +124,8 @@ class FsStore:
 
     def clear(self) -> int:
         """Remove every entry."""
+        import shutil
+
         count = len(self._entries())
         shutil.rmtree(self.objects, ignore_errors=True)
         return count

@@ -29,6 +29,7 @@ from kiln.plugins.secrets_sops.keys import (
     load_keyring,
     unwrap_data_key,
 )
+from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 from kiln.plugins.secrets_sops.tree import (
     Metadata,
@@ -50,7 +51,7 @@ _BINARY_ENV = ("SOPS_AGE_KEY_CMD", "SOPS_AGE_SSH_PRIVATE_KEY_FILE", "SOPS_AGE_SS
 
 def is_sops_document(data: bytes) -> bool:
     """Cheaply tell whether file bytes look SOPS-encrypted (Flux's MAC markers, any format)."""
-    return formats.looks_encrypted(data)
+    return looks_encrypted(data)
 
 
 class Decryptor:
@@ -84,7 +85,7 @@ class Decryptor:
         None, picks the format by extension as Flux does (``.yaml/.yml/.json/.env/.ini``, else
         binary). Raises SopsError / SopsKeyError naming ``name``; never returns partial output.
         """
-        fmt = fmt or formats.format_for_name(name)
+        fmt = fmt or format_for_name(name)
         self._check_size(len(data), name)
         try:
             doc = formats.load(data, fmt)

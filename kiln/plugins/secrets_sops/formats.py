@@ -23,15 +23,11 @@ from typing import Any
 import yaml
 
 from kiln.plugins.secrets_sops.cipher import Comment, TimeText
+from kiln.plugins.secrets_sops.markers import FORMATS
 
-FORMATS = ("yaml", "json", "dotenv", "ini", "binary")
-_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv",
-               ".ini": "ini"}
 MAP_SEP = "__map_"
 LIST_SEP = "__list_"
 
-# What Flux looks for in a Secret value's bytes to call it a SOPS document.
-MARKERS = (b"mac: ENC[", b'"mac": "ENC[', b"sops_mac=ENC[", b"[sops]")
 
 
 class FormatError(Exception):
@@ -47,22 +43,6 @@ class Document:
     metadata: dict[str, Any]
     comments: dict[int, str] = field(default_factory=dict)
     """dotenv only: comment lines by their position among the document's lines."""
-
-
-def format_for_name(name: str) -> str:
-    """The format Flux (and sops) infer from a file or key name: by extension, else binary."""
-    lower = name.lower()
-    if lower.endswith(".dockerconfigjson"):
-        return "json"
-    for ext, fmt in _EXTENSIONS.items():
-        if lower.endswith(ext):
-            return fmt
-    return "binary"
-
-
-def looks_encrypted(data: bytes) -> bool:
-    """Flux's cheap test: does a value's content carry a SOPS MAC marker of any format?"""
-    return any(marker in data for marker in MARKERS)
 
 
 # -- loading -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
-from kiln.plugins.secrets_sops.formats import format_for_name, looks_encrypted
+from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 
 if TYPE_CHECKING:
