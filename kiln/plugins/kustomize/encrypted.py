@@ -105,14 +105,19 @@ def decrypt_sources(app: App, ctx: RenderContext, found: tuple[Encrypted, ...]
                     ) -> dict[Path, bytes]:
     """Decrypt each encrypted source in memory; map its path to the plaintext.
 
-    Empty when the render resolves no secrets (``--no-secrets``: the files stay encrypted). No
-    enabled resolver able to decrypt them is a ConfigError naming the file: ciphertext is never
+    Empty when the render resolves no secrets (``--no-secrets``: generator files stay
+    encrypted, an encrypted patch, which cannot be applied so, is a ConfigError). No enabled
+    resolver able to decrypt them is a ConfigError naming the file: ciphertext is never
     handed to kustomize as if it were the data.
     """
     if ctx.decrypt_file is None:
-        if found:
-            log.info("%s: secrets not resolved: %d SOPS-encrypted source(s) left encrypted",
-                     app.display_name, len(found))
+        for enc in found:
+            if enc.what == "patch":
+                raise ConfigError("patch is SOPS-encrypted: it cannot be applied without "
+                                  "decrypting it (render with secrets, not --no-secrets)",
+                                  source=str(enc.path))
+        log.info("%s: secrets not resolved: %d SOPS-encrypted generator source(s) left "
+                 "encrypted", app.display_name, len(found))
         return {}
     plain: dict[Path, bytes] = {}
     for enc in found:
