@@ -13,6 +13,11 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions, run_tool
 if TYPE_CHECKING:
     from kiln.core.app import App
 
+DecryptFile = Callable[["App", bytes, str, "str | None"], "bytes | None"]
+"""``(app, data, name, fmt) -> plaintext``, or None when no enabled resolver decrypts such data."""
+VerifyFile = Callable[["App", bytes, str, "str | None"], "Sequence[str] | None"]
+"""``(app, data, name, fmt) -> tokens`` of the documents verified, None when none applies."""
+
 
 @dataclass
 class RenderContext:
@@ -22,6 +27,15 @@ class RenderContext:
     environment the render sees, ``timeout`` the per-tool-run limit in seconds. ``render_nested``
     renders another app through the engine (how jsonnet's ``helmTemplate`` reaches Helm without
     importing the Helm plugin).
+
+    ``redactor`` is the engine's redactor: register every secret value a renderer sees.
+    ``decrypt_file`` and ``verify_file`` reach the secret resolvers that handle whole encrypted
+    files (a resolver exposing ``decrypt_file`` / ``verify_file``, e.g. ``sops``) without
+    importing their plugin: ``decrypt_file`` returns the plaintext (held in memory; values
+    registered with the redactor), ``verify_file`` checks an encrypted document's integrity and
+    returns opaque tokens for it, to be handed back through ``Inputs.verified``. Both raise the
+    resolver's SecretError naming the file, return None when no enabled resolver handles the
+    data, and are None themselves when the render resolves no secrets (``--no-secrets``).
     """
 
     state_dir: Path
@@ -29,6 +43,9 @@ class RenderContext:
     tool_versions: ToolVersions
     timeout: float = DEFAULT_TIMEOUT
     render_nested: Callable[[App], list[dict[str, Any]]] | None = None
+    redactor: Redactor | None = None
+    decrypt_file: DecryptFile | None = None
+    verify_file: VerifyFile | None = None
 
     def tool_dir(self, name: str) -> Path:
         """Return (creating it) a private state directory for tool ``name``."""
@@ -50,7 +67,9 @@ class SecretContext:
 
     ``app`` is None when resolving a stream read from stdin. Every resolved value must be passed
     to ``redactor.register`` before it is used. ``concurrency`` bounds parallel backend reads,
-    ``timeout`` bounds each read in seconds.
+    ``timeout`` bounds each read in seconds. ``verified`` holds the tokens of source documents
+    whose integrity the renderer already checked (``Inputs.verified``), e.g. SOPS files a
+    renderer that reorders fields verified before its build.
     """
 
     app: App | None
@@ -59,3 +78,4 @@ class SecretContext:
     timeout: float = 30.0
     concurrency: int = 8
     settings: Mapping[str, Any] = field(default_factory=dict)
+    verified: frozenset[str] = frozenset()

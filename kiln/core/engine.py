@@ -186,15 +186,40 @@ class Engine:
                 return renderer
         raise RenderError("no renderer recognises this directory", source=str(app.path))
 
-    def render_context(self) -> RenderContext:
-        """The services handed to renderers."""
+    def render_context(self, *, secrets: bool = True) -> RenderContext:
+        """The services handed to renderers (no file decryption when ``secrets`` is False)."""
         return RenderContext(
             state_dir=self.cache_dir,
             env=self.env,
             tool_versions=self.tool_versions,
             timeout=self.timeout,
             render_nested=lambda nested: self.render(nested, secrets=False).objects,
+            redactor=self.redactor,
+            decrypt_file=self._decrypt_file if secrets else None,
+            verify_file=self._verify_file if secrets else None,
         )
+
+    def _decrypt_file(self, app: App, data: bytes, name: str, fmt: str | None) -> bytes | None:
+        out = self._file_service("decrypt_file", app, data, name, fmt)
+        return out if isinstance(out, bytes) else None
+
+    def _verify_file(self, app: App, data: bytes, name: str, fmt: str | None
+                     ) -> Sequence[str] | None:
+        out = self._file_service("verify_file", app, data, name, fmt)
+        return [str(t) for t in out] if out is not None else None
+
+    def _file_service(self, method: str, app: App, data: bytes, name: str,
+                      fmt: str | None) -> Any:
+        """Ask each resolver exposing ``method`` in turn; the first non-None answer wins."""
+        ctx: SecretContext | None = None
+        for resolver in self.plugins.resolvers.ordered():
+            handler = getattr(resolver, method, None)
+            if callable(handler):
+                ctx = ctx or self.secret_context(app)
+                out = handler(data, name, ctx, fmt=fmt)
+                if out is not None:
+                    return out
+        return None
 
     def render(self, app: App, *, secrets: bool = True) -> RenderResult:
         """Render ``app``: from the cache when its inputs are unchanged, then resolve secrets.
@@ -206,7 +231,7 @@ class Engine:
         if not app.path.is_dir():
             raise InputError("no such directory", source=str(app.path))
         renderer = self.renderer_for(app)
-        ctx = self.render_context()
+        ctx = self.render_context(secrets=secrets)
         inputs = renderer.inputs(app, ctx)
         confiner = Confiner(app.root)
         real_app = os.path.realpath(app.path)
@@ -237,7 +262,7 @@ class Engine:
             self.plugins.post_render(app, result.objects)
             result.changed()
         if secrets:
-            self._resolve_result(result, app)
+            self._resolve_result(result, app, inputs.verified)
         return result
 
     def _from_cache(self, key: str, renderer: str, rel_inputs: tuple[str, ...]
@@ -276,11 +301,13 @@ class Engine:
 
     # -- secrets -----------------------------------------------------------------------------
 
-    def secret_context(self, app: App | None) -> SecretContext:
+    def secret_context(self, app: App | None, verified: frozenset[str] = frozenset()
+                       ) -> SecretContext:
         """The services handed to secret resolvers."""
-        return SecretContext(app=app, env=self.env, redactor=self.redactor)
+        return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified)
 
-    def _resolve_result(self, result: RenderResult, app: App | None) -> None:
+    def _resolve_result(self, result: RenderResult, app: App | None,
+                        verified: frozenset[str] = frozenset()) -> None:
         resolvers = self.plugins.resolvers.ordered()
         if not resolvers:
             return
@@ -293,7 +320,7 @@ class Engine:
             text = result._yaml
             if markers is not None and text is not None and not any(m in text for m in markers):
                 continue
-            ctx = ctx or self.secret_context(app)
+            ctx = ctx or self.secret_context(app, verified)
             if resolver.wants(result.objects, ctx):
                 # Every resolver runs even after one failed, so one error lists every bad
                 # reference in the stream, whichever backend it belongs to.

@@ -26,12 +26,16 @@ class Inputs:
     hashes its content into the cache key. ``extra`` is any further JSON-serialisable identity
     (e.g. a remote chart's digest). ``cacheable=False`` turns the cache off for this render, with
     ``reason`` logged (e.g. an unpinned remote base, or secrets decrypted before templating).
+    ``verified`` holds the tokens ``RenderContext.verify_file`` returned for encrypted source
+    files the renderer checked; the engine hands them to secret resolvers
+    (``SecretContext.verified``). They are not part of the cache key (the files are).
     """
 
     files: Sequence[Path] = ()
     extra: Any = None
     cacheable: bool = True
     reason: str = ""
+    verified: frozenset[str] = frozenset()
 
 
 @runtime_checkable

@@ -4,8 +4,9 @@ Argo CD applies its ``kustomize:`` options by running ``kustomize edit`` inside 
 it must serialise renders of one repository. kiln instead copies the files the build reads (the
 same set it hashes for the cache key) into a private build tree laid out like the source root,
 applies the options to the *copy* of the app's kustomization with ``kustomize edit``'s own rules
-(:mod:`.edit`), and builds the copy with ``kubectl kustomize`` (or ``$KILN_KUSTOMIZE``). See
-docs/kustomize.md.
+(:mod:`.edit`), and builds the copy with ``kubectl kustomize`` (or ``$KILN_KUSTOMIZE``).
+SOPS-encrypted generator and patch files are decrypted into that copy only, and encrypted
+resources have their MAC checked at the source (:mod:`.encrypted`). See docs/kustomize.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kiln.core.errors import ConfigError, InputError, ToolError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import Inputs, RendererRegistry
 from kiln.core.tools import find_tool
+from kiln.plugins.kustomize.encrypted import Encrypted, find_encrypted, find_sealed_resources
 from kiln.plugins.kustomize.options import BuildFlags, KustomizeOptions, parse_build_options
 from kiln.plugins.kustomize.walk import KUSTOMIZATION_NAMES, Closure, load_kustomization, walk
 
@@ -35,12 +37,15 @@ SECTION = "kustomize"
 
 @dataclass(frozen=True)
 class _Plan:
-    """Everything one render needs: options, flags, the edited app kustomization, the closure."""
+    """Everything one render needs: options, flags, the edited app kustomization, the closure,
+    the encrypted sources to decrypt and the encrypted resource files to verify."""
 
     opts: KustomizeOptions
     flags: BuildFlags
     top_data: dict[str, Any] | None
     closure: Closure
+    encrypted: tuple[Encrypted, ...]
+    sealed: tuple[Path, ...]
 
 
 class KustomizeRenderer:
@@ -70,26 +75,39 @@ class KustomizeRenderer:
         return locate(ctx.env).version(ctx)
 
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:
-        """Every local file the build reads; remote references unpinned make it uncacheable."""
+        """Every local file the build reads; remote references unpinned make it uncacheable,
+        and so do SOPS-encrypted generator/patch files (the output holds their plaintext).
+
+        Encrypted resource files have their MAC verified here, on every render, cache hit or
+        not: kustomize reorders fields, so the check cannot happen after the build.
+        """
+        from kiln.plugins.kustomize.encrypted import verify_resources
+
         plan = self._plan(app)
         self._handoff = (app, plan)
         closure = plan.closure
+        verified = verify_resources(app, ctx, plan.sealed)
         extra: dict[str, Any] = {
             "edited": plan.top_data,
             "remote": sorted(closure.remote),
             "buildOptions": plan.flags.argv,
             "loadRestrictor": plan.flags.load_restrictor,
         }
-        if closure.unpinned:
+        reasons = list(closure.unpinned)
+        if plan.encrypted:
+            reasons.append("SOPS-encrypted " + ", ".join(sorted({e.what for e in plan.encrypted}))
+                           + " decrypted before the build: the output holds plaintext")
+        if reasons:
             return Inputs(files=sorted(closure.files), extra=extra, cacheable=False,
-                          reason="; ".join(closure.unpinned))
+                          reason="; ".join(reasons), verified=verified)
         if plan.flags.enable_helm and closure.helm:
             helm = find_tool("helm", "KILN_HELM", ctx.env)
             extra["helm"] = ctx.tool_versions.get(helm, ["version", "--short"], env=ctx.env)
-        return Inputs(files=sorted(closure.files), extra=extra)
+        return Inputs(files=sorted(closure.files), extra=extra, verified=verified)
 
     def render(self, app: App, ctx: RenderContext) -> str:
         """Build a private copy of the app with the options applied; return kustomize's stream."""
+        from kiln.plugins.kustomize.encrypted import decrypt_sources, place, private_base
         from kiln.plugins.kustomize.mirror import lay_out, mirror_path
         from kiln.plugins.kustomize.tool import locate
 
@@ -99,7 +117,10 @@ class KustomizeRenderer:
         tool = locate(ctx.env)
         builds = ctx.tool_dir(self.name) / "builds"
         builds.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix="build-", dir=builds))
+        plain = decrypt_sources(app, ctx, plan.encrypted) if plan.encrypted else {}
+        # mkdtemp makes the tree 0700; one holding plaintext lives in memory when it can.
+        work = Path(tempfile.mkdtemp(prefix="kiln-kustomize-" if plain else "build-",
+                                     dir=private_base(builds) if plain else builds))
         src = work / "src"
         try:
             helm_home = None
@@ -117,6 +138,9 @@ class KustomizeRenderer:
                 for api in (*flags.helm_api_versions, *app.api_versions):
                     extra_argv += ["--helm-api-versions", api]
             lay_out(closure, src, plan.top_data, helm_home)
+            for path, data in plain.items():
+                place(mirror_path(closure, src, path), data)
+            plain.clear()
             target = mirror_path(closure, src, closure.top.parent)
             argv = tool.build_argv(target)
             if flags.load_restrictor != "LoadRestrictionsRootOnly":
@@ -149,7 +173,8 @@ class KustomizeRenderer:
         if closure.helm and not flags.enable_helm:
             raise ConfigError("helmCharts need kustomize.buildOptions '--enable-helm'",
                               source=str(closure.helm_kustomizations[0]))
-        return _Plan(opts, flags, top_data, closure)
+        return _Plan(opts, flags, top_data, closure, find_encrypted(closure),
+                     find_sealed_resources(closure))
 
 
 def _diagnose(closure: Closure) -> None:

@@ -48,6 +48,9 @@ class Closure:
     ``remote`` every remote reference and ``unpinned`` those that make the render uncacheable.
     ``top`` is the app's own kustomization file, ``helm`` tells whether any kustomization
     inflates Helm charts, ``helm_kustomizations`` lists those kustomization files.
+    ``secret_sources`` maps the files Flux decrypts before a build (``secretGenerator``
+    ``files``/``envs``, ``patches[].path``) to (what, the name their format comes from: the key
+    of a ``files`` entry, else the path); ``resource_files`` are the files listed as resources.
     """
 
     root: Path
@@ -59,6 +62,8 @@ class Closure:
     remote: list[str] = field(default_factory=list)
     unpinned: list[str] = field(default_factory=list)
     helm_kustomizations: list[Path] = field(default_factory=list)
+    secret_sources: dict[Path, tuple[str, str]] = field(default_factory=dict)
+    resource_files: set[Path] = field(default_factory=set)
 
     @property
     def helm(self) -> bool:
@@ -239,6 +244,8 @@ class _Walker:
             self.visit(path, stack)
         else:
             self.closure.files.add(path)
+            if what == "resource":
+                self.closure.resource_files.add(path)
 
     def scan(self, d: Path, kfile: Path, data: Mapping[str, Any], stack: list[Path]) -> None:
         for key in ("resources", "bases"):
@@ -261,7 +268,9 @@ class _Walker:
         for key in ("patches", "patchesJson6902", "replacements"):
             for i, entry in enumerate(_entries(data, key, kfile)):
                 if entry.get("path"):
-                    self.add_file(d, entry["path"], kfile, key.rstrip("s"))
+                    path = self.add_file(d, entry["path"], kfile, key.rstrip("s"))
+                    if key == "patches" and path is not None:
+                        self.closure.secret_sources.setdefault(path, ("patch", entry["path"]))
                 if isinstance(entry.get("patch"), str):
                     _check_yaml(entry["patch"], kfile, f"{key}[{i}].patch")
         self.generators(d, kfile, data)
@@ -287,17 +296,24 @@ class _Walker:
     def generators(self, d: Path, kfile: Path, data: Mapping[str, Any]) -> None:
         for key in ("configMapGenerator", "secretGenerator"):
             for gen in _entries(data, key, kfile):
-                self.generator_files(d, kfile, gen)
+                self.generator_files(d, kfile, gen, secret=key == "secretGenerator")
 
-    def generator_files(self, d: Path, kfile: Path, gen: Mapping[str, Any]) -> None:
+    def generator_files(self, d: Path, kfile: Path, gen: Mapping[str, Any],
+                        secret: bool = False) -> None:
+        sources = self.closure.secret_sources
         for source in _strings(gen, "files", kfile):
-            _, sep, path = source.partition("=")
-            self.add_file(d, path if sep else source, kfile, "generator file", opaque=True)
+            key, sep, path = source.partition("=")
+            found = self.add_file(d, path if sep else source, kfile, "generator file",
+                                  opaque=True)
+            if secret and found is not None:
+                sources.setdefault(found, ("secretGenerator file", key))
         envs = list(_strings(gen, "envs", kfile))
         if isinstance(gen.get("env"), str) and gen["env"]:
             envs.append(gen["env"])
         for env in envs:
-            self.add_file(d, env, kfile, "generator env file", opaque=True)
+            found = self.add_file(d, env, kfile, "generator env file", opaque=True)
+            if secret and found is not None:
+                sources.setdefault(found, ("secretGenerator env file", env))
 
     def plugin_ref(self, d: Path, ref: str, kfile: Path, key: str, stack: list[Path]) -> None:
         if "\n" in ref or ref.lstrip().startswith("{"):
@@ -324,7 +340,7 @@ class _Walker:
             for ref in _strings(config, "paths", kfile):
                 self.add_file(d, ref, kfile, "patch")
         elif kind in ("ConfigMapGenerator", "SecretGenerator"):
-            self.generator_files(d, kfile, config)
+            self.generator_files(d, kfile, config, secret=kind == "SecretGenerator")
         elif kind == "ReplacementTransformer":
             for entry in _entries(config, "replacements", kfile):
                 if entry.get("path"):

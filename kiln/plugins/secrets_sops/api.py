@@ -131,6 +131,38 @@ class Decryptor:
         strict = Decryptor(self.ring, msgspec.structs.replace(self.options, ignore_mac=False))
         strict.decrypt_bytes(data, name=name, fmt=fmt)
 
+    def verify_documents(self, data: bytes, *, name: str, fmt: str = "yaml") -> list[str]:
+        """Check the MAC of every whole-object SOPS document in a YAML/JSON manifest file.
+
+        Documents sharing one ``sops`` map (one encrypted file) are checked together; plain
+        documents are skipped. Returns the MAC token (the stored, encrypted ``sops.mac``) of
+        each group verified; plaintext is discarded. Raises SopsError naming ``name``.
+        """
+        import msgspec
+
+        self._check_size(len(data), name)
+        try:
+            if fmt == "json":
+                value = json.loads(data)
+                docs = value if isinstance(value, list) else [value]
+            else:
+                docs = formats.load_plain_yaml(data)
+        except (ValueError, formats.FormatError) as exc:
+            raise SopsError(f"not a valid {fmt} manifest: {formats.first_line(exc)}",
+                            source=name) from None
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for doc in docs:
+            meta = doc.get("sops") if isinstance(doc, dict) else None
+            if isinstance(meta, dict) and "mac" in meta:
+                ident = json.dumps(meta, sort_keys=True, default=str)
+                groups.setdefault(ident, []).append(doc)
+        strict = Decryptor(self.ring, msgspec.structs.replace(self.options, ignore_mac=False))
+        tokens: list[str] = []
+        for group in groups.values():
+            strict.decrypt_objects(group, name=name)
+            tokens.append(str(group[0]["sops"]["mac"]))
+        return tokens
+
     # -- objects ---------------------------------------------------------------------------
 
     def decrypt_object(self, obj: dict[str, Any], *, name: str) -> dict[str, Any]:

@@ -97,6 +97,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (its type name when it has none)."""
+    return _first_line(exc)
+
+
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 

@@ -7,8 +7,11 @@
   format comes from the key's extension, binary otherwise.
 - The annotation ``kustomize.toolkit.fluxcd.io/decrypt: Disabled`` skips an object.
 
-Unlike Flux, the MAC is verified unless ``secrets.sops.ignoreMac`` is set. Every error in a
-stream is collected and reported together; nothing is returned partially decrypted.
+Unlike Flux, the MAC is verified unless ``secrets.sops.ignoreMac`` is set; for objects whose
+source file the renderer verified before a build that reorders fields (their MAC token is in
+``SecretContext.verified``, see :meth:`SopsResolver.verify_file`) it is checked there instead.
+Every error in a stream is collected and reported together; nothing is returned partially
+decrypted.
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ class SopsResolver:
             name = _ref(group[0], indices[0]) + (f" (+{len(group) - 1} documents of the same file)"
                                            if len(group) > 1 else "")
             try:
-                for i, plain in zip(indices, dec.decrypt_objects(group, name=name), strict=True):
+                for i, plain in zip(indices, _for_group(dec, group, ctx).decrypt_objects(
+                        group, name=name), strict=True):
                     out[i] = plain
                     _register_secret_data(plain, ctx)
             except SecretError as exc:
@@ -172,9 +176,52 @@ class SopsResolver:
             obj[field] = section
         return obj
 
-    def decrypt_file(self, data: bytes, name: str, ctx: SecretContext) -> bytes:
-        """Decrypt one SOPS file's bytes in memory (format by ``name``'s extension)."""
+    def decrypt_file(self, data: bytes, name: str, ctx: SecretContext, *,
+                     fmt: str | None = None) -> bytes | None:
+        """Decrypt one SOPS file's bytes in memory; None when ``data`` is not a SOPS document.
+
+        The format is ``fmt``, else ``name``'s extension (Flux's rule). Every decrypted value
+        is registered with ``ctx.redactor``. This is the file service the engine offers
+        renderers (``RenderContext.decrypt_file``), e.g. for kustomize ``secretGenerator``
+        files decrypted before the build.
+        """
+        if not looks_encrypted(data):
+            return None
         from kiln.plugins.secrets_sops.api import Decryptor
 
         dec = Decryptor.for_app(ctx.app, ctx.env, on_plain=ctx.redactor.register)
-        return dec.decrypt_bytes(data, name=name)
+        return dec.decrypt_bytes(data, name=name, fmt=fmt)
+
+    def verify_file(self, data: bytes, name: str, ctx: SecretContext, *,
+                    fmt: str | None = None) -> list[str] | None:
+        """Verify the MAC of every whole-object SOPS document in a manifest file, in memory.
+
+        For renderers that reorder fields (kustomize), which check the *source* file before the
+        build; returns each verified document's MAC token (handed back to :meth:`resolve` in
+        ``ctx.verified``, where those objects are then decrypted without a second, doomed, MAC
+        check). None when ``data`` holds no SOPS document, or when ``ignoreMac`` is set (Flux's
+        behaviour: nothing is verified). A tampered file raises SopsError naming ``name``.
+        """
+        if not looks_encrypted(data):
+            return None
+        from kiln.plugins.secrets_sops.api import Decryptor
+
+        dec = Decryptor.for_app(ctx.app, ctx.env)
+        if dec.options.ignore_mac:
+            return None
+        return dec.verify_documents(data, name=name, fmt=fmt or "yaml") or None
+
+
+def _for_group(dec: Decryptor, group: list[dict[str, Any]], ctx: SecretContext) -> Decryptor:
+    """The decryptor for one whole-object group: without the MAC check when the renderer
+    verified the group's source file (its MAC token is in ``ctx.verified``), since a renderer
+    that reorders fields makes the check on the rendered object fail whatever the content."""
+    mac = group[0]["sops"].get("mac")
+    if dec.options.ignore_mac or not ctx.verified or mac not in ctx.verified:
+        return dec
+    import msgspec
+
+    from kiln.plugins.secrets_sops.api import Decryptor
+
+    return Decryptor(dec.ring, msgspec.structs.replace(dec.options, ignore_mac=True),
+                     on_plain=dec.on_plain)
