@@ -51,6 +51,8 @@ class ExternalSecretsResolver:
 
     name = SECTION
     order = 10
+    markers = ("ExternalSecret", "kind: Secret")
+    """Text whose absence proves there is nothing to validate or convert."""
     options_type = ExternalSecretsOptions
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
@@ -85,6 +87,8 @@ class MaterializeResolver:
 
     name = "externalSecretsMaterialize"
     order = 90
+    markers = ("ExternalSecret",)
+    """Text whose absence proves there is nothing to materialise."""
     options_type = None
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:

@@ -273,6 +273,8 @@ class AwsResolver:
 
     name = "aws"
     order = 50
+    markers = ("<path:", "ref+awssecrets://", "avp.kubernetes.io/path", "kind: Secret")
+    """Text whose absence proves there is no AWS reference (see the Vault resolver's)."""
     options_type = AwsOptions
 
     def _options(self, ctx: SecretContext) -> AwsOptions | None:

@@ -210,6 +210,8 @@ class GcpResolver:
 
     name = "gcp"
     order = 50
+    markers = ("<path:", "ref+gcpsecrets://", "avp.kubernetes.io/path", "kind: Secret")
+    """Text whose absence proves there is no Google reference (see the Vault resolver's)."""
     options_type = GcpOptions
 
     def _options(self, ctx: SecretContext) -> GcpOptions | None:

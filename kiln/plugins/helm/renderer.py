@@ -187,8 +187,11 @@ class HelmRenderer:
         source = _source(app, opts)
         values = resolve_values(app, opts)
         files: list[Path] = list(values.inputs)
-        # The release name may come from the directory name, which the app identity lacks.
-        extra: dict[str, Any] = {"release": _release(app, opts)}
+        extra: dict[str, Any] = {}
+        if not opts.release_name and not app.name:
+            # The release name then comes from the directory name, which the app identity
+            # lacks (a set releaseName or app name is part of the identity already).
+            extra["release"] = _release(app, opts)
         if source.local is not None:
             chart = read_chart_file(source.local)
             files += chart_files(source.local, opts.max_chart_bytes)
@@ -204,7 +207,7 @@ class HelmRenderer:
             if not source.remote.pinned:
                 return Inputs(files=files, extra=extra, cacheable=False,
                               reason=f"unpinned chart version {source.remote.version!r}")
-        return Inputs(files=files, extra=extra)
+        return Inputs(files=files, extra=extra or None)
 
     def render(self, app: App, ctx: RenderContext) -> str:
         """Run ``helm template`` and return its output stream (hooks included, as Argo CD)."""

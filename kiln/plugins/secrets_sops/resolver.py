@@ -116,6 +116,9 @@ class SopsResolver:
 
     name = "sops"
     order = 10
+    markers = ("sops", "kind: Secret")
+    """Text whose absence from a rendered stream proves there is nothing to decrypt: a
+    top-level ``sops`` map, or a Secret (whose values may be base64-encoded SOPS documents)."""
     options_type = SopsOptions
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
