@@ -114,8 +114,8 @@ def kiln_resolve(env: dict[str, str], concurrency: int) -> tuple[float, list[dic
         engine = Engine(cache_dir=cache, env=env, entry_points=False)
         original = engine.secret_context
 
-        def context(app: Any) -> Any:
-            ctx = original(app)
+        def context(app: Any, *args: Any) -> Any:
+            ctx = original(app, *args)
             ctx.concurrency = concurrency
             return ctx
 

@@ -55,8 +55,8 @@ def kiln_resolve(server: OpenBao, concurrency: int) -> tuple[float, list[dict[st
         engine = Engine(cache_dir=cache, env=env, entry_points=False)
         original = engine.secret_context
 
-        def context(app: Any) -> Any:
-            ctx = original(app)
+        def context(app: Any, *args: Any) -> Any:
+            ctx = original(app, *args)
             ctx.concurrency = concurrency
             return ctx
 
