@@ -287,6 +287,9 @@ class Engine:
             objects = manifests.parse_stream(output, where)
         else:
             objects = manifests.normalise(output, where)
+        if not objects:
+            # Legitimate, but worth a word: Argo CD prunes everything on an empty stream.
+            log.warning("%s: the render produced no objects", app.path)
         text = manifests.dump_yaml_stream(objects)
         raw = msgspec.json.encode(objects)
         if key is not None:

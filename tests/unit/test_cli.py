@@ -184,3 +184,10 @@ def test_version_and_cache_hit_do_not_import_heavy_modules(app: Path, cache_dir:
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert "HEAVY=\n" in proc.stderr, proc.stderr
+
+
+def test_empty_render_warns_on_stderr(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "README.md").write_text("no manifests here")
+    proc = run_kiln("render", str(tmp_path), "--cache-dir", str(cache_dir))
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert "produced no objects" in proc.stderr
