@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln
-from tests.integration.moto import MotoServer, moto_server
+from tests.integration.moto_server import MotoServer, moto_server
 from tests.integration.sops_helpers import (
     assert_no_plaintext,
     new_age_key,
@@ -45,7 +45,7 @@ def kms_key(moto_server: MotoServer) -> str:
 
 def test_kms_whole_object_matches_sops(tmp_path: Path, moto_server: MotoServer,
                                        kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, "--encrypted-regex",
                        "^stringData$", env=env)
     assert b"kms-protected" not in enc
@@ -61,7 +61,7 @@ def test_kms_whole_object_matches_sops(tmp_path: Path, moto_server: MotoServer,
 
 
 def test_kms_per_key_and_context(tmp_path: Path, moto_server: MotoServer, kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(b"TOKEN=kms-dotenv-token\n", "dotenv", tmp_path, "--kms", kms_key,
                        "--encryption-context", "team:payments", env=env)
     from kiln.plugins.secrets_sops.api import Decryptor
@@ -80,7 +80,7 @@ def test_kms_per_key_and_context(tmp_path: Path, moto_server: MotoServer, kms_ke
 
 def test_kms_unreachable_lists_the_key(tmp_path: Path, moto_server: MotoServer,
                                                kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, env=env)
     app = tmp_path / "app"
     app.mkdir()
@@ -95,13 +95,13 @@ def test_kms_unreachable_lists_the_key(tmp_path: Path, moto_server: MotoServer,
 def test_age_and_kms_recipients_either_works(tmp_path: Path, moto_server: MotoServer,
                                              kms_key: str) -> None:
     age = new_age_key()
-    env = sops_env(age, extra=moto_server.env)
+    env = sops_env(age, extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, "--age", age.recipient,
                        env=env)
     from kiln.plugins.secrets_sops.api import Decryptor
 
     want = yaml.safe_load(sops_decrypt(enc, "yaml", env))
-    only_kms = sops_env(extra=moto_server.env)
+    only_kms = sops_env(extra=moto_server.env())
     for e in (env, only_kms):
         got = yaml.safe_load(Decryptor.for_app(None, e).decrypt_bytes(enc, name="s.yaml"))
         assert got == want
