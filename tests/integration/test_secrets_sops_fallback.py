@@ -22,11 +22,11 @@ import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln, tool
 from tests.integration.sops_helpers import (
-    assert_no_plaintext,
     sops_decrypt,
     sops_encrypt,
     sops_env,
 )
+from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ def test_vault_transit_goes_through_sops(tmp_path: Path, bao: dict[str, str]) ->
     proc = run_kiln("render", str(app), "--cache-dir", str(cache), env=env)
     assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load(proc.stdout) == yaml.safe_load(sops_decrypt(enc, "yaml", env))
-    assert assert_no_plaintext(cache, ["fallback-secret-value"]) > 0
+    assert assert_no_plaintext([cache], ["fallback-secret-value"]) > 0
     # The token may come from a Flux-style key Secret (sops.vault-token) instead.
     keys = tmp_path / "keys.yaml"
     keys.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: sops-keys}\n"

@@ -17,12 +17,12 @@ import yaml
 from tests.helpers import assert_clean_failure, run_kiln
 from tests.integration.moto_server import MotoServer, moto_server
 from tests.integration.sops_helpers import (
-    assert_no_plaintext,
     new_age_key,
     sops_decrypt,
     sops_encrypt,
     sops_env,
 )
+from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
 __all__ = ["moto_server"]
@@ -57,7 +57,7 @@ def test_kms_whole_object_matches_sops(tmp_path: Path, moto_server: MotoServer,
     assert proc.returncode == 0, proc.stderr
     expected = yaml.safe_load(sops_decrypt(enc, "yaml", env))
     assert yaml.safe_load(proc.stdout) == expected
-    assert assert_no_plaintext(cache, ["kms-protected-password", "kms-db-pass"]) > 0
+    assert assert_no_plaintext([cache], ["kms-protected-password", "kms-db-pass"]) > 0
 
 
 def test_kms_per_key_and_context(tmp_path: Path, moto_server: MotoServer, kms_key: str) -> None:
