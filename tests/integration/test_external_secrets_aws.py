@@ -16,8 +16,8 @@ import pytest
 from tests.helpers import assert_clean_failure
 from tests.integration.eso_helpers import b64, clear_ambient, docs, kiln, unique, write_app
 from tests.integration.moto_server import MotoServer, moto_server, start_moto, stop_moto
-from tests.integration.openbao import free_port
 from tests.secrets_scan import PlaintextScan, plaintext_scan
+from tests.servers import free_port
 
 __all__ = ["moto_server", "plaintext_scan"]
 

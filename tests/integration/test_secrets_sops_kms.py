@@ -8,7 +8,6 @@ moto stands in for AWS KMS (no real AWS is reachable here). sops encrypts with `
 from __future__ import annotations
 
 import base64
-import socket
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.integration.sops_helpers import (
     sops_env,
 )
 from tests.secrets_scan import assert_no_plaintext
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 __all__ = ["moto_server"]
@@ -85,9 +85,7 @@ def test_kms_unreachable_lists_the_key(tmp_path: Path, moto_server: MotoServer,
     app = tmp_path / "app"
     app.mkdir()
     (app / "s.yaml").write_bytes(enc)
-    with socket.socket() as sock:  # a loopback port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"  # a loopback port nobody listens on
     proc = run_kiln("render", str(app), "--no-cache", env={**env, "AWS_ENDPOINT_URL": closed})
     assert_clean_failure(proc, "no available key", kms_key)
 
