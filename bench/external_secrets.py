@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kiln.core.engine import Engine  # noqa: E402
+from bench.resolve_timing import timed_resolve  # noqa: E402
 from tests.integration.moto_server import MotoServer, start_moto, stop_moto  # noqa: E402
 
 SECRETS = 50
@@ -110,20 +110,7 @@ def stream() -> list[dict[str, Any]]:
 
 
 def kiln_resolve(env: dict[str, str], concurrency: int) -> tuple[float, list[dict[str, Any]]]:
-    with tempfile.TemporaryDirectory() as cache:
-        engine = Engine(cache_dir=cache, env=env, entry_points=False)
-        original = engine.secret_context
-
-        def context(app: Any, *args: Any) -> Any:
-            ctx = original(app, *args)
-            ctx.concurrency = concurrency
-            return ctx
-
-        engine.secret_context = context  # type: ignore[method-assign]
-        objs = stream()
-        start = time.perf_counter()
-        out = engine.resolve(objs)
-        return time.perf_counter() - start, out
+    return timed_resolve(env, stream, concurrency)
 
 
 def naive(proxy_url: str, server: MotoServer) -> tuple[float, list[dict[str, Any]]]:

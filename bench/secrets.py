@@ -23,7 +23,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from kiln.core.engine import Engine  # noqa: E402
+from bench.resolve_timing import timed_resolve  # noqa: E402
 from tests.integration.openbao import OpenBao, start_openbao, stop_openbao  # noqa: E402
 
 PATHS = 50
@@ -51,20 +51,7 @@ def reads(server: OpenBao) -> int:
 def kiln_resolve(server: OpenBao, concurrency: int) -> tuple[float, list[dict[str, Any]]]:
     env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": server.addr,
            "VAULT_TOKEN": server.token}
-    with tempfile.TemporaryDirectory() as cache:
-        engine = Engine(cache_dir=cache, env=env, entry_points=False)
-        original = engine.secret_context
-
-        def context(app: Any, *args: Any) -> Any:
-            ctx = original(app, *args)
-            ctx.concurrency = concurrency
-            return ctx
-
-        engine.secret_context = context  # type: ignore[method-assign]
-        objects = stream()
-        started = time.perf_counter()
-        out = engine.resolve(objects)
-        return time.perf_counter() - started, out
+    return timed_resolve(env, stream, concurrency)
 
 
 def naive(server: OpenBao) -> tuple[float, list[dict[str, Any]]]:

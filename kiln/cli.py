@@ -452,10 +452,16 @@ _add_faces()
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every KilnError into one line on stderr and a non-zero exit."""
+    run_group(cli, argv, "kiln")
+
+
+def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
+    """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
+    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
     state = _State()
     try:
-        cli.main(args=args, prog_name="kiln", obj=state, standalone_mode=False)
+        group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
     except click.exceptions.Abort:
         sys.stderr.write("kiln: aborted\n")
         sys.exit(1)

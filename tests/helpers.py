@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,3 +50,12 @@ def assert_clean_failure(proc: subprocess.CompletedProcess[str], *needles: str,
     assert lines and lines[0].startswith("kiln: error: "), proc.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+def write_tree(root: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (relative path -> dedented text) under ``root``; return ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root

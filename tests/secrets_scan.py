@@ -43,26 +43,39 @@ def _blobs(data: bytes) -> Iterator[bytes]:
             continue
 
 
-def find_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> list[str]:
-    """Return ``file: form`` for every secret form found in any file under ``dirs``."""
-    needles = set().union(*(forms(v) for v in values)) if values else set()
-    hits: list[str] = []
+def _files(dirs: Iterable[Path]) -> Iterator[Path]:
     for directory in dirs:
         if not Path(directory).exists():
             continue
         for path in sorted(Path(directory).rglob("*")):
-            if not path.is_file() or path.is_symlink():
-                continue
-            data = path.read_bytes()
-            for blob in _blobs(data):
-                hits += [f"{path}: {n!r}" for n in needles if n in blob]
-    return hits
+            if path.is_file() and not path.is_symlink():
+                yield path
 
 
-def assert_no_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> None:
-    """Fail naming the file when any secret value (or its base64) is found under ``dirs``."""
-    hits = find_plaintext(list(dirs), list(values))
+def _scan(dirs: Iterable[Path], values: Iterable[str | bytes]) -> tuple[list[str], int]:
+    needles = set().union(*(forms(v) for v in values)) if values else set()
+    hits: list[str] = []
+    scanned = 0
+    for path in _files(dirs):
+        scanned += 1
+        for blob in _blobs(path.read_bytes()):
+            hits += [f"{path}: {n!r}" for n in needles if n in blob]
+    return hits, scanned
+
+
+def find_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> list[str]:
+    """Return ``file: form`` for every secret form found in any file under ``dirs``."""
+    return _scan(dirs, values)[0]
+
+
+def assert_no_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> int:
+    """Fail naming the file when any secret value (or its base64) is found under ``dirs``.
+
+    Returns how many files were scanned, so a caller can also insist the cache is not empty.
+    """
+    hits, scanned = _scan(list(dirs), list(values))
     assert not hits, "secret plaintext found on disk:\n" + "\n".join(hits)
+    return scanned
 
 
 class PlaintextScan:

@@ -69,17 +69,6 @@ def parameters(path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the ``cmp`` group standalone (``python -m kiln.cmp``) with kiln's error contract:
     one ``kiln: error:`` line on stderr, nothing on stdout, exit 1."""
-    from kiln.cli import _fail, _State
+    from kiln.cli import run_group
 
-    state = _State()
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        cmp.main(args=args, prog_name="kiln cmp", obj=state, standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.stderr.write("kiln: aborted\n")
-        sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - every failure ends as one line
-        _fail(state, exc)
+    run_group(cmp, argv, "kiln cmp")

@@ -120,7 +120,9 @@ def load_yaml_documents(text: str, source: str) -> Iterator[Any]:
         loader.dispose()
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A ``json.loads`` ``object_pairs_hook``: the object as a dict; ValueError naming a key
+    that appears twice."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -132,7 +134,7 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def load_json(text: str, source: str) -> Any:
     """Parse one JSON document, refusing duplicate keys; raise InputError naming ``source``."""
     try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
+        return json.loads(text, object_pairs_hook=reject_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(
             f"malformed JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}", source=source

@@ -36,6 +36,12 @@ def unique(name: str) -> str:
     return f"{name}-{pysecrets.token_hex(5)}"
 
 
+def secret(name: str, **string_data: str) -> dict[str, Any]:
+    """A Secret manifest named ``name`` holding ``string_data``."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": string_data}
+
+
 def write_app(root: Path, manifests: Sequence[Mapping[str, Any]],
               settings: Mapping[str, Any] | None = None, name: str = "app") -> Path:
     """Write a directory app holding ``manifests`` (one file) and ``settings`` as kiln.yaml."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,15 +62,6 @@ BASE = {
           - port: 80
     """,
 }
-
-
-def write_tree(root: Path, files: Mapping[str, str]) -> Path:
-    """Write ``files`` (relative path -> dedented text) under ``root``; return ``root``."""
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
 
 
 def raw_kustomize(directory: Path, *flags: str) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """A real AWS Secrets Manager API for tests: ``moto_server`` from PyPI ``moto[server]``.
 
 ``start_moto`` runs ``moto_server`` on 127.0.0.1 (a free port) in its own process group, waits
-a bounded time until it answers, and returns a :class:`MotoServer`; ``stop`` kills it by PID.
+a bounded time until it answers, and returns a :class:`MotoServer`; ``stop_moto`` kills it by
+PID (both through ``tests/servers.py``).
 The session fixture ``moto_server`` wraps both (each pytest-xdist worker gets its own server);
 tests reset its state through ``/moto-api/reset``. ``env()`` is what a kiln subprocess needs to
 talk to it: ``AWS_ENDPOINT_URL``, a region and fake static credentials (no real AWS config is
@@ -11,10 +12,7 @@ read).
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import tool
-from tests.integration.openbao import free_port
+from tests.servers import free_port, http_ready, start, stop, wait_until
 
 READY_TIMEOUT = 30.0
 REGION = "us-east-1"
@@ -73,42 +71,23 @@ class MotoServer:
 
 
 def start_moto(log_dir: Path, env: dict[str, str] | None = None) -> MotoServer:
-    """Start moto_server on a free loopback port; fail (never skip) if it does not come up."""
+    """Start moto_server on a free loopback port; fail (never skip) if it does not come up.
+
+    ``env`` adds to the server's environment (e.g. ``INITIAL_NO_AUTH_ACTION_COUNT``).
+    """
     port = free_port()
     log_file = log_dir / f"moto-{port}.log"
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    with log_file.open("wb") as log:
-        process = subprocess.Popen(
-            [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    process = start([tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)], log=log_file,
+                    env={**os.environ, **(env or {})})
     server = MotoServer(f"http://127.0.0.1:{port}", process, log_file)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"moto_server exited with {process.returncode}: "
-                        f"{log_file.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/moto-api/", timeout=2):
-                return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            if time.monotonic() > deadline:
-                stop_moto(server)
-                pytest.fail(f"moto_server did not answer within {READY_TIMEOUT}s")
-            time.sleep(0.2)
+    wait_until(lambda: http_ready(f"{server.url}/moto-api/"), "moto_server", process,
+               READY_TIMEOUT, log=log_file)
+    return server
 
 
 def stop_moto(server: MotoServer) -> None:
     """Kill the server's process group by its PID and reap it."""
-    try:
-        os.killpg(server.process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=10)
+    stop(server.process)
 
 
 @pytest.fixture(scope="session")

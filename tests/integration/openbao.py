@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,16 +22,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import tool
+from tests.servers import free_port, http_ready, start, stop, wait_until
 
 ROOT_TOKEN = "kiln-test-root-token"
 READY_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -148,30 +138,16 @@ def start_openbao(workdir: Path, *, tls: bool = False) -> OpenBao:
         argv += ["-dev-tls", f"-dev-tls-cert-dir={workdir / 'tls'}"]
         (workdir / "tls").mkdir(exist_ok=True)
         ca_cert = workdir / "tls" / "vault-ca.pem"
-    with open(log_file, "wb") as log:
-        process = subprocess.Popen(
-            argv,
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
-        )
+    process = start(argv, log=log_file, env=env)
     server = OpenBao(addr, ROOT_TOKEN, process, workdir / "audit.log", log_file, ca_cert)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"bao server exited early: {log_file.read_text()[-2000:]}")
-        try:
-            context = server._ssl() if ca_cert is None or ca_cert.exists() else None
-            if ca_cert is None or context is not None:
-                with urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=1,
-                                            context=context) as response:
-                    if response.status == 200:
-                        break
-        except (urllib.error.URLError, OSError, ssl.SSLError):
-            pass
-        if time.monotonic() > deadline:
-            stop_openbao(server)
-            raise RuntimeError(f"bao server not ready after {READY_TIMEOUT}s")
-        time.sleep(0.1)
+
+    def healthy() -> bool:
+        # With -dev-tls the CA file appears once the server has generated it.
+        if ca_cert is not None and not ca_cert.exists():
+            return False
+        return http_ready(f"{addr}/v1/sys/health", context=server._ssl(), timeout=1)
+
+    wait_until(healthy, "bao server", process, READY_TIMEOUT, log=log_file)
     server.api("PUT", "sys/audit/file", {"type": "file",
                                          "options": {"file_path": str(server.audit_log)}})
     return server
@@ -179,16 +155,7 @@ def start_openbao(workdir: Path, *, tls: bool = False) -> OpenBao:
 
 def stop_openbao(server: OpenBao) -> None:
     """Stop the server by its own PID (its process group), waiting a bounded time."""
-    if server.process.poll() is None:
-        try:
-            os.killpg(server.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            server.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait(timeout=10)
+    stop(server.process)
 
 
 @pytest.fixture(scope="session")

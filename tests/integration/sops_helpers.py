@@ -1,14 +1,14 @@
-"""Helpers for SOPS tests: throwaway age keys, the real sops binary, and a plaintext-in-cache scan.
+"""Helpers for SOPS tests: throwaway age keys and the real sops binary.
+
+The plaintext-in-cache scan is the shared one in ``tests/secrets_scan.py``.
 
 Keys are generated per test session with pyrage; no private key is committed.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,32 +74,3 @@ def sops_decrypt(enc: bytes, fmt: str, env: dict[str, str], *args: str) -> bytes
         input=enc, capture_output=True, env=env, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     return proc.stdout
-
-
-def assert_no_plaintext(directory: Path, values: list[str]) -> int:
-    """Fail if any file under ``directory`` holds a value raw, base64 or URL-safe base64.
-
-    Local stand-in for the shared plaintext-in-cache scan fixture; values shorter than 4
-    characters are skipped (they would match by chance). Cache files are decompressed first.
-    Returns how many files were scanned.
-    """
-    needles: list[tuple[str, bytes]] = []
-    for value in values:
-        if len(value) < 4:
-            continue
-        raw = value.encode()
-        for form in (raw, base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-            needles.append((value, form.rstrip(b"=")))
-    scanned = 0
-    for path in directory.rglob("*"):
-        if not path.is_file():
-            continue
-        scanned += 1
-        data = path.read_bytes()
-        forms = [data]
-        if data.startswith(b"kiln-cache-"):  # the fs store: header line + zlib body
-            forms.append(zlib.decompress(data.split(b"\n", 1)[1]))
-        for form in forms:
-            for value, needle in needles:
-                assert needle not in form, f"plaintext of {value[:2]}... found in {path}"
-    return scanned

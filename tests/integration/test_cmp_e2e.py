@@ -36,6 +36,7 @@ import yaml
 from kiln.core.engine import Engine
 from kiln.core.envsubst import envsubst
 from tests.helpers import EXAMPLES, REPO, assert_clean_failure, tool
+from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -591,6 +592,4 @@ def test_cmp_generate_with_vault(kind: str, bao: Any, tmp_path: Path) -> None:
     want = objects(yaml.safe_dump_all(raw).replace(VAULT_PLACEHOLDER, value))
     same_objects(objects(proc.stdout), want)
     assert value not in proc.stderr and bao.token not in proc.stderr
-    for path in cache.rglob("*"):
-        if path.is_file():
-            assert value.encode() not in path.read_bytes(), path
+    assert assert_no_plaintext([cache], [value]) > 0

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers import assert_clean_failure
-from tests.integration.eso_helpers import b64, clear_ambient, docs, kiln, unique, write_app
+from tests.integration.eso_helpers import (
+    b64,
+    clear_ambient,
+    docs,
+    kiln,
+    secret,
+    unique,
+    write_app,
+)
 from tests.integration.moto_server import MotoServer, moto_server, start_moto, stop_moto
-from tests.integration.openbao import free_port
 from tests.secrets_scan import PlaintextScan, plaintext_scan
+from tests.servers import free_port
 
 __all__ = ["moto_server", "plaintext_scan"]
 
@@ -27,11 +34,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _no_ambient(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_ambient(monkeypatch)
-
-
-def _secret(name: str, **string_data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "stringData": string_data}
 
 
 def test_vals_and_avp_forms_versions_stages_plain_and_binary(
@@ -51,14 +53,14 @@ def test_vals_and_avp_forms_versions_stages_plain_and_binary(
     app = write_app(tmp_path, [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
          "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx"}]}}}},
-        _secret("vals",
+        secret("vals",
                 current=f"ref+awssecrets://{db}#pw",
                 previous=f"ref+awssecrets://{db}?version_stage=AWSPREVIOUS#pw",
                 by_id=f"ref+awssecrets://{db}?version_id={first}#pw",
                 nested=f"ref+awssecrets://{db}#/nested/port",
                 whole=f"ref+awssecrets://{plain}",
                 url=f"postgres://ref+awssecrets://{db}#user+@db"),
-        _secret("avp", user=f"<path:{db}#user>", old=f"<path:{db}#pw#{first}>",
+        secret("avp", user=f"<path:{db}#user>", old=f"<path:{db}#pw#{first}>",
                 by_arn=f"<path:{db_arn}#pw>", binary=f"ref+awssecrets://{arn}"),
     ])
     proc = kiln("generate", app, tmp_path, moto_server.env(AVP_TYPE="awssecretsmanager"))
@@ -88,7 +90,7 @@ def test_missing_secret_key_and_version_are_all_reported(
     value = unique("pw")
     sm.create_secret(Name=db, SecretString=json.dumps({"pw": value}))
     plaintext_scan.add(value)
-    app = write_app(tmp_path, [_secret(
+    app = write_app(tmp_path, [secret(
         "s", ok=f"ref+awssecrets://{db}#pw", nokey=f"ref+awssecrets://{db}#nope",
         nosecret="ref+awssecrets://does-not-exist#pw",
         noversion=f"ref+awssecrets://{db}?version_stage=AWSPREVIOUS#pw")])
@@ -115,7 +117,7 @@ def test_access_denied_and_bad_credentials(tmp_path: Path,
         value = unique("forbidden")
         server.client().create_secret(Name="locked", SecretString=json.dumps({"pw": value}))
         plaintext_scan.add(value, key["SecretAccessKey"])
-        app = write_app(tmp_path, [_secret("s", pw="ref+awssecrets://locked#pw")])
+        app = write_app(tmp_path, [secret("s", pw="ref+awssecrets://locked#pw")])
         denied = kiln("generate", app, tmp_path, server.env(
             AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"]))
         assert_clean_failure(denied, "permission denied while reading locked")
@@ -128,7 +130,7 @@ def test_access_denied_and_bad_credentials(tmp_path: Path,
 
 
 def test_unreachable_endpoint_is_one_clean_error(tmp_path: Path) -> None:
-    app = write_app(tmp_path, [_secret("s", pw="ref+awssecrets://x#pw")],
+    app = write_app(tmp_path, [secret("s", pw="ref+awssecrets://x#pw")],
                     {"secrets": {"aws": {"retries": 1, "timeout": 2}}})
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -137,14 +139,14 @@ def test_unreachable_endpoint_is_one_clean_error(tmp_path: Path) -> None:
 
 
 def test_missing_region_is_reported(tmp_path: Path) -> None:
-    app = write_app(tmp_path, [_secret("s", pw="ref+awssecrets://x#pw")])
+    app = write_app(tmp_path, [secret("s", pw="ref+awssecrets://x#pw")])
     proc = kiln("generate", app, tmp_path, {"AWS_ACCESS_KEY_ID": "testing",
                                             "AWS_SECRET_ACCESS_KEY": "testing"})
     assert_clean_failure(proc, "no AWS region", "AWS_REGION")
 
 
 def test_bad_endpoint_setting_is_a_config_error(tmp_path: Path) -> None:
-    app = write_app(tmp_path, [_secret("s", pw="ref+awssecrets://x#pw")])
+    app = write_app(tmp_path, [secret("s", pw="ref+awssecrets://x#pw")])
     proc = kiln("generate", app, tmp_path, {"AWS_ENDPOINT_URL": "localhost:1",
                                             "AWS_REGION": "us-east-1"})
     assert_clean_failure(proc, "AWS_ENDPOINT_URL must start with http")

@@ -16,10 +16,18 @@ from typing import Any
 import pytest
 
 from tests.helpers import assert_clean_failure
-from tests.integration.eso_helpers import b64, clear_ambient, docs, kiln, unique, write_app
+from tests.integration.eso_helpers import (
+    b64,
+    clear_ambient,
+    docs,
+    kiln,
+    secret,
+    unique,
+    write_app,
+)
 from tests.integration.gcp_fake import FakeSecretManager, gcp_fake, gcp_fake_server
-from tests.integration.openbao import free_port
 from tests.secrets_scan import PlaintextScan, plaintext_scan
+from tests.servers import free_port
 
 __all__ = ["gcp_fake", "gcp_fake_server", "plaintext_scan"]
 
@@ -29,11 +37,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _no_ambient(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_ambient(monkeypatch)
-
-
-def _secret(name: str, **string_data: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
-            "stringData": string_data}
 
 
 def _settings(endpoint: str, **extra: Any) -> dict[str, Any]:
@@ -51,11 +54,11 @@ def test_vals_and_avp_forms_versions_json_and_raw(
     gcp_fake.put("proj-1", "blob", blob)
     plaintext_scan.add(v1["pw"], v2["pw"], v1["user"], raw, b64(blob))
     app = write_app(tmp_path, [
-        _secret("vals", pw="ref+gcpsecrets://proj-1/db#pw",
+        secret("vals", pw="ref+gcpsecrets://proj-1/db#pw",
                 old="ref+gcpsecrets://proj-1/db?version=1#pw",
                 token="ref+gcpsecrets://proj-1/token", blob="ref+gcpsecrets://proj-1/blob",
                 dsn="u=ref+gcpsecrets://proj-1/db#user+;p=ref+gcpsecrets://proj-1/db#pw+;"),
-        _secret("avp", token="<path:projects/proj-1/secrets/token#token>",
+        secret("avp", token="<path:projects/proj-1/secrets/token#token>",
                 pw="<path:projects/proj-1/secrets/db/versions/1#pw>",
                 latest="<path:projects/proj-1/secrets/db#pw>",
                 pinned="<path:projects/proj-1/secrets/db#pw#2>"),
@@ -77,7 +80,7 @@ def test_not_found_and_permission_denied_are_all_reported(
     gcp_fake.put("p", "db", json.dumps({"pw": unique("x")}))
     gcp_fake.deny("projects/p/secrets/locked")
     plaintext_scan.add(value)
-    app = write_app(tmp_path, [_secret(
+    app = write_app(tmp_path, [secret(
         "s", a="ref+gcpsecrets://p/locked", b="ref+gcpsecrets://p/missing#k",
         c="ref+gcpsecrets://p/db?version=9#pw", d="ref+gcpsecrets://p/db#nokey",
         e="ref+gcpsecrets://onlyproject#k")], _settings(gcp_fake.endpoint))
@@ -97,7 +100,7 @@ def test_unavailable_is_retried_then_succeeds(
     gcp_fake.put("p", "flaky", value)
     plaintext_scan.add(value)
     gcp_fake.fail_next(2)
-    app = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/flaky")],
+    app = write_app(tmp_path, [secret("s", a="ref+gcpsecrets://p/flaky")],
                     _settings(gcp_fake.endpoint, retries=3))
     proc = kiln("generate", app, tmp_path, {}, "--debug")
     assert proc.returncode == 0, proc.stderr
@@ -106,14 +109,14 @@ def test_unavailable_is_retried_then_succeeds(
     assert proc.stderr.count("transient failure") == 2
     assert value not in proc.stderr
     gcp_fake.fail_next(5)
-    failing = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/flaky")],
+    failing = write_app(tmp_path, [secret("s", a="ref+gcpsecrets://p/flaky")],
                         _settings(gcp_fake.endpoint, retries=1), name="failing")
     assert_clean_failure(kiln("generate", failing, tmp_path, {}),
                          "Google Secret Manager failed while reading projects/p/secrets/flaky")
 
 
 def test_unreachable_endpoint_is_one_clean_error(tmp_path: Path) -> None:
-    app = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/s#k")],
+    app = write_app(tmp_path, [secret("s", a="ref+gcpsecrets://p/s#k")],
                     _settings(f"127.0.0.1:{free_port()}", retries=1, timeout=2))
     proc = kiln("generate", app, tmp_path, {})
     assert_clean_failure(proc, "Google Secret Manager failed while reading")
@@ -125,6 +128,6 @@ def test_unreachable_endpoint_is_one_clean_error(tmp_path: Path) -> None:
     ({"endpont": "x"}, "unknown key"),
 ])
 def test_bad_gcp_settings(tmp_path: Path, settings: dict[str, Any], needle: str) -> None:
-    app = write_app(tmp_path, [_secret("s", a="ref+gcpsecrets://p/s#k")],
+    app = write_app(tmp_path, [secret("s", a="ref+gcpsecrets://p/s#k")],
                     {"secrets": {"gcp": settings}})
     assert_clean_failure(kiln("generate", app, tmp_path, {}), needle)

@@ -22,11 +22,11 @@ from tests.fixtures.helm.servers import (
     WEBAPP,
     ChartRepo,
     Registry,
-    free_port,
     helm_env,
     package,
 )
 from tests.helpers import assert_clean_failure, run_kiln, tool
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

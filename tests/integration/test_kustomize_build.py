@@ -17,13 +17,12 @@ import pytest
 import yaml
 
 from kiln.core.engine import Engine
-from tests.helpers import REPO, assert_clean_failure, run_kiln, tool
+from tests.helpers import REPO, assert_clean_failure, run_kiln, tool, write_tree
 from tests.integration.kustomize_support import (
     BASE,
     kiln_render,
     raw_kustomize,
     tree_digest,
-    write_tree,
 )
 
 pytestmark = pytest.mark.integration

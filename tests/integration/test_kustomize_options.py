@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_clean_failure, run_kiln
+from tests.helpers import assert_clean_failure, run_kiln, write_tree
 from tests.integration.kustomize_support import (
     BASE,
     kiln_render,
     names,
     raw_kustomize,
     tree_digest,
-    write_tree,
 )
 
 pytestmark = pytest.mark.integration

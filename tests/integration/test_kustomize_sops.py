@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import assert_clean_failure, run_kiln
-from tests.integration.kustomize_support import raw_kustomize, tree_digest, write_tree
+from tests.helpers import assert_clean_failure, run_kiln, write_tree
+from tests.integration.kustomize_support import raw_kustomize, tree_digest
 from tests.integration.sops_helpers import AgeKey, new_age_key, sops_decrypt, sops_encrypt, sops_env
 from tests.secrets_scan import PlaintextScan, plaintext_scan
 

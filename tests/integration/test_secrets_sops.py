@@ -21,12 +21,12 @@ import yaml
 from tests.helpers import assert_clean_failure, run_kiln, tool
 from tests.integration.sops_helpers import (
     AgeKey,
-    assert_no_plaintext,
     new_age_key,
     sops_decrypt,
     sops_encrypt,
     sops_env,
 )
+from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ def render(app: Path, cache: Path, env: dict[str, str], *args: str) -> list[dict
 
 
 def scan(cache: Path, values: list[str]) -> None:
-    assert assert_no_plaintext(cache, values) > 0, "the cache holds nothing: nothing was checked"
+    assert assert_no_plaintext([cache], values) > 0, "the cache holds nothing: nothing was checked"
 
 
 # -- whole objects --------------------------------------------------------------------------

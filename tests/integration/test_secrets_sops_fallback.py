@@ -8,12 +8,7 @@ a throwaway passwordless GnuPG key in a private GNUPGHOME. kiln's output must eq
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +16,13 @@ import pytest
 import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln, tool
+from tests.integration.openbao import start_openbao, stop_openbao
 from tests.integration.sops_helpers import (
-    assert_no_plaintext,
     sops_decrypt,
     sops_encrypt,
     sops_env,
 )
+from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
 
@@ -40,46 +36,20 @@ stringData:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real OpenBao dev server with transit enabled; yields the client environment."""
-    port = _free_port()
-    addr = f"http://127.0.0.1:{port}"
-    log = open(tmp_path_factory.mktemp("bao") / "bao.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([tool("bao"), "server", "-dev", "-dev-root-token-id=root",
-                             f"-dev-listen-address=127.0.0.1:{port}"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    env = {"VAULT_ADDR": addr, "VAULT_TOKEN": "root", "BAO_ADDR": addr, "BAO_TOKEN": "root"}
+    server = start_openbao(tmp_path_factory.mktemp("bao"))
+    env = {"VAULT_ADDR": server.addr, "VAULT_TOKEN": server.token,
+           "BAO_ADDR": server.addr, "BAO_TOKEN": server.token}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{addr}/v1/sys/health", timeout=2).read()
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("OpenBao dev server did not start") from None
-                time.sleep(0.2)
         for args in (["secrets", "enable", "transit"],
                      ["write", "-f", "transit/keys/sops"]):
             subprocess.run([tool("bao"), *args], env={**os.environ, **env}, check=True,
                            capture_output=True, timeout=30)
         yield env
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_openbao(server)
 
 
 def test_vault_transit_goes_through_sops(tmp_path: Path, bao: dict[str, str]) -> None:
@@ -94,7 +64,7 @@ def test_vault_transit_goes_through_sops(tmp_path: Path, bao: dict[str, str]) ->
     proc = run_kiln("render", str(app), "--cache-dir", str(cache), env=env)
     assert proc.returncode == 0, proc.stderr
     assert yaml.safe_load(proc.stdout) == yaml.safe_load(sops_decrypt(enc, "yaml", env))
-    assert assert_no_plaintext(cache, ["fallback-secret-value"]) > 0
+    assert assert_no_plaintext([cache], ["fallback-secret-value"]) > 0
     # The token may come from a Flux-style key Secret (sops.vault-token) instead.
     keys = tmp_path / "keys.yaml"
     keys.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: sops-keys}\n"

@@ -8,21 +8,21 @@ moto stands in for AWS KMS (no real AWS is reachable here). sops encrypts with `
 from __future__ import annotations
 
 import base64
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln
-from tests.integration.moto import MotoServer, moto_server
+from tests.integration.moto_server import MotoServer, moto_server
 from tests.integration.sops_helpers import (
-    assert_no_plaintext,
     new_age_key,
     sops_decrypt,
     sops_encrypt,
     sops_env,
 )
+from tests.secrets_scan import assert_no_plaintext
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 __all__ = ["moto_server"]
@@ -45,7 +45,7 @@ def kms_key(moto_server: MotoServer) -> str:
 
 def test_kms_whole_object_matches_sops(tmp_path: Path, moto_server: MotoServer,
                                        kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, "--encrypted-regex",
                        "^stringData$", env=env)
     assert b"kms-protected" not in enc
@@ -57,11 +57,11 @@ def test_kms_whole_object_matches_sops(tmp_path: Path, moto_server: MotoServer,
     assert proc.returncode == 0, proc.stderr
     expected = yaml.safe_load(sops_decrypt(enc, "yaml", env))
     assert yaml.safe_load(proc.stdout) == expected
-    assert assert_no_plaintext(cache, ["kms-protected-password", "kms-db-pass"]) > 0
+    assert assert_no_plaintext([cache], ["kms-protected-password", "kms-db-pass"]) > 0
 
 
 def test_kms_per_key_and_context(tmp_path: Path, moto_server: MotoServer, kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(b"TOKEN=kms-dotenv-token\n", "dotenv", tmp_path, "--kms", kms_key,
                        "--encryption-context", "team:payments", env=env)
     from kiln.plugins.secrets_sops.api import Decryptor
@@ -80,14 +80,12 @@ def test_kms_per_key_and_context(tmp_path: Path, moto_server: MotoServer, kms_ke
 
 def test_kms_unreachable_lists_the_key(tmp_path: Path, moto_server: MotoServer,
                                                kms_key: str) -> None:
-    env = sops_env(extra=moto_server.env)
+    env = sops_env(extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, env=env)
     app = tmp_path / "app"
     app.mkdir()
     (app / "s.yaml").write_bytes(enc)
-    with socket.socket() as sock:  # a loopback port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"  # a loopback port nobody listens on
     proc = run_kiln("render", str(app), "--no-cache", env={**env, "AWS_ENDPOINT_URL": closed})
     assert_clean_failure(proc, "no available key", kms_key)
 
@@ -95,13 +93,13 @@ def test_kms_unreachable_lists_the_key(tmp_path: Path, moto_server: MotoServer,
 def test_age_and_kms_recipients_either_works(tmp_path: Path, moto_server: MotoServer,
                                              kms_key: str) -> None:
     age = new_age_key()
-    env = sops_env(age, extra=moto_server.env)
+    env = sops_env(age, extra=moto_server.env())
     enc = sops_encrypt(PLAIN, "yaml", tmp_path, "--kms", kms_key, "--age", age.recipient,
                        env=env)
     from kiln.plugins.secrets_sops.api import Decryptor
 
     want = yaml.safe_load(sops_decrypt(enc, "yaml", env))
-    only_kms = sops_env(extra=moto_server.env)
+    only_kms = sops_env(extra=moto_server.env())
     for e in (env, only_kms):
         got = yaml.safe_load(Decryptor.for_app(None, e).decrypt_bytes(enc, name="s.yaml"))
         assert got == want

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln
-from tests.integration.openbao import OpenBao, free_port, openbao  # noqa: F401
+from tests.integration.openbao import OpenBao, openbao  # noqa: F401
 from tests.secrets_scan import PlaintextScan, plaintext_scan  # noqa: F401
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,7 @@ from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import ResolverRegistry
 from kiln.plugins.kustomize.encrypted import find_encrypted, looks_encrypted, source_format
 from kiln.plugins.kustomize.walk import walk
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
+from tests.helpers import write_tree
 
 
 @pytest.mark.parametrize(("what", "name", "fmt"), [
@@ -50,7 +42,7 @@ def test_markers_of_every_format() -> None:
 
 
 def test_walk_records_secret_sources_and_resources(tmp_path: Path) -> None:
-    root = write(tmp_path, {
+    root = write_tree(tmp_path, {
         "app/kustomization.yaml": """
             resources: [../base, res.yaml]
             configMapGenerator:

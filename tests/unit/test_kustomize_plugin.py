@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,7 @@ from kiln.plugins.kustomize import KustomizeRenderer
 from kiln.plugins.kustomize.edit import apply_edits, merge_images, parse_image_arg, split_image
 from kiln.plugins.kustomize.options import KustomizeOptions, parse_build_options
 from kiln.plugins.kustomize.walk import is_remote, remote_pinned, walk
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    return root
+from tests.helpers import write_tree
 
 
 @pytest.mark.parametrize(("image", "expected"), [
@@ -121,7 +113,7 @@ def test_remote_pins(ref: str, pinned: bool) -> None:
 
 
 def test_walk_follows_every_reference_kind(tmp_path: Path) -> None:
-    root = write(tmp_path, {
+    root = write_tree(tmp_path, {
         "base/kustomization.yaml": "resources: [d.yaml]\n",
         "base/d.yaml": "x",
         "comp/kustomization.yaml": "kind: Component\n",
@@ -160,7 +152,7 @@ def test_walk_follows_every_reference_kind(tmp_path: Path) -> None:
 
 
 def test_walk_refuses_two_kustomization_files(tmp_path: Path) -> None:
-    root = write(tmp_path, {"app/kustomization.yaml": "{}\n", "app/Kustomization": "{}\n"})
+    root = write_tree(tmp_path, {"app/kustomization.yaml": "{}\n", "app/Kustomization": "{}\n"})
     with pytest.raises(InputError, match="more than one"):
         walk(root / "app", root)
 
@@ -172,17 +164,17 @@ def _inputs(app_dir: Path, cache: Path) -> tuple[bool, str]:
 
 
 def test_unpinned_remote_makes_the_app_uncacheable(tmp_path: Path) -> None:
-    app = write(tmp_path / "a", {"kustomization.yaml":
+    app = write_tree(tmp_path / "a", {"kustomization.yaml":
                                  "resources: ['https://github.com/org/repo//x?ref=main']\n"})
     cacheable, reason = _inputs(app, tmp_path / "c")
     assert not cacheable and "not pinned" in reason
-    pinned = write(tmp_path / "b", {"kustomization.yaml":
+    pinned = write_tree(tmp_path / "b", {"kustomization.yaml":
                                     "resources: ['https://github.com/org/repo//x?ref=v2.0.1']\n"})
     assert _inputs(pinned, tmp_path / "c") == (True, "")
 
 
 def test_remote_chart_needs_an_exact_version(tmp_path: Path) -> None:
-    app = write(tmp_path / "a", {"kustomization.yaml": """
+    app = write_tree(tmp_path / "a", {"kustomization.yaml": """
         helmCharts:
         - {name: redis, repo: 'https://charts.example.com', version: '>=1.0'}
     """})
@@ -196,20 +188,20 @@ def test_remote_chart_needs_an_exact_version(tmp_path: Path) -> None:
 def test_detect(tmp_path: Path) -> None:
     renderer = KustomizeRenderer()
     for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
-        app = write(tmp_path / name.replace(".", "_"), {name: "{}\n"})
+        app = write_tree(tmp_path / name.replace(".", "_"), {name: "{}\n"})
         assert renderer.detect(App(path=app))
-    assert not renderer.detect(App(path=write(tmp_path / "none", {"x.yaml": ""})))
+    assert not renderer.detect(App(path=write_tree(tmp_path / "none", {"x.yaml": ""})))
 
 
 def test_walk_refuses_absolute_paths(tmp_path: Path) -> None:
-    root = write(tmp_path, {"app/x.yaml": "x"})
-    write(root, {"app/kustomization.yaml": f"resources: [{root / 'app' / 'x.yaml'}]\n"})
+    root = write_tree(tmp_path, {"app/x.yaml": "x"})
+    write_tree(root, {"app/kustomization.yaml": f"resources: [{root / 'app' / 'x.yaml'}]\n"})
     with pytest.raises(InputError, match="absolute paths"):
         walk(root / "app", root)
 
 
 def test_walk_follows_symlinks_inside_the_root(tmp_path: Path) -> None:
-    root = write(tmp_path, {"shared/kustomization.yaml": "resources: [cm.yaml]\n",
+    root = write_tree(tmp_path, {"shared/kustomization.yaml": "resources: [cm.yaml]\n",
                             "shared/cm.yaml": "x", "app/kustomization.yaml": "resources: [s]\n"})
     (root / "app" / "s").symlink_to("../shared")
     closure = walk(root / "app", root)

@@ -11,26 +11,24 @@ ARN's region, or ``?region=``) picks the region and ``AWS_ENDPOINT_URL`` the end
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiln.core import secrets
 from kiln.core.errors import ConfigError, SecretBackendUnavailable, SecretError, SecretNotFound
 from kiln.core.secrets import ReadKey, TransientBackendError
+from kiln.plugins.external_secrets.cloud import CloudResolver, json_object_keys
 from kiln.plugins.external_secrets.config import (
     BINARY,
     WHOLE,
     AwsOptions,
     ReadLimits,
-    avp_type,
     env_value,
     limits,
-    path_validation,
 )
 
 if TYPE_CHECKING:
@@ -145,14 +143,7 @@ def secret_mapping(name: str, string: str | None, binary: bytes | None) -> dict[
             text = None
     else:
         raise SecretNotFound(f"secret {name} has neither SecretString nor SecretBinary")
-    out: dict[str, Any] = {}
-    if text is not None and text.lstrip().startswith("{"):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            out.update(parsed)
+    out = json_object_keys(text)
     out[WHOLE] = whole
     if string is None:
         out[BINARY] = True
@@ -267,34 +258,23 @@ def describe(key: ReadKey) -> str:
     return f"{text} (stage {stage})" if stage else text
 
 
-class AwsResolver:
+class AwsResolver(CloudResolver[AwsOptions]):
     """Resolves ``ref+awssecrets://`` URIs, and AVP placeholders when
     ``AVP_TYPE=awssecretsmanager``."""
 
     name = "aws"
-    order = 50
+    avp_name = AVP_TYPE
     markers = ("<path:", "ref+awssecrets://", "avp.kubernetes.io/path", "kind: Secret")
     """Text whose absence proves there is no AWS reference (see the Vault resolver's)."""
     options_type = AwsOptions
 
-    def _options(self, ctx: SecretContext) -> AwsOptions | None:
-        if ctx.app is None or "aws" not in ctx.app.secrets:
-            return None
-        return ctx.app.secrets_for("aws", AwsOptions)
+    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+        """See :func:`aws_grammar`."""
+        return aws_grammar(avp, validation)
 
-    def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
-        """True when some object holds an AWS reference."""
-        return secrets.wants(objects, aws_grammar(avp_type(ctx.env) == AVP_TYPE))
-
-    def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
-        """Read every referenced secret once, concurrently, and substitute."""
-        settings = load_settings(ctx.env, self._options(ctx), timeout=ctx.timeout,
-                                 concurrency=ctx.concurrency)
+    def backend(self, ctx: SecretContext,
+                opts: AwsOptions | None) -> tuple[secrets.Backend, ReadLimits]:
+        """boto3 over ``secrets.aws`` and the AWS environment; static keys are redacted."""
+        settings = load_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
         ctx.redactor.register_many(settings.credentials())
-        backend = AwsBackend(settings)
-        lim = settings.limits
-        policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
-                                     retries=lim.retries)
-        grammar = aws_grammar(avp_type(ctx.env) == AVP_TYPE, path_validation(ctx.env))
-        return secrets.resolve_stream(objects, grammar,
-                                      backend, policy, ctx.redactor)
+        return AwsBackend(settings), settings.limits

@@ -12,26 +12,24 @@ elsewhere, with ``insecure: true`` for a plaintext loopback test server (anonymo
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kiln.core import secrets
 from kiln.core.errors import ConfigError, SecretBackendUnavailable, SecretError, SecretNotFound
 from kiln.core.secrets import ReadKey, TransientBackendError
+from kiln.plugins.external_secrets.cloud import CloudResolver, json_object_keys
 from kiln.plugins.external_secrets.config import (
     BINARY,
     WHOLE,
     GcpOptions,
     ReadLimits,
-    avp_type,
     env_value,
     limits,
-    path_validation,
 )
 
 if TYPE_CHECKING:
@@ -105,14 +103,7 @@ def payload_mapping(secret_id: str, data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = None
     whole = text if text is not None else base64.b64encode(data).decode()
-    out: dict[str, Any] = {}
-    if text is not None and text.lstrip().startswith("{"):
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            out.update(parsed)
+    out = json_object_keys(text)
     out[secret_id] = whole
     out[WHOLE] = whole
     if text is None:
@@ -204,33 +195,22 @@ class GcpBackend:
         return payload_mapping(secret_id, bytes(response.payload.data))
 
 
-class GcpResolver:
+class GcpResolver(CloudResolver[GcpOptions]):
     """Resolves ``ref+gcpsecrets://`` URIs, and AVP placeholders when
     ``AVP_TYPE=gcpsecretmanager``."""
 
     name = "gcp"
-    order = 50
+    avp_name = AVP_TYPE
     markers = ("<path:", "ref+gcpsecrets://", "avp.kubernetes.io/path", "kind: Secret")
     """Text whose absence proves there is no Google reference (see the Vault resolver's)."""
     options_type = GcpOptions
 
-    def _options(self, ctx: SecretContext) -> GcpOptions | None:
-        if ctx.app is None or "gcp" not in ctx.app.secrets:
-            return None
-        return ctx.app.secrets_for("gcp", GcpOptions)
+    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+        """See :func:`gcp_grammar`."""
+        return gcp_grammar(avp, validation)
 
-    def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
-        """True when some object holds a Google Secret Manager reference."""
-        return secrets.wants(objects, gcp_grammar(avp_type(ctx.env) == AVP_TYPE))
-
-    def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
-        """Read every referenced version once, concurrently, and substitute."""
-        settings = load_settings(ctx.env, self._options(ctx), timeout=ctx.timeout,
-                                 concurrency=ctx.concurrency)
-        backend = GcpBackend(settings)
-        lim = settings.limits
-        policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
-                                     retries=lim.retries)
-        grammar = gcp_grammar(avp_type(ctx.env) == AVP_TYPE, path_validation(ctx.env))
-        return secrets.resolve_stream(objects, grammar,
-                                      backend, policy, ctx.redactor)
+    def backend(self, ctx: SecretContext,
+                opts: GcpOptions | None) -> tuple[secrets.Backend, ReadLimits]:
+        """The client library over ``secrets.gcp`` and the endpoint override."""
+        settings = load_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
+        return GcpBackend(settings), settings.limits

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from kiln.core.manifests import reject_duplicate_keys
 from kiln.plugins.secrets_sops.cipher import Comment, TimeText
 from kiln.plugins.secrets_sops.markers import FORMATS
 
@@ -77,7 +78,7 @@ def _take_metadata(branches: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _load_json(text: str, fmt: str) -> Document:
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates)
+        value = json.loads(text, object_pairs_hook=reject_duplicate_keys)
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"malformed JSON: {_first_line(exc)}") from None
     if not isinstance(value, dict):
@@ -86,15 +87,6 @@ def _load_json(text: str, fmt: str) -> Document:
     if fmt == "binary" and not isinstance(value.get("data"), str):
         raise FormatError("a binary SOPS envelope has no string 'data'")
     return Document(fmt, [value], meta)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
 
 
 def first_line(exc: BaseException) -> str:
