@@ -25,7 +25,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _State:
     """Per-invocation state shared by the error handler (no module-global state)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: list[str] | None = None) -> None:
+        self.args = args or []
         self.debug = False
         self.redactor: Redactor | None = None
 
@@ -273,7 +274,9 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
     app = engine.load_app(path, _settings(**flags), source_root=source_root)
     result = engine.render(app, secrets=not no_secrets)
-    _emit(result.to_json() if output == "json" else result.to_yaml())
+    text = result.to_json() if output == "json" else result.to_yaml()
+    _emit(text)
+    _remember_for_fastpath(state, engine, app, result, text)
 
 
 STREAM_MAX_BYTES = 256 << 20
@@ -362,26 +365,24 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         _emit(manifests.dump_yaml_stream(objects or []))
         return
     _emit(text)
-    if path == "." and not flags_given(flags) and not source_root:
-        _remember_for_fastpath(engine, app, result, text)
+    _remember_for_fastpath(state, engine, app, result, text)
 
 
-def flags_given(flags: dict[str, Any]) -> bool:
-    """Tell whether any app-shaping flag was passed (the fast path memoises bare calls only)."""
-    return any(v not in (None, False, (), "") for v in flags.values())
-
-
-def _remember_for_fastpath(engine: Engine, app: App, result: RenderResult, text: str) -> None:
-    """Let the next identical ``kiln generate .`` skip start-up (see kiln.cmp.fastpath)."""
+def _remember_for_fastpath(state: _State, engine: Engine, app: App, result: RenderResult,
+                           text: str) -> None:
+    """Let the next identical command skip start-up (see :mod:`kiln.cmp.fastpath`)."""
     import logging
     import os
 
-    if os.environ.get("KILN_CMP_FASTPATH", "1") == "0":
+    if os.environ.get("KILN_CMP_FASTPATH") == "0" or state.debug:
         return
-    from kiln.cmp.fastpath import record
+    from kiln.cmp.fastpath import record, request_for
 
+    request = request_for(state.args, os.environ)
+    if request is None:
+        return
     try:
-        record(engine, app, result, text, os.environ)
+        record(engine, app, result, text, os.environ, request)
     except Exception as exc:  # noqa: BLE001 - the output is already out; a memo is optional
         logging.getLogger("kiln.cmp").debug("fast-path memo not written: %s", exc)
 
@@ -459,7 +460,7 @@ def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> Non
     """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
     one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit."""
     args = sys.argv[1:] if argv is None else argv
-    state = _State()
+    state = _State(args)
     try:
         group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
     except click.exceptions.Abort:

@@ -1,9 +1,9 @@
 """The ``kiln`` console script: answer what needs no framework before importing the CLI.
 
 Every Argo CD refresh spawns one ``kiln generate .``, so start-up is paid per request.
-``--version`` and a repeated CMP ``generate .`` whose memo still holds (see
-:mod:`kiln.cmp.fastpath`) are answered with the standard library only; everything else goes
-to :func:`kiln.cli.main`. ``KILN_CMP_FASTPATH=0`` turns the memo off.
+``--version`` and a repeated ``generate .`` (in Argo CD's sidecar) or ``render PATH`` whose
+memo still holds (see :mod:`kiln.cmp.fastpath`) are answered with the standard library only;
+everything else goes to :func:`kiln.cli.main`. ``KILN_CMP_FASTPATH=0`` turns the memo off.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(f"kiln {__version__}\n")
         return
-    if args == ["generate", "."] and os.environ.get("KILN_CMP_FASTPATH", "1") != "0":
-        from kiln.cmp.fastpath import serve
+    if args[:1] in (["generate"], ["render"]) and os.environ.get("KILN_CMP_FASTPATH") != "0":
+        from kiln.cmp.fastpath import serve_args
 
-        text = serve(os.getcwd(), os.environ)
+        text = serve_args(args, os.environ)
         if text is not None:
             sys.stdout.write(text)
             sys.stdout.flush()

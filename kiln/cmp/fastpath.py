@@ -1,26 +1,29 @@
-"""A start-up-free cache hit for ``kiln generate .`` inside the Argo CD sidecar.
+"""A start-up-free cache hit for a repeated ``kiln generate .`` (Argo CD's sidecar) or
+``kiln render PATH``.
 
-Argo CD starts a new ``kiln generate .`` process for every manifest request. On a cache hit
-most of that process's time goes to importing click, PyYAML, msgspec and every plugin and to
-scanning entry points, before the cache is even looked at. This module answers a repeated
-request with the standard library only:
+Argo CD starts a new ``kiln generate .`` process for every manifest request, and CI loops run
+``kiln render`` over and over. On a cache hit most of such a process's time goes to importing
+click, msgspec, pluggy and every plugin, before the cache is even looked at. This module
+answers a repeated request with the standard library only:
 
-- :func:`record` runs after a successful normal ``generate`` and writes a *memo* under
-  ``<cache dir>/cmp-fast/``: the exact stream printed, the sha256 of every input file the
+- :func:`record` runs after a successful normal run and writes a *memo* under
+  ``<cache dir>/cmp-fast/``: the exact output printed, the sha256 of every input file the
   renderer declared, the values of the build-env variables the options reference, and a
   digest of the source tree's *shape* (every file and directory path under the source root).
-- :func:`serve` looks the memo up by the request (CMP settings, kiln code and tool stamps) and
-  returns the stream only when the tree shape, every input file and every referenced variable
-  are unchanged; anything else returns None and the caller takes the normal path.
+- :func:`serve` looks the memo up by the request (the command, CMP settings, ``KILN_*``
+  settings, kiln code, tool and installed-distribution stamps) and returns the output only
+  when the tree shape, every input file and every referenced variable are unchanged; anything
+  else returns None and the caller takes the normal path.
 
 Only renders that needed no secret resolution, no post-render hook and no non-file input
-(``Inputs.extra``) are memoised, so a memo never holds a resolved secret and never stands for
-anything the files do not determine. Adding or removing any file under the source root
-invalidates every memo of that tree (a miss, never a stale hit).
+(``Inputs.extra``), and whose output holds nothing a secret resolver would look at, are
+memoised: a memo never holds a secret and never stands for anything the files do not
+determine. Adding or removing any file under the source root invalidates every memo of that
+tree (a miss, never a stale hit).
 
-Wiring: :mod:`kiln.entry` calls :func:`serve` before importing click when the arguments are
-exactly ``generate .``; ``kiln generate`` calls :func:`record` after a successful bare
-``generate .`` in CMP mode. ``KILN_CMP_FASTPATH=0`` turns both off.
+Wiring: :mod:`kiln.entry` calls :func:`serve_args` before importing click; ``kiln generate``
+and ``kiln render`` call :func:`record` after a successful run of a request
+:func:`request_for` accepts. ``KILN_CMP_FASTPATH=0`` turns both off.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,14 +61,62 @@ def cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "kiln"
 
 
-def serve(app_dir: str | Path, env: Mapping[str, str]) -> str | None:
-    """The stream a previous ``generate`` printed for this very request, if nothing it
-    depends on changed; None otherwise (including on any read problem)."""
-    if not env.get("ARGOCD_APP_NAME"):
+@dataclass(frozen=True)
+class Request:
+    """A command the memo can answer: the app directory, the command's arguments (the app
+    path left out, so an unpacked copy elsewhere is the same request) and the cache dir."""
+
+    app_dir: Path
+    command: tuple[str, ...]
+    directory: Path
+
+
+def request_for(args: Sequence[str], env: Mapping[str, str],
+                cwd: str | Path | None = None) -> Request | None:
+    """The memoisable request ``args`` make, or None when they are not one.
+
+    Two shapes qualify: ``generate .`` inside Argo CD's sidecar (``ARGOCD_APP_NAME`` set), and
+    ``render PATH`` with only ``--cache-dir DIR`` and ``-o/--output FORMAT`` besides. Anything
+    else (other flags, ``--debug``, ``--no-cache``) takes the normal path every time.
+    """
+    base = Path(os.path.abspath(cwd if cwd is not None else os.getcwd()))
+    if list(args) == ["generate", "."]:
+        if not env.get("ARGOCD_APP_NAME"):
+            return None
+        return Request(base, ("generate", "."), cache_dir(env))
+    if len(args) < 2 or args[0] != "render" or args[1].startswith("-"):
         return None
+    directory = cache_dir(env)
+    command = ["render"]
+    rest = list(args[2:])
+    while rest:
+        flag = rest.pop(0)
+        name, eq, inline = flag.partition("=")
+        if name not in ("--cache-dir", "-o", "--output"):
+            return None
+        value = inline if eq else (rest.pop(0) if rest else None)
+        if value is None:
+            return None
+        if name == "--cache-dir":
+            directory = Path(os.path.join(base, value))
+        else:
+            command += ["--output", value]
+    return Request(Path(os.path.join(base, args[1])), tuple(command), directory)
+
+
+def serve_args(args: Sequence[str], env: Mapping[str, str],
+               cwd: str | Path | None = None) -> str | None:
+    """What :func:`serve` answers for the request ``args`` make (None when they make none)."""
+    request = request_for(args, env, cwd)
+    return serve(request, env) if request is not None else None
+
+
+def serve(request: Request, env: Mapping[str, str]) -> str | None:
+    """The output a previous run printed for this very request, if nothing it depends on
+    changed; None otherwise (including on any read problem)."""
     try:
-        app_path = Path(os.path.abspath(app_dir))
-        memo_path = _memo_path(app_path, env)
+        app_path = request.app_dir
+        memo_path = _memo_path(request, env)
         memo = json.loads(memo_path.read_text(encoding="utf-8"))
         if memo.get("format") != FORMAT:
             return None
@@ -83,16 +135,23 @@ def serve(app_dir: str | Path, env: Mapping[str, str]) -> str | None:
 
 
 def record(engine: Engine, app: App, result: RenderResult, text: str,
-           env: Mapping[str, str]) -> bool:
-    """Memoise a successful ``generate`` of ``app`` that printed ``text``; True if written.
+           env: Mapping[str, str], request: Request) -> bool:
+    """Memoise a successful run of ``request`` for ``app`` that printed ``text``; True if
+    written.
 
-    Skipped (False) when not in CMP mode, when the render was uncacheable, resolved secrets,
-    ran post-render hooks, or depends on anything but files.
+    Skipped (False) when the render was uncacheable, resolved secrets, ran post-render hooks,
+    depends on anything but files, or when its output holds anything a secret resolver looks
+    at (its ``markers``: a reference left for lack of a backend must not be served once a
+    backend is configured). The memo therefore never holds a secret value.
     """
-    if not env.get("ARGOCD_APP_NAME") or result.key is None or result.secrets_resolved:
+    if result.key is None or result.secrets_resolved or request.directory != engine.cache_dir:
         return False
     if engine.plugins.has_post_render():
         return False
+    for resolver in engine.plugins.resolvers.ordered():
+        markers = getattr(resolver, "markers", None)
+        if markers is None or any(m in text for m in markers):
+            return False
     renderer = engine.renderer_for(app)
     inputs = renderer.inputs(app, engine.render_context())
     if not inputs.cacheable or inputs.extra:
@@ -108,7 +167,7 @@ def record(engine: Engine, app: App, result: RenderResult, text: str,
         "env": dict(app.identity().get("env", {})),
         "yaml": text,
     }
-    path = _memo_path(app.path, env)
+    path = _memo_path(request, env)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".memo-")
     try:
@@ -134,20 +193,21 @@ def tree_digest(root: Path) -> str:
                           ).hexdigest()
 
 
-def request_key(app_dir: Path, env: Mapping[str, str]) -> str:
-    """The memo's name: the CMP request (settings, PARAM_* forms, every KILN_* setting such as
-    a tool override) plus stamps of kiln's code and tools, so an upgrade in place never
-    serves an old render."""
-    request: dict[str, Any] = {k: env.get(k) for k in REQUEST_VARS}
-    request.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
+def request_key(request: Request, env: Mapping[str, str]) -> str:
+    """The memo's name: the command, the CMP request (settings, PARAM_* forms), every KILN_*
+    setting such as a tool override, plus stamps of kiln's code and tools, so an upgrade in
+    place never serves an old render."""
+    variables: dict[str, Any] = {k: env.get(k) for k in REQUEST_VARS}
+    variables.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
     for name, value in env.items():  # a tool named by KILN_HELM etc. replaced in place
         if name.startswith("KILN_") and os.path.isfile(value):
             st = os.stat(value)
-            request[f"{name}@stat"] = [st.st_size, st.st_mtime_ns]
+            variables[f"{name}@stat"] = [st.st_size, st.st_mtime_ns]
     return hashlib.sha256(json.dumps({
         "format": FORMAT,
-        "request": request,
-        "appFile": _sha256_or_none(app_dir / "kiln.yaml"),
+        "command": list(request.command),
+        "request": variables,
+        "appFile": _sha256_or_none(request.app_dir / "kiln.yaml"),
         "code": code_stamp(),
     }, sort_keys=True).encode()).hexdigest()
 
@@ -183,8 +243,8 @@ def code_stamp() -> list[Any]:
     return stamp
 
 
-def _memo_path(app_dir: Path, env: Mapping[str, str]) -> Path:
-    return cache_dir(env) / MEMO_DIR / f"{request_key(app_dir, env)}.json"
+def _memo_path(request: Request, env: Mapping[str, str]) -> Path:
+    return request.directory / MEMO_DIR / f"{request_key(request, env)}.json"
 
 
 def _sha256(path: Path) -> str:
@@ -199,4 +259,5 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
-__all__ = ["code_stamp", "record", "request_key", "serve", "tree_digest"]
+__all__ = ["Request", "code_stamp", "record", "request_for", "request_key", "serve", "serve_args",
+           "tree_digest"]

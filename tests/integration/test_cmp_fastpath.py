@@ -1,4 +1,4 @@
-"""The opt-in start-up-free hit for ``kiln generate .`` (kiln.cmp.fastpath): it serves exactly
+"""The start-up-free hit for ``kiln generate .`` (kiln.cmp.fastpath): it serves exactly
 what the normal path printed, and nothing once anything the render depends on changed."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kiln.cmp import fastpath
 from kiln.cmp.environment import load_app_from_environment
-from kiln.cmp.fastpath import record, serve
 from kiln.core.engine import Engine
 from tests.helpers import REPO
 from tests.integration.test_cmp_e2e import (
@@ -35,7 +35,14 @@ def _generate(app_dir: Path, env: dict[str, str], cache: Path) -> tuple[str, boo
     app = load_app_from_environment(engine, app_dir, env)
     result = engine.render(app)
     text = result.to_yaml()
-    return text, record(engine, app, result, text, env)
+    request = fastpath.request_for(["generate", "."], env, cwd=app_dir)
+    assert request is not None
+    return text, fastpath.record(engine, app, result, text, env, request)
+
+
+def serve(app_dir: Path, env: dict[str, str]) -> str | None:
+    """What a repeated ``kiln generate .`` in ``app_dir`` would be answered from the memo."""
+    return fastpath.serve_args(["generate", "."], env, cwd=app_dir)
 
 
 @pytest.fixture
@@ -124,8 +131,8 @@ def test_process_serves_without_importing_the_engine(setup: tuple[Path, Path, di
     repo, cache, env = setup
     app_dir = repo / "apps" / "web"
     text, _ = _generate(app_dir, env, cache)
-    code = ("import os, sys\nfrom kiln.cmp.fastpath import serve\n"
-            "text = serve(os.getcwd(), os.environ)\n"
+    code = ("import os, sys\nfrom kiln.cmp.fastpath import serve_args\n"
+            "text = serve_args(['generate', '.'], os.environ)\n"
             "assert 'yaml' not in sys.modules and 'click' not in sys.modules\n"
             "assert 'kiln.core.engine' not in sys.modules\n"
             "sys.stdout.write(text)\n")
