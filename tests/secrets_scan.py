@@ -1,7 +1,7 @@
 """The plaintext-in-cache scan every secrets test ends with.
 
 ``assert_no_plaintext(dirs, values)`` reads every file under ``dirs`` — decompressing kiln cache
-entries (zlib after the ``kiln-cache-1`` header), gzip and zlib blobs — and fails if any value
+entries (zlib after the ``kiln-cache-N`` header), gzip and zlib blobs — and fails if any value
 appears raw, base64 or URL-safe base64 (padded or not). The ``plaintext_scan`` fixture collects
 values during a test (``scan.add(...)``) and runs the check at teardown over the test's cache
 directories (``scan.watch(dir)`` adds more). Import the fixture into a test module to use it:
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-KILN_MAGIC = b"kiln-cache-1 "
+from kiln.core.cache.codec import MAGIC as KILN_MAGIC
+
 MIN_LENGTH = 4
 
 

@@ -316,12 +316,15 @@ class Engine:
             return
         ctx: SecretContext | None = None
         errors: list[SecretError] = []
+        seen: dict[str, bool] = {}  # resolvers share markers: search the text once for each
         for resolver in resolvers:
             # A resolver may name text ``markers`` whose absence proves it has nothing to do:
             # checked against the YAML text, they spare decoding the objects on a cache hit.
             markers = getattr(resolver, "markers", None)
             text = result._yaml
-            if markers is not None and text is not None and not any(m in text for m in markers):
+            if markers is not None and text is not None and not any(
+                seen[m] if m in seen else seen.setdefault(m, m in text) for m in markers
+            ):
                 continue
             ctx = ctx or self.secret_context(app, verified)
             if resolver.wants(result.objects, ctx):

@@ -1,7 +1,9 @@
 """The byte format of a cache entry, shared by every store.
 
-``kiln-cache-1 <sha256 of payload>\\n`` followed by the zlib-compressed payload. A reader that
-finds anything else (truncation, a flipped bit, another format) treats the entry as a miss.
+``kiln-cache-2 <sha256 of the compressed body>`` and a newline, followed by the
+zlib-compressed payload. Hashing the compressed body is cheaper on every hit than hashing the
+payload, and zlib's own checksum covers the decompressed bytes too. A reader that finds
+anything else (truncation, a flipped bit, another format) treats the entry as a miss.
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-MAGIC = b"kiln-cache-1 "
+MAGIC = b"kiln-cache-2 "
 
 
 def encode(payload: bytes) -> bytes:
     """Wrap ``payload`` with its digest and compress it."""
-    digest = hashlib.sha256(payload).hexdigest().encode()
-    return MAGIC + digest + b"\n" + zlib.compress(payload, 6)
+    body = zlib.compress(payload, 6)
+    return MAGIC + hashlib.sha256(body).hexdigest().encode() + b"\n" + body
 
 
 def decode(blob: bytes) -> bytes | None:
@@ -24,10 +26,9 @@ def decode(blob: bytes) -> bytes | None:
     if not sep or not header.startswith(MAGIC):
         return None
     expected = header[len(MAGIC):].decode("ascii", "replace")
+    if hashlib.sha256(body).hexdigest() != expected:
+        return None
     try:
-        payload = zlib.decompress(body)
+        return zlib.decompress(body)
     except zlib.error:
         return None
-    if hashlib.sha256(payload).hexdigest() != expected:
-        return None
-    return payload
