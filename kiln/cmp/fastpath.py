@@ -51,6 +51,8 @@ REQUEST_VARS = ("ARGOCD_APP_NAME", "ARGOCD_APP_NAMESPACE", "ARGOCD_APP_PARAMETER
                 "ARGOCD_APP_SOURCE_PATH", *KUBE_VARS, "KILN_DISABLE_PLUGINS",
                 "KILN_STRICT_PLUGINS")
 SKIPPED_DIRS = frozenset({".git"})
+MAX_TREE_ENTRIES = 20_000
+"""Largest source tree (files and directories) a memo is kept for."""
 
 
 def cache_dir(env: Mapping[str, str]) -> Path:
@@ -156,13 +158,17 @@ def record(engine: Engine, app: App, result: RenderResult, text: str,
     inputs = renderer.inputs(app, engine.render_context())
     if not inputs.cacheable or inputs.extra:
         return False
+    try:
+        tree = tree_digest(app.root)
+    except TreeTooLarge:
+        return False
     real_app = os.path.realpath(app.path)
     files = {os.path.relpath(os.path.realpath(path), real_app): _sha256(Path(path))
              for path in inputs.files}
     memo = {
         "format": FORMAT,
         "root": os.path.relpath(os.path.realpath(app.root), real_app),
-        "tree": tree_digest(app.root),
+        "tree": tree,
         "files": dict(sorted(files.items())),
         "env": dict(app.identity().get("env", {})),
         "yaml": text,
@@ -180,15 +186,22 @@ def record(engine: Engine, app: App, result: RenderResult, text: str,
     return True
 
 
-def tree_digest(root: Path) -> str:
+class TreeTooLarge(ValueError):
+    """The source tree has more paths than the memo is worth walking for."""
+
+
+def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
     """sha256 over every file and directory path under ``root`` (``.git`` skipped): changes
-    when anything is added, removed or renamed, not when contents change."""
+    when anything is added, removed or renamed, not when contents change. A tree of more than
+    ``limit`` paths raises TreeTooLarge (walking it would cost more than the memo saves)."""
     entries: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
         rel = os.path.relpath(dirpath, root)
         entries.extend(f"d {rel}/{d}" for d in dirnames)
         entries.extend(f"f {rel}/{f}" for f in filenames)
+        if len(entries) > limit:
+            raise TreeTooLarge(f"more than {limit} paths under {root}")
     return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8", "surrogateescape")
                           ).hexdigest()
 

@@ -111,3 +111,14 @@ def test_request_shapes(tmp_path: Path) -> None:
         assert request_for(args, env, cwd=tmp_path) is None, args
     cmp = request_for(["generate", "."], {**env, "ARGOCD_APP_NAME": "web"}, cwd=tmp_path)
     assert cmp == Request(tmp_path, ("generate", "."), tmp_path / "c")
+
+
+def test_a_huge_source_tree_is_not_memoised(tmp_path: Path) -> None:
+    """Walking a very large tree on every repeat would cost more than the memo saves."""
+    from kiln.cmp.fastpath import TreeTooLarge, tree_digest
+
+    for i in range(30):
+        (tmp_path / f"f{i}").write_text("x")
+    assert len(tree_digest(tmp_path, limit=100)) == 64
+    with pytest.raises(TreeTooLarge):
+        tree_digest(tmp_path, limit=10)
