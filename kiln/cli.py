@@ -303,6 +303,21 @@ def _read_stream(path: str) -> str:
         raise InputError("not UTF-8 text", source=source) from None
 
 
+def _stream_app(engine: Engine, settings: dict[str, Any]) -> App | None:
+    """The secrets settings given by flags for a stream read from stdin or a file (there is no
+    app directory, so no kiln.yaml is read); None when no flag set any."""
+    if not settings.get("secrets"):
+        return None
+    from pathlib import Path
+
+    from kiln.core.app import build_app
+
+    resolvers = engine.plugins.resolvers
+    return build_app(Path.cwd(), {"secrets": settings["secrets"]}, renderer_types={},
+                     resolver_types={n: resolvers.get(n).options_type for n in resolvers},
+                     source="command line")
+
+
 def _emit(text: str) -> None:
     """Write the whole output at once (only ever called after everything succeeded)."""
     sys.stdout.write(text)
@@ -335,7 +350,8 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     text: str | None = None
     if path == "-" or os.path.isfile(path):
         source = "<stdin>" if path == "-" else path
-        objects = engine.resolve(manifests.parse_stream(_read_stream(path), source))
+        stream = manifests.parse_stream(_read_stream(path), source)
+        objects = engine.resolve(stream, _stream_app(engine, _settings(**flags)))
     else:
         from kiln.cmp.environment import settings_from_environment
         from kiln.core.app import merge_settings

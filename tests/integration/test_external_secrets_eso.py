@@ -405,6 +405,11 @@ def test_round_trip_convert_then_materialize_equals_resolving(
                                                      "KILN_EXTERNAL_SECRETS": "materialize"},
                         stdin=converted.stdout)
     assert materialized.returncode == 0, materialized.stderr
+    # The flag does the same for a stream as the variable (no app, so no kiln.yaml).
+    by_flag = kiln("generate", "-", tmp_path, {"VAULT_TOKEN": openbao.token},
+                   "--external-secrets", "materialize", stdin=converted.stdout)
+    assert by_flag.returncode == 0, by_flag.stderr
+    assert by_flag.stdout == materialized.stdout
     out = docs(materialized.stdout)
     assert [o["kind"] for o in out] == ["Deployment", "Secret"]
     secret = out[1]
