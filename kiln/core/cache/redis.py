@@ -1,6 +1,8 @@
 """The Redis cache store: several kiln replicas (e.g. Argo CD repo-server sidecars) share one cache.
 
-Entries use the same self-verifying format as the filesystem store, under ``kiln:m:<key>``.
+Entries use the same self-verifying format as the filesystem store, under ``kiln:m:<key>``: each
+records the key it was written for, so a value copied under another name is a miss, and with
+an operator HMAC key (``KILN_CACHE_HMAC_KEY``) only entries sealed with that key are served.
 Each entry gets a time-to-live refreshed on every read (24 hours by default, Argo CD's
 ``repo-cache-expiration``), so unused renders expire; Redis' own ``maxmemory`` policy bounds the
 total. Only placeholder-bearing, pre-resolution renders are ever stored, as with every store.
@@ -13,7 +15,7 @@ import logging
 from typing import Any
 
 from kiln.core.cache import codec
-from kiln.core.cache.base import CacheStats
+from kiln.core.cache.base import CacheStats, log_rejected
 from kiln.core.errors import CacheError
 
 log = logging.getLogger("kiln.cache")
@@ -29,11 +31,13 @@ class RedisStore:
     goes on without the shared cache; ``stats`` and ``clear`` raise CacheError.
     """
 
-    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0,
+                 mac_key: bytes | None = None) -> None:
         import redis
 
         self.url = url
         self.ttl = ttl
+        self._mac_key = mac_key
         self._client: Any = redis.Redis.from_url(url, socket_timeout=timeout,
                                                  socket_connect_timeout=timeout)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
@@ -57,17 +61,19 @@ class RedisStore:
             return None
         if blob is None:
             return None
-        payload = codec.decode(blob)
-        if payload is None:
-            log.warning("cache entry %s is corrupted: removed", key[:12])
-            with contextlib.suppress(*self._errors):
-                self._client.delete(name)
-        return payload
+        try:
+            return codec.decode(key, blob, self._mac_key)
+        except codec.Rejected as exc:
+            if exc.corrupt:
+                with contextlib.suppress(*self._errors):
+                    self._client.delete(name)
+            log_rejected(key, exc)
+            return None
 
     def put(self, key: str, payload: bytes) -> None:
         """Store ``payload`` under ``key`` with the store's time-to-live."""
         try:
-            self._client.set(PREFIX + key, codec.encode(payload), ex=self.ttl)
+            self._client.set(PREFIX + key, codec.encode(key, payload, self._mac_key), ex=self.ttl)
         except self._errors as exc:
             log.warning("cannot write cache entry %s: %s", key[:12], type(exc).__name__)
 
@@ -98,7 +104,6 @@ class RedisStore:
 
 
 def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+    from kiln.core.redact import mask_credentials
+
+    return mask_credentials(url)
