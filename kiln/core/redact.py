@@ -31,8 +31,8 @@ _SECRET_NAMES = (
     r"|secret[_-]?key|credentials?|auth[_-]?key|session[_-]?key"
 )
 _NAME_CHARS = r"A-Za-z0-9_.-"
-_VALUE = r"(?!\*\*\*|<redacted>|<[a-z]+:)[^\s\"'&;]+"
-"""A value worth masking: not already masked, not a kiln placeholder (``<path:…>``)."""
+_VALUE = r"(?!<[a-z]+:)[^\s\"'&;]+"
+"""A value worth masking: anything but a kiln placeholder (``<path:…>``, a reference)."""
 _AUTH_SCHEME = ("bearer", "basic", "token", "negotiate")
 
 
@@ -55,7 +55,7 @@ def _rules() -> tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str
     """
     import re
 
-    pem_block = r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY( BLOCK)?-----"
+    pem_block = r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY((?: BLOCK)?)-----"
     return (
         # A PEM private key: everything up to its END line (or the end of the text); and the
         # tail of one whose BEGIN line was cut off (a tool's stderr is kept from its end).
@@ -70,7 +70,7 @@ def _rules() -> tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str
         # Authorization: Bearer|Basic|Token <one token>; any other scheme: the rest of the line.
         (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)([^\n\"']*)"),
          _mask_authorization),
-        # name=value, "name": "value", Header-Name: value, --name value, for names ending in
+        # name=value, "name": "value", X-Header-Name: value, --name value, for names ending in
         # password, token, secret, key... A plain ``name: value`` is left alone: it is how
         # kiln names a field in its own messages (``stringData.password: <path:…>: not found``).
         (re.compile(rf"(?i)(?<![{_NAME_CHARS}])([{_NAME_CHARS}]*(?:{_SECRET_NAMES})"
@@ -79,11 +79,11 @@ def _rules() -> tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str
         (re.compile(rf"(?i)([\"'][{_NAME_CHARS}]*(?:{_SECRET_NAMES})[\"']\s*:\s*[\"']?)"
                     + _VALUE),
          r"\1" + MASK),
-        (re.compile(rf"(?i)(?<![{_NAME_CHARS}])((?:[A-Za-z0-9]+-)+(?:{_SECRET_NAMES})\s*:\s*)"
-                    + _VALUE),
+        (re.compile(rf"(?<![{_NAME_CHARS}])((?:[Xx]-|[A-Z][A-Za-z0-9]*-)(?:[A-Za-z0-9]+-)*"
+                    rf"(?i:{_SECRET_NAMES})\s*:\s*)" + _VALUE),
          r"\1" + MASK),
         (re.compile(rf"(?i)(?<![{_NAME_CHARS}])(--?[{_NAME_CHARS}]*(?:{_SECRET_NAMES}) +)"
-                    r"(?!-)" + _VALUE),
+                    + _VALUE),
          r"\1" + MASK),
         # Bare shapes: AWS access key ids, Vault tokens, age identities, JWTs, GitHub, GitLab,
         # Slack and Google API tokens.
