@@ -8,6 +8,7 @@ import logging
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[object]:
+def client(redis_url: str) -> Iterator[Any]:
     import redis
 
     conn = redis.Redis.from_url(redis_url)
@@ -55,13 +56,13 @@ def engine(tmp_path: Path, redis_url: str, **env: str) -> Engine:
                   entry_points=False)
 
 
-def test_value_set_under_another_key_is_a_miss(client: object, redis_url: str, tmp_path: Path,
+def test_value_set_under_another_key_is_a_miss(client: Any, redis_url: str, tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     eng = engine(tmp_path, redis_url)
     shop, blog = make_app(tmp_path, "shop"), make_app(tmp_path, "blog")
     shop_key, blog_key = eng.render(App(path=shop)).key, eng.render(App(path=blog)).key
     assert shop_key and blog_key
-    client.set(PREFIX + blog_key, client.get(PREFIX + shop_key))  # type: ignore[attr-defined]
+    client.set(PREFIX + blog_key, client.get(PREFIX + shop_key))
     with caplog.at_level(logging.WARNING, logger="kiln.cache"):
         assert names(eng, blog) == (False, ["blog"])
     assert shop_key[:12] in caplog.text and blog_key[:12] in caplog.text
@@ -69,7 +70,7 @@ def test_value_set_under_another_key_is_a_miss(client: object, redis_url: str, t
     assert names(eng, shop) == (True, ["shop"])
 
 
-def test_hmac_through_redis(client: object, redis_url: str, tmp_path: Path) -> None:
+def test_hmac_through_redis(client: Any, redis_url: str, tmp_path: Path) -> None:
     keyed = engine(tmp_path, redis_url, KILN_CACHE_HMAC_KEY=HMAC_KEY)
     other_tenant = engine(tmp_path, redis_url, KILN_CACHE_HMAC_KEY="tenant-b-key-" + "0" * 16)
     app = make_app(tmp_path, "web")
@@ -77,7 +78,7 @@ def test_hmac_through_redis(client: object, redis_url: str, tmp_path: Path) -> N
     assert names(keyed, app) == (True, ["web"])
     key = keyed.render(App(path=app)).key
     assert key
-    stored = client.get(PREFIX + key)  # type: ignore[attr-defined]
+    stored = client.get(PREFIX + key)
     assert HMAC_KEY.encode() not in stored
     # another tenant's kiln, holding another key, does not serve tenant A's entry
     assert names(other_tenant, app) == (False, ["web"])
@@ -86,13 +87,13 @@ def test_hmac_through_redis(client: object, redis_url: str, tmp_path: Path) -> N
                          b'{"name":"forged"}}],"yaml":"forged","meta":{}}')
     seal = hashlib.sha256(key.encode() + b"\n" + body).hexdigest()
     forged = f"kiln-cache-3 {key} sha256={seal}\n".encode() + body
-    client.set(PREFIX + key, forged)  # type: ignore[attr-defined]
+    client.set(PREFIX + key, forged)
     assert names(engine(tmp_path, redis_url), app) == (True, ["forged"])  # no key: served
-    client.set(PREFIX + key, forged)  # type: ignore[attr-defined]
+    client.set(PREFIX + key, forged)
     assert names(keyed, app) == (False, ["web"])  # with the key: refused, rendered fresh
 
 
-def test_cli_with_hmac_key_file(client: object, redis_url: str, tmp_path: Path) -> None:
+def test_cli_with_hmac_key_file(client: Any, redis_url: str, tmp_path: Path) -> None:
     key_file = tmp_path / "hmac.key"
     key_file.write_text(HMAC_KEY + "\n")
     app = make_app(tmp_path, "cli-app")
@@ -111,3 +112,35 @@ def test_cli_with_hmac_key_file(client: object, redis_url: str, tmp_path: Path) 
                    env={**env, "KILN_CACHE_HMAC_KEY_FILE": str(tmp_path / "missing")})
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("kiln: error: KILN_CACHE_HMAC_KEY_FILE=")
+
+
+# The ACL docs/cache.md tells operators to set, word for word.
+DOCUMENTED_ACL = ("on >kiln-redis-pw-0123 resetkeys ~kiln:m:* resetchannels -@all "
+                  "+get +set +expire +del +strlen +scan +multi +exec")
+
+
+def test_documented_redis_acl_is_enough(client: Any, redis_url: str, tmp_path: Path) -> None:
+    import redis
+
+    client.execute_command("ACL", "SETUSER", "kiln", *DOCUMENTED_ACL.split())
+    client.set("argocd|app-details", b"argo cd's own entry")
+    url = redis_url.replace("redis://", "redis://kiln:kiln-redis-pw-0123@")
+    app = make_app(tmp_path, "acl-app")
+    env = {"KILN_CACHE_URL": url}
+    cache = str(tmp_path / "acl-state")
+    runs = [run_kiln("render", str(app), "--debug", "--cache-dir", cache, env=env)
+            for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    assert "cache hit via directory" in runs[1].stderr
+    assert "unreachable" not in runs[0].stderr + runs[1].stderr
+    stats = run_kiln("cache", "stats", env=env)
+    assert stats.returncode == 0 and "entries: 1" in stats.stdout
+    assert client.execute_command("ACL", "LOG") == []
+    # and the kiln user can touch nothing else in that Redis
+    confined = redis.Redis.from_url(url)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        confined.get("argocd|app-details")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        confined.set("argocd|app-details", b"forged")
+    confined.close()
+    client.execute_command("ACL", "DELUSER", "kiln")

@@ -94,7 +94,7 @@ def test_without_hmac_a_rewritten_header_is_served(tmp_path: Path, cache_dir: Pa
 def test_hmac_rejects_forged_unauthenticated_and_foreign_entries(
         tmp_path: Path, cache_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     eng = engine(cache_dir, KILN_CACHE_HMAC_KEY=KEY_A)
-    shop, shop_key, blog, blog_key = two_apps(tmp_path, eng)
+    _, shop_key, blog, blog_key = two_apps(tmp_path, eng)
     assert names(eng, blog) == (True, ["blog"])  # with the right key: a hit
     stolen = payload_of(entry_path(cache_dir, shop_key).read_bytes())
     forged = {
@@ -199,3 +199,13 @@ def test_codec_round_trip_and_any_flipped_byte_is_rejected(
         codec.decode(key, bytes(flipped), mac)
     with pytest.raises(codec.Rejected):
         codec.decode(hashlib.sha256(b"other" + payload).hexdigest(), blob, mac)
+
+
+def test_entries_are_private_to_kiln_s_user(tmp_path: Path, cache_dir: Path) -> None:
+    eng = engine(cache_dir)
+    key = eng.render(App(path=make_app(tmp_path, "web"))).key
+    assert key
+    path = entry_path(cache_dir, key)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    assert (cache_dir / "objects").stat().st_mode & 0o777 == 0o700

@@ -69,7 +69,10 @@ class FsStore:
         path = self._path(key)
         blob = codec.encode(key, payload, self._mac_key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                # Only kiln's user may list or add entries (files are mkstemp's 0600).
+                self.objects.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:
