@@ -36,6 +36,9 @@ _VALUE = r"(?!<[a-z]+:)[^\s\"'&;]+"
 _AUTH_SCHEME = ("bearer", "basic", "token", "negotiate")
 
 
+_Rule = tuple[tuple[str, ...], "re.Pattern[str]", "str | Callable[[re.Match[str]], str]"]
+
+
 def _mask_authorization(match: re.Match[str]) -> str:
     """``Authorization: Bearer ***`` keeping the rest of the line; other schemes lose it all."""
     value = match.group(2)
@@ -47,55 +50,62 @@ def _mask_authorization(match: re.Match[str]) -> str:
 
 
 @functools.cache
-def _rules() -> tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...]:
+def _rules() -> tuple[_Rule, ...]:
     """The masking rules, compiled once on first use (a cache hit that logs nothing pays none).
 
-    Order matters: private keys and URLs first (their text may hold anything), then headers and
-    ``name=value`` forms, then bare token shapes.
+    Each is (triggers, pattern, replacement): a rule runs only on text whose lower-cased form
+    contains one of its triggers (none: always), so ordinary text costs a few substring
+    searches. Order matters: private keys and URLs first (their text may hold anything), then
+    headers and ``name=value`` forms, then bare token shapes.
     """
     import re
 
+    pem = ("private key",)
+    named = ("pass", "secret", "token", "key", "credential")
     pem_block = r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY((?: BLOCK)?)-----"
     return (
         # A PEM private key: everything up to its END line (or the end of the text); and the
         # tail of one whose BEGIN line was cut off (a tool's stderr is kept from its end).
-        (re.compile(pem_block + r".*?(?:-----END \1PRIVATE KEY\2-----|\Z)", re.S),
+        (pem, re.compile(pem_block + r".*?(?:-----END \1PRIVATE KEY\2-----|\Z)", re.S),
          r"-----BEGIN \1PRIVATE KEY\2-----" + MASK + r"-----END \1PRIVATE KEY\2-----"),
-        (re.compile(r"[A-Za-z0-9+/=\s]{16,}(-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)"),
+        (pem, re.compile(r"(?<![A-Za-z0-9+/=\s])[A-Za-z0-9+/=\s]{16,}"
+                         r"(-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----)"),
          MASK + r"\1"),
         # URL user info: scheme://user:password@host -> scheme://***@host (up to the last '@'
         # before the path, so a password holding an unencoded '@' is covered too).
-        (re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?:@[^\s/?#@]*)*@"),
+        (("@",), re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://)"
+                            r"[^\s/?#@]*(?:@[^\s/?#@]*)*@"),
          r"\1" + MASK + "@"),
         # Authorization: Bearer|Basic|Token <one token>; any other scheme: the rest of the line.
-        (re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)([^\n\"']*)"),
+        (("authorization",),
+         re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)([^\n\"']*)"),
          _mask_authorization),
         # name=value, "name": "value", X-Header-Name: value, --name value, for names ending in
         # password, token, secret, key... A plain ``name: value`` is left alone: it is how
         # kiln names a field in its own messages (``stringData.password: <path:…>: not found``).
-        (re.compile(rf"(?i)(?<![{_NAME_CHARS}])([{_NAME_CHARS}]*(?:{_SECRET_NAMES})"
-                    r"\s*=\s*[\"']?)" + _VALUE),
+        (named, re.compile(rf"(?i)(?<![{_NAME_CHARS}])([{_NAME_CHARS}]*(?:{_SECRET_NAMES})"
+                           r"\s*=\s*[\"']?)" + _VALUE),
          r"\1" + MASK),
-        (re.compile(rf"(?i)([\"'][{_NAME_CHARS}]*(?:{_SECRET_NAMES})[\"']\s*:\s*[\"']?)"
-                    + _VALUE),
+        (named, re.compile(rf"(?i)([\"'][{_NAME_CHARS}]*(?:{_SECRET_NAMES})[\"']\s*:\s*[\"']?)"
+                           + _VALUE),
          r"\1" + MASK),
-        (re.compile(rf"(?<![{_NAME_CHARS}])((?:[Xx]-|[A-Z][A-Za-z0-9]*-)(?:[A-Za-z0-9]+-)*"
-                    rf"(?i:{_SECRET_NAMES})\s*:\s*)" + _VALUE),
+        (named, re.compile(rf"(?<![{_NAME_CHARS}])((?:[Xx]-|[A-Z][A-Za-z0-9]*-)"
+                           rf"(?:[A-Za-z0-9]+-)*(?i:{_SECRET_NAMES})\s*:\s*)" + _VALUE),
          r"\1" + MASK),
-        (re.compile(rf"(?i)(?<![{_NAME_CHARS}])(--?[{_NAME_CHARS}]*(?:{_SECRET_NAMES}) +)"
-                    + _VALUE),
+        (named, re.compile(rf"(?i)(?<![{_NAME_CHARS}])(--?[{_NAME_CHARS}]*(?:{_SECRET_NAMES}) +)"
+                           + _VALUE),
          r"\1" + MASK),
         # Bare shapes: AWS access key ids, Vault tokens, age identities, JWTs, GitHub, GitLab,
         # Slack and Google API tokens.
-        (re.compile(r"\b((?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA|APKA|ABIA|ACCA)"
-                    r")[A-Z0-9]{16}\b"), r"\1" + MASK),
-        (re.compile(r"\b(hv[sbr]\.)[A-Za-z0-9_-]{20,}"), r"\1" + MASK),
-        (re.compile(r"(?<![A-Za-z0-9.])([sbr]\.)[A-Za-z0-9]{24}\b"), r"\1" + MASK),
-        (re.compile(r"\b(AGE-SECRET-KEY-1)[0-9A-Za-z]+"), r"\1" + MASK),
-        (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "eyJ" + MASK),
-        (re.compile(r"\b(gh[pousr]_|github_pat_|glpat-|xox[abposr]-)[A-Za-z0-9_-]{10,}"),
+        ((), re.compile(r"\b((?:AKIA|ASIA|AROA|AIDA|AGPA|ANPA|ANVA|AIPA|APKA|ABIA|ACCA)"
+                        r")[A-Z0-9]{16}\b"), r"\1" + MASK),
+        ((), re.compile(r"\b(hv[sbr]\.)[A-Za-z0-9_-]{20,}"), r"\1" + MASK),
+        ((), re.compile(r"(?<![A-Za-z0-9.])([sbr]\.)[A-Za-z0-9]{24}\b"), r"\1" + MASK),
+        ((), re.compile(r"\b(AGE-SECRET-KEY-1)[0-9A-Za-z]+"), r"\1" + MASK),
+        ((), re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "eyJ" + MASK),
+        ((), re.compile(r"\b(gh[pousr]_|github_pat_|glpat-|xox[abposr]-)[A-Za-z0-9_-]{10,}"),
          r"\1" + MASK),
-        (re.compile(r"\b(AIza)[0-9A-Za-z_-]{35}\b"), r"\1" + MASK),
+        ((), re.compile(r"\b(AIza)[0-9A-Za-z_-]{35}\b"), r"\1" + MASK),
     )
 
 
@@ -111,8 +121,10 @@ def mask_credentials(text: str) -> str:
     """
     if not text:
         return text
-    for pattern, replacement in _rules():
-        text = pattern.sub(replacement, text)
+    lowered = text.lower()
+    for triggers, pattern, replacement in _rules():
+        if not triggers or any(t in lowered for t in triggers):
+            text = pattern.sub(replacement, text)
     return text
 
 

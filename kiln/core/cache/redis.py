@@ -17,6 +17,7 @@ from typing import Any
 from kiln.core.cache import codec
 from kiln.core.cache.base import CacheStats, log_rejected
 from kiln.core.errors import CacheError
+from kiln.core.redact import mask_credentials
 
 log = logging.getLogger("kiln.cache")
 
@@ -44,7 +45,7 @@ class RedisStore:
 
     def _unavailable(self, exc: BaseException) -> CacheError:
         return CacheError(f"Redis cache unreachable: {type(exc).__name__}",
-                          source=_without_password(self.url))
+                          source=mask_credentials(self.url))
 
     def get(self, key: str) -> bytes | None:
         """Return the verified payload or None; a corrupted entry is deleted."""
@@ -57,7 +58,7 @@ class RedisStore:
         except self._errors as exc:
             # A shared cache that is down must not stop rendering: it is only slower.
             log.warning("Redis cache %s unreachable (%s): rendering without it",
-                        _without_password(self.url), type(exc).__name__)
+                        mask_credentials(self.url), type(exc).__name__)
             return None
         if blob is None:
             return None
@@ -89,7 +90,7 @@ class RedisStore:
         total = 0
         for key in keys:
             total += int(self._client.strlen(key) or 0)
-        return CacheStats(len(keys), total, 0, _without_password(self.url))
+        return CacheStats(len(keys), total, 0, mask_credentials(self.url))
 
     def clear(self) -> int:
         """Delete every kiln entry (other keys in the database are left alone)."""
@@ -101,9 +102,3 @@ class RedisStore:
     def gc(self) -> int:
         """Nothing to do: entries expire by time-to-live and Redis' maxmemory policy."""
         return 0
-
-
-def _without_password(url: str) -> str:
-    from kiln.core.redact import mask_credentials
-
-    return mask_credentials(url)
