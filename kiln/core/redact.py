@@ -112,12 +112,15 @@ def _rules() -> tuple[_Rule, ...]:
 def mask_credentials(text: str) -> str:
     """Return ``text`` with every credential-shaped part masked as ``***``.
 
-    Promises: the password of any ``scheme://user:password@`` URL, the value of an
-    ``Authorization``/``X-Vault-Token``/``password=``/``token:``/``secret=``/
-    ``aws_secret_access_key=``… form, AWS access key ids, Vault tokens (``hvs.``, ``s.``), PEM
-    private key blocks, age secret keys and JWTs no longer appear. The user of a URL is masked
-    with its password (``scheme://***@host``, as the Redis cache URL always was). Text without
-    such shapes is returned unchanged.
+    Promises: none of these survive: the password of any ``scheme://user:password@`` URL
+    (percent-encoded, or raw without ``/?#`` or whitespace); the value of ``Authorization:``,
+    of ``X-…-Token:``-style headers, and of ``name=value``, ``"name": "value"`` and
+    ``--name value`` forms whose name ends in password, secret, token, credential(s) or an
+    api/access/private/secret key (``aws_secret_access_key=…``); AWS access key ids, Vault
+    tokens (``hvs.``, ``s.``), PEM private key blocks, age secret keys, JWTs, GitHub, GitLab,
+    Slack and Google API tokens. The user of a URL is masked with its password
+    (``scheme://***@host``, as the Redis cache URL always was). A plain ``name: value`` and
+    kiln placeholders (``<path:…>``) are left alone; text without such shapes is unchanged.
     """
     if not text:
         return text
