@@ -18,6 +18,7 @@ import msgspec
 
 from kiln.core import manifests
 from kiln.core.app import App, build_app, merge_settings, read_app_file
+from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
@@ -108,7 +109,8 @@ class Engine:
     ``cache_dir`` holds the manifest cache and kiln's tool state (default: see
     :func:`default_cache_dir`); ``cache_url`` (or ``$KILN_CACHE_URL``), a ``redis://`` URL,
     keeps manifests in Redis instead, shared by several replicas; ``use_cache=False`` renders
-    every time. ``plugins`` are extra
+    every time. With ``KILN_CACHE_HMAC_KEY`` (or ``KILN_CACHE_HMAC_KEY_FILE``) in ``env`` the
+    built-in stores authenticate every entry with that key. ``plugins`` are extra
     plugin objects registered after the built-ins (handy for library callers and tests);
     ``entry_points=False`` skips third-party discovery.
     """
@@ -130,13 +132,16 @@ class Engine:
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.env)
         self.use_cache = use_cache
         cache_url = cache_url or self.env.get("KILN_CACHE_URL")
+        self.redactor = Redactor()
+        mac_key = mac_key_from_env(self.env) if store is None else None
+        if mac_key is not None:
+            self.redactor.register(mac_key)
         if store is None and cache_url:
             from kiln.core.cache.redis import RedisStore
 
-            store = RedisStore(cache_url)
-        self.store: Store = store or FsStore(self.cache_dir, max_cache_bytes)
+            store = RedisStore(cache_url, mac_key=mac_key)
+        self.store: Store = store or FsStore(self.cache_dir, max_cache_bytes, mac_key=mac_key)
         self.timeout = timeout
-        self.redactor = Redactor()
         self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
                                state_dir=self.cache_dir)
         self.tool_versions = ToolVersions(self.cache_dir)

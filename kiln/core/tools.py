@@ -83,8 +83,12 @@ def run_tool(
 
 
 def tool_message(tool: str, stderr: bytes) -> str:
-    """Turn a tool's stderr into one line: its last meaningful lines, tool name first."""
-    text = stderr.decode("utf-8", "replace").strip()[-STDERR_TAIL:]
+    """Turn a tool's stderr into one line: its last meaningful lines, tool name first, with
+    credential-shaped text (URL passwords, Authorization headers, tokens) masked."""
+    from kiln.core.redact import mask_credentials
+
+    # Masked before the line is chosen, so a private key spread over lines is masked whole.
+    text = mask_credentials(stderr.decode("utf-8", "replace").strip()[-STDERR_TAIL:])
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.lower().startswith(("error", "fatal"))]
     chosen = errors[-1] if errors else (lines[-1] if lines else "failed with no message")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kiln.core.cache.codec import Rejected
+
+log = logging.getLogger("kiln.cache")
 
 
 @dataclass(frozen=True)
@@ -38,3 +44,12 @@ class Store(Protocol):
     def gc(self) -> int:
         """Evict least-recently-used entries until under the size bound; return how many."""
         ...
+
+
+def log_rejected(key: str, exc: Rejected) -> None:
+    """Log why the entry under ``key`` was not served (a warning, unless merely outdated)."""
+    if exc.corrupt:
+        log.warning("cache entry %s is corrupted (%s): removed", key[:12], exc.reason)
+    else:
+        log.log(logging.INFO if exc.quiet else logging.WARNING,
+                "cache entry %s not served: %s (a miss)", key[:12], exc.reason)

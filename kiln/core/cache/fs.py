@@ -1,10 +1,12 @@
 """The filesystem cache store: one compressed, self-verifying file per key.
 
 Layout follows Kapitan's content-addressed style: ``objects/ab/cdef…`` (a two-character prefix
-directory). Each file is one entry in the format of :mod:`kiln.core.cache.codec`. Writes go to
-a temp file in the same directory and are renamed into place, so readers never see half an
-entry. A read that fails verification is a miss: the entry is logged and
-removed. Reads refresh the file's mtime, which eviction uses as "last used".
+directory). Each file is one entry in the format of :mod:`kiln.core.cache.codec`, sealed for
+its key (and with an HMAC under the operator's key when one is set). Writes go to a temp file
+in the same directory and are renamed into place, so readers never see half an entry. A read
+that fails verification is a miss, logged: a damaged entry is removed, an intact one written for
+another key (or without the right MAC) is left to be overwritten by the fresh render. Reads
+refresh the file's mtime, which eviction uses as "last used".
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 from pathlib import Path
 
 from kiln.core.cache import codec
-from kiln.core.cache.base import CacheStats
+from kiln.core.cache.base import CacheStats, log_rejected
 from kiln.core.errors import CacheError
 
 log = logging.getLogger("kiln.cache")
@@ -26,10 +28,12 @@ DEFAULT_MAX_BYTES = 1 << 30
 class FsStore:
     """A size-bounded, content-addressed store under ``directory/objects``."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, *,
+                 mac_key: bytes | None = None) -> None:
         self.directory = Path(directory)
         self.objects = self.directory / "objects"
         self.max_bytes = max_bytes
+        self._mac_key = mac_key
 
     def _path(self, key: str) -> Path:
         if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
@@ -47,10 +51,12 @@ class FsStore:
         except OSError as exc:
             log.warning("cache entry %s unreadable (%s): treating as a miss", key[:12], exc)
             return None
-        payload = codec.decode(blob)
-        if payload is None:
-            log.warning("cache entry %s is corrupted: removed", key[:12])
-            self._remove(path)
+        try:
+            payload = codec.decode(key, blob, self._mac_key)
+        except codec.Rejected as exc:
+            if exc.corrupt:
+                self._remove(path)
+            log_rejected(key, exc)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)
@@ -61,9 +67,12 @@ class FsStore:
         import tempfile
 
         path = self._path(key)
-        blob = codec.encode(payload)
+        blob = codec.encode(key, payload, self._mac_key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                # Only kiln's user may list or add entries (files are mkstemp's 0600).
+                self.objects.mkdir(mode=0o700, parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
             try:
                 with os.fdopen(fd, "wb") as handle:

@@ -1,6 +1,8 @@
 """The Redis cache store: several kiln replicas (e.g. Argo CD repo-server sidecars) share one cache.
 
-Entries use the same self-verifying format as the filesystem store, under ``kiln:m:<key>``.
+Entries use the same self-verifying format as the filesystem store, under ``kiln:m:<key>``: each
+records the key it was written for, so a value copied under another name is a miss, and with
+an operator HMAC key (``KILN_CACHE_HMAC_KEY``) only entries sealed with that key are served.
 Each entry gets a time-to-live refreshed on every read (24 hours by default, Argo CD's
 ``repo-cache-expiration``), so unused renders expire; Redis' own ``maxmemory`` policy bounds the
 total. Only placeholder-bearing, pre-resolution renders are ever stored, as with every store.
@@ -13,8 +15,9 @@ import logging
 from typing import Any
 
 from kiln.core.cache import codec
-from kiln.core.cache.base import CacheStats
+from kiln.core.cache.base import CacheStats, log_rejected
 from kiln.core.errors import CacheError
+from kiln.core.redact import mask_credentials
 
 log = logging.getLogger("kiln.cache")
 
@@ -29,18 +32,20 @@ class RedisStore:
     goes on without the shared cache; ``stats`` and ``clear`` raise CacheError.
     """
 
-    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0,
+                 mac_key: bytes | None = None) -> None:
         import redis
 
         self.url = url
         self.ttl = ttl
+        self._mac_key = mac_key
         self._client: Any = redis.Redis.from_url(url, socket_timeout=timeout,
                                                  socket_connect_timeout=timeout)
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
 
     def _unavailable(self, exc: BaseException) -> CacheError:
         return CacheError(f"Redis cache unreachable: {type(exc).__name__}",
-                          source=_without_password(self.url))
+                          source=mask_credentials(self.url))
 
     def get(self, key: str) -> bytes | None:
         """Return the verified payload or None; a corrupted entry is deleted."""
@@ -53,21 +58,23 @@ class RedisStore:
         except self._errors as exc:
             # A shared cache that is down must not stop rendering: it is only slower.
             log.warning("Redis cache %s unreachable (%s): rendering without it",
-                        _without_password(self.url), type(exc).__name__)
+                        mask_credentials(self.url), type(exc).__name__)
             return None
         if blob is None:
             return None
-        payload = codec.decode(blob)
-        if payload is None:
-            log.warning("cache entry %s is corrupted: removed", key[:12])
-            with contextlib.suppress(*self._errors):
-                self._client.delete(name)
-        return payload
+        try:
+            return codec.decode(key, blob, self._mac_key)
+        except codec.Rejected as exc:
+            if exc.corrupt:
+                with contextlib.suppress(*self._errors):
+                    self._client.delete(name)
+            log_rejected(key, exc)
+            return None
 
     def put(self, key: str, payload: bytes) -> None:
         """Store ``payload`` under ``key`` with the store's time-to-live."""
         try:
-            self._client.set(PREFIX + key, codec.encode(payload), ex=self.ttl)
+            self._client.set(PREFIX + key, codec.encode(key, payload, self._mac_key), ex=self.ttl)
         except self._errors as exc:
             log.warning("cannot write cache entry %s: %s", key[:12], type(exc).__name__)
 
@@ -83,7 +90,7 @@ class RedisStore:
         total = 0
         for key in keys:
             total += int(self._client.strlen(key) or 0)
-        return CacheStats(len(keys), total, 0, _without_password(self.url))
+        return CacheStats(len(keys), total, 0, mask_credentials(self.url))
 
     def clear(self) -> int:
         """Delete every kiln entry (other keys in the database are left alone)."""
@@ -95,10 +102,3 @@ class RedisStore:
     def gc(self) -> int:
         """Nothing to do: entries expire by time-to-live and Redis' maxmemory policy."""
         return 0
-
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
