@@ -312,3 +312,44 @@ def parser_cases(source: str) -> list[ParserCase]:
                 cases.append(ParserCase(string_expr(fields[0]), string_expr(fields[1]), None,
                                         True, string_expr(fields[2])))
     return cases
+
+
+def _literal(toks: list[Tok]) -> Any:
+    """A Go literal of strings, numbers, bools, ``map[string]T{...}`` and ``[]T{...}``."""
+    if len(toks) == 1:
+        tok = toks[0]
+        if tok.kind == "str":
+            return tok.value
+        if tok.kind == "num":
+            return float(tok.value) if "." in tok.value else int(tok.value)
+        if tok.value in ("true", "false"):
+            return tok.value == "true"
+        raise ValueError(f"unsupported Go literal {tok.value}")
+    brace = next(i for i, t in enumerate(toks)
+                 if t == Tok("op", "{") and _closing(toks, i) == len(toks) - 1)
+    is_map = toks[0] == Tok("ident", "map") or (brace == 0 and any(
+        t == Tok("op", ":") for t in toks[1:_closing(toks, 0)]))
+    elements, _ = _elements(toks, brace)
+    if is_map:
+        out: dict[str, Any] = {}
+        for element in elements:
+            colon = element.index(Tok("op", ":"))
+            out[_literal(element[:colon])] = _literal(element[colon + 1:])
+        return out
+    return [_literal(element) for element in elements]
+
+
+def vault_writes(source: str, func: str) -> list[tuple[str, dict[str, Any]]]:
+    """The ``client.Logical().Write(path, map...)`` calls of Go function ``func``, in order."""
+    for name, body in _funcs(lex(source)):
+        if name != func:
+            continue
+        writes = []
+        for i, tok in enumerate(body):
+            if tok == Tok("ident", "Write") and body[i - 4:i] == [
+                    Tok("ident", "Logical"), Tok("op", "("), Tok("op", ")"), Tok("op", ".")]:
+                args, _ = _elements(body, i + 1)
+                if args[1] != [Tok("ident", "nil")]:
+                    writes.append((string_expr(args[0]), _literal(args[1])))
+        return writes
+    raise ValueError(f"no function {func}")
