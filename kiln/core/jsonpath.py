@@ -44,6 +44,9 @@ __all__ = ["JSONPathError", "Template", "loads_json", "parse", "render"]
 MAX_STEPS = 1_000_000
 """Values one execution may produce before it is stopped (client-go has no limit)."""
 
+MAX_OUTPUT = 16 * 1024 * 1024
+"""Characters one execution may print before it is stopped."""
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -471,6 +474,27 @@ def _go_type(value: Any) -> str:
     return type(value).__name__
 
 
+def _key_text(key: Any) -> str:
+    """A map key as JSON names it (YAML may give non-string keys; Go's YAML-to-JSON step
+    writes them as their scalar text)."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return "null" if key is None else ("true" if key else "false")
+    if isinstance(key, float):
+        return go_float_text(key)
+    return str(key)
+
+
+def _field_of(value: Mapping[Any, Any], name: str) -> tuple[bool, Any]:
+    if name in value:
+        return True, value[name]
+    for key, item in value.items():
+        if not isinstance(key, str) and _key_text(key) == name:
+            return True, item
+    return False, None
+
+
 def _children(value: Any) -> list[Any]:
     """What ``*`` yields: map values, list items, a string's bytes; nothing for scalars."""
     if isinstance(value, Mapping):
@@ -633,7 +657,12 @@ class _Run:
         raise _Fail(f"unrecognized identifier {node.name}", values)
 
     def eval_field(self, values: list[Any], name: str) -> list[Any]:
-        results = [v[name] for v in values if isinstance(v, Mapping) and name in v]
+        results = []
+        for value in values:
+            if isinstance(value, Mapping):
+                found, item = _field_of(value, name)
+                if found:
+                    results.append(item)
         if not results and values and not self.allow_missing:
             raise _Fail(f"{name} is not found", [])
         return results
@@ -782,6 +811,7 @@ def _go_json_float(value: float) -> str:
     return _fmt_f(neg, digits, point)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b",
                  "\f": "\\f", "<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                  "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -815,7 +845,7 @@ def go_json(value: Any) -> str:
     if isinstance(value, str):
         return _go_json_str(value)
     if isinstance(value, Mapping):
-        items = [(str(k), v) for k, v in value.items()]
+        items = [(_key_text(k), v) for k, v in value.items()]
         if not isinstance(value, OrderedDict):
             items.sort(key=lambda kv: kv[0])
         return "{" + ",".join(f"{_go_json_str(k)}:{go_json(v)}" for k, v in items) + "}"
@@ -837,7 +867,7 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         return go_float_text(value)
     if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
+        return _SURROGATE.sub("\ufffd", value)
     return str(value)
 
 
@@ -858,12 +888,20 @@ class Template:
         """
         run = _Run(self.nodes, allow_missing_keys)
         try:
-            groups = run.find_results(data, 0)
-            return "".join(" ".join(_text(v) for v in group) for group in groups)
+            pieces: list[str] = []
+            size = 0
+            for group in run.find_results(data, 0):
+                for index, value in enumerate(group):
+                    text = _text(value) if index == 0 else " " + _text(value)
+                    size += len(text)
+                    if size > MAX_OUTPUT:
+                        raise JSONPathError(f"output exceeds {MAX_OUTPUT} characters")
+                    pieces.append(text)
+            return "".join(pieces)
         except _Fail as exc:
             raise JSONPathError(str(exc)) from None
         except RecursionError:
-            raise JSONPathError("value nested too deeply") from None
+            raise JSONPathError("template or value nested too deeply") from None
 
 
 def parse(template: str) -> Template:

@@ -349,6 +349,24 @@ def test_work_is_bounded() -> None:
     assert time.monotonic() - started < 30
 
 
+def test_output_is_bounded() -> None:
+    big = "x" * (1024 * 1024)
+    with pytest.raises(jp.JSONPathError, match="output exceeds"):
+        r("{range .l[*]}{@}{end}", {"l": [big] * 20})
+
+
+def test_yaml_keys_that_are_not_strings_match_their_text() -> None:
+    # yamlParse may give int/bool/null keys; Go's YAML-to-JSON step names them by their text.
+    data = {1: "one", None: "nil", False: "no"}
+    assert r("{.1}/{.null}/{.false}", data) == "one/nil/no"
+    assert r("{@}", data) == '{"1":"one","false":"no","null":"nil"}'
+
+
+def test_lone_surrogates_print_as_replacement_characters() -> None:
+    assert r("{.s}", {"s": "a\ud800b"}) == "a\ufffdb"
+    assert r("{@}", {"s": "a\ud800b"}) == '{"s":"a\\ufffdb"}'
+
+
 def test_deep_values_fail_cleanly() -> None:
     deep: Any = "x"
     for _ in range(5000):
