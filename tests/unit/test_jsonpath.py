@@ -447,3 +447,4 @@ def test_fuzz_modifier_ends_in_a_value_or_a_one_line_secret_error(template: str,
         for line in [exc.one_line(), *exc.details()]:
             assert "hunter2" not in line
             assert "\n" not in line
+            assert "jsonPath: " in line  # the modifier is named
