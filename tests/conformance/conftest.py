@@ -48,6 +48,8 @@ def _named(config: pytest.Config) -> bool:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """Leave the suite out of a default run unless a mirror is given or it is named."""
+    if HERE not in collection_path.resolve().parents:
+        return None
     if any(MIRRORS.values()) or _named(config):
         return None
     return True
