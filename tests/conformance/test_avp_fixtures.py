@@ -90,3 +90,28 @@ def test_avp_nonempty_fixtures_match_all_yaml(avp_tree: Path,
                   for w, g in zip(want, got, strict=False) if w != g]
     assert not mismatched, "\n".join(mismatched)
     assert len(got) == len(want), [_ident(d) for d in got]
+
+
+MODIFIERS_TEST = git_show(MIRROR, "pkg/kube/modifiers_test.go")
+NESTED = {"data": {"subkey": "secret"}}
+
+
+@pytest.mark.parametrize(("template", "value", "expected"), [
+    ("{.data.subkey}", NESTED, "secret"),  # TestJsonPath_succcess
+    ("{.data.subkey}", '{"data": {"subkey": "secret"}}', "secret"),  # TestJsonPath_unmarshal_...
+    ("{.missingPath}", NESTED, "error: missingPath is not found"),  # TestJsonPath_missingPath
+    ("{!invalidPath}", NESTED,  # TestJsonPath_invalidPath
+     "error: unrecognized character in action: U+0021 '!'"),
+])
+def test_avp_jsonpath_modifier_tests(template: str, value: Any, expected: str) -> None:
+    """AVP's own jsonPath modifier tests (``pkg/kube/modifiers_test.go``), by their values."""
+    from kiln.core.secret_modifiers import ModifierError, apply_modifier
+    from kiln.core.secrets import Modifier
+
+    assert f'"{template}"' in MODIFIERS_TEST
+    assert expected.removeprefix("error: ") in MODIFIERS_TEST
+    try:
+        got = apply_modifier(Modifier("jsonPath", (template,)), value)
+    except ModifierError as exc:
+        got = f"error: {exc}"
+    assert got == expected
