@@ -1,7 +1,7 @@
 """argocd-vault-plugin's seven placeholder modifiers, with its semantics.
 
-``apply_modifier`` runs one ``| name args`` step; ``json_path`` is the Kubernetes JSONPath
-subset ``jsonPath`` needs. Error messages never contain the value being modified.
+``apply_modifier`` runs one ``| name args`` step; ``jsonPath`` is client-go's JSONPath template
+language (:mod:`kiln.core.jsonpath`). Error messages never contain the value being modified.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -90,71 +88,19 @@ def _indent(text: str, level: int) -> str:
     return "\n".join(out + rest)
 
 
-_JP_TOKEN = re.compile(r"\.\.|\.([^.\[\]]+)|\[\s*'([^']*)'\s*\]|\[\s*\"([^\"]*)\"\s*\]|"
-                       r"\[\s*(-?\d+)\s*\]|\[\s*\*\s*\]|\.?\*")
-
-
 def json_path(template: str, value: Any) -> str:
-    """Evaluate a Kubernetes-style JSONPath template (``{.a.b}``, ``{.list[0]}``,
-    ``{.m['k']}``, ``[*]``; text outside braces is literal) with missing keys an error.
+    """AVP's ``jsonPath``: client-go's JSONPath template language over ``value``
+    (:mod:`kiln.core.jsonpath`), missing keys an error.
 
-    A string input is parsed as JSON first. Strings print raw, anything else as compact JSON;
-    several results are joined by a space.
+    A string is decoded as JSON first, with Go's rules (every number a float), as AVP does.
+    Errors name the template's problem, never the value.
     """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ModifierError("the value is not JSON") from None
-    out: list[str] = []
-    pos = 0
-    while pos < len(template):
-        start = template.find("{", pos)
-        if start < 0:
-            out.append(template[pos:])
-            break
-        end = template.find("}", start)
-        if end < 0:
-            raise ModifierError("unclosed '{'")
-        out.append(template[pos:start])
-        results = _jp_eval(template[start + 1:end].strip(), value)
-        out.append(" ".join(r if isinstance(r, str) else
-                            json.dumps(r, separators=(",", ":"), ensure_ascii=False)
-                            for r in results))
-        pos = end + 1
-    return "".join(out)
+    from kiln.core import jsonpath
 
-
-def _jp_eval(expr: str, root: Any) -> list[Any]:
-    if expr.startswith("$"):
-        expr = expr[1:]
-    if expr in ("", "."):
-        return [root]
-    current = [root]
-    pos = 0
-    while pos < len(expr):
-        m = _JP_TOKEN.match(expr, pos)
-        if m is None:
-            raise ModifierError(f"cannot parse {expr!r} at offset {pos}")
-        pos = m.end()
-        token = m.group(0)
-        if token == "..":
-            raise ModifierError("recursive descent is not supported")
-        nxt: list[Any] = []
-        for node in current:
-            name = m.group(1) or m.group(2) or m.group(3)
-            if name is not None and name != "*":
-                if not isinstance(node, Mapping) or name not in node:
-                    raise ModifierError(f"{name} is not found")
-                nxt.append(node[name])
-            elif m.group(4) is not None:
-                index = int(m.group(4))
-                if not isinstance(node, list) or not -len(node) <= index < len(node):
-                    raise ModifierError(f"index {index} is out of range")
-                nxt.append(node[index])
-            elif isinstance(node, Mapping):
-                nxt.extend(node.values())
-            elif isinstance(node, list):
-                nxt.extend(node)
-        current = nxt
-    return current
+    try:
+        parsed = jsonpath.parse(template)
+        if isinstance(value, str):
+            value = jsonpath.loads_json(value)
+        return parsed.execute(value, allow_missing_keys=False)
+    except jsonpath.JSONPathError as exc:
+        raise ModifierError(str(exc)) from None
