@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from kiln.core import manifests
-from kiln.core.app import App, build_app, merge_settings, read_app_file
+from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
@@ -150,18 +150,29 @@ class Engine:
         *,
         source_root: Path | str | None = None,
         build_env: Mapping[str, str] | None = None,
+        app_settings: Mapping[str, Any] | None = None,
+        app_source: str = "ARGOCD_APP_PARAMETERS",
     ) -> App:
-        """Load the app at ``path``: its kiln.yaml overlaid with ``settings`` (flags win).
+        """Load the app at ``path``: its kiln.yaml (repository level), overlaid with
+        ``app_settings`` (application level: what Argo CD's environment says, named
+        ``app_source``), overlaid with ``settings`` (operator level: flags; they win).
 
-        ``settings`` has kiln.yaml's shape (``{"namespace": ..., "directory": {...}}``).
+        Both have kiln.yaml's shape (``{"namespace": ..., "directory": {...}}``). A guarded
+        setting below operator level raises TrustError (see :mod:`kiln.core.trust`).
         """
+        from kiln.core.trust import Allowlist, Level, Origin, merge_layers
+
         app_dir = Path(os.path.abspath(path))
         if not app_dir.exists():
             raise InputError("no such directory", source=str(path))
         if not app_dir.is_dir():
             raise InputError("not a directory (an app is a directory)", source=str(path))
-        file_settings = read_app_file(app_dir)
-        merged = merge_settings(file_settings, settings or {})
+        app_file = str(app_dir / "kiln.yaml")
+        merged, origins = merge_layers([
+            (Origin(Level.REPOSITORY, app_file), read_app_file(app_dir)),
+            (Origin(Level.APPLICATION, app_source), app_settings),
+            (Origin(Level.OPERATOR, "command line"), settings),
+        ])
         renderers = self.plugins.renderers
         resolvers = self.plugins.resolvers
         return build_app(
@@ -171,7 +182,9 @@ class Engine:
             resolver_types={n: resolvers.get(n).options_type for n in resolvers},
             source_root=Path(source_root) if source_root else None,
             env=build_env,
-            source=str(app_dir / "kiln.yaml"),
+            source=app_file,
+            origins=origins,
+            allow=Allowlist.from_env(self.env),
         )
 
     # -- rendering ---------------------------------------------------------------------------
