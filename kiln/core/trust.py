@@ -237,6 +237,8 @@ def _overlay(target: dict[str, Any], data: Mapping[str, Any], origin: Origin,
                 current = target[key] = {}
                 if not value:
                     origins[path] = origin  # an empty section still says "use this resolver"
+            if value:
+                origins.pop(path, None)  # the section's keys carry their own origins now
             _overlay(current, value, origin, origins, path + ".")
         else:
             _forget(origins, path)
