@@ -42,8 +42,8 @@ ALLOW_FILE_ENV = "KILN_ALLOW_APP_SETTINGS_FILE"
 """Operator variable: a file listing more such names."""
 ALLOW_FILE_MAX_BYTES = 1 << 16
 
-_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
-_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
+_TRUE = frozenset({"1", "t", "true"})
+_FALSE = frozenset({"0", "f", "false"})
 
 
 class Level(enum.IntEnum):
@@ -254,8 +254,9 @@ def _forget(origins: dict[str, Origin], path: str) -> None:
 # -- small shared parsers ----------------------------------------------------------------------
 
 def parse_bool(text: str, *, name: str, default: bool = False) -> bool:
-    """``1/t/true/y/yes/on`` or ``0/f/false/n/no/off`` (any case, blanks ignored) as a bool;
-    ``default`` for empty text; anything else is a ConfigError naming ``name``."""
+    """Go's ``strconv.ParseBool`` vocabulary (``1 t true`` / ``0 f false``; any case, blanks
+    ignored), which Vault's, AVP's and sops' Go code use; ``default`` for empty text; anything
+    else is a ConfigError naming ``name``."""
     lowered = text.strip().lower()
     if not lowered:
         return default
