@@ -10,6 +10,8 @@ age key and sops-encrypted file, and the source-root rule with a real git work t
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import secrets as pysecrets
 import socket
 import subprocess
@@ -246,6 +248,31 @@ def test_sops_age_key_file_from_kiln_yaml_is_refused(tmp_path: Path) -> None:
     proc = kiln("render", str(app), tmp_path, env, "-O", f"secrets.sops.ageKeyFile={key_file}")
     assert proc.returncode == 0, proc.stderr
     assert docs(proc.stdout)[0]["stringData"]["pw"] == plain_value
+
+
+def test_sops_vault_transit_key_naming_another_server_gets_nothing(
+        tmp_path: Path, listener: Listener, openbao: OpenBao) -> None:
+    # A committed SOPS file names its hc_vault key's server; sops would send VAULT_TOKEN there.
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_TOKEN": openbao.token,
+           "BAO_ADDR": openbao.addr, "BAO_TOKEN": openbao.token, "SOPS_DISABLE_VERSION_CHECK": "1"}
+    with contextlib.suppress(OSError):  # enabled already by an earlier test of this session
+        openbao.api("POST", "sys/mounts/transit", {"type": "transit"})
+    openbao.api("POST", "transit/keys/trust", {})
+    plain = b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  pw: v-transit\n"
+    enc = sops_encrypt(plain, "yaml", tmp_path, "--hc-vault-transit",
+                       f"{openbao.addr}/v1/transit/keys/trust", "--encrypted-regex",
+                       "^stringData$", env={**os.environ, **env})
+    app = tmp_path / "repo" / "app"
+    app.mkdir(parents=True)
+    (app / "s.yaml").write_bytes(enc)
+    ok = kiln("render", str(app), tmp_path, env)
+    assert ok.returncode == 0, ok.stderr
+    assert docs(ok.stdout)[0]["stringData"]["pw"] == "v-transit"
+    (app / "s.yaml").write_bytes(enc.replace(openbao.addr.encode(), listener.url.encode()))
+    proc = kiln("render", str(app), tmp_path / "other", env)
+    assert_clean_failure(proc, "Secret/s", "sops.hc_vault.vault_address", "repository level")
+    assert openbao.token not in proc.stderr
+    assert_untouched(listener, openbao.token)
 
 
 # -- External Secrets: a SecretStore in the repository ------------------------------------------
