@@ -23,7 +23,7 @@ from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
-from kiln.core.paths import Confiner, relative_to
+from kiln.core.paths import Confiner, default_cache_dir, relative_to
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
 from kiln.core.registry import Renderer
@@ -32,14 +32,6 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
 log = logging.getLogger("kiln.engine")
 
 CACHE_FORMAT = 1
-
-
-def default_cache_dir(env: Mapping[str, str]) -> Path:
-    """``$KILN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kiln``, else ``~/.cache/kiln``."""
-    if env.get("KILN_CACHE_DIR"):
-        return Path(env["KILN_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kiln"
 
 
 class _Entry(msgspec.Struct):
