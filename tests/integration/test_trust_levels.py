@@ -320,6 +320,20 @@ def test_kiln_yaml_helm_password_from_the_environment_gets_nothing(
     assert_untouched(listener, token)
 
 
+def test_operator_helm_credentials_never_go_to_a_kiln_yaml_repository(
+        tmp_path: Path, listener: Listener) -> None:
+    password = "op-" + pysecrets.token_hex(8)
+    app = app_with(tmp_path / "repo", {"helm": {
+        "repoURL": listener.url, "chart": "x", "version": "1.0.0"}})
+    (app / "secret.yaml").unlink()
+    env = {"KILN_HELM_USERNAME": "operator", "KILN_HELM_PASSWORD": password}
+    proc = kiln("render", str(app), tmp_path, env)
+    assert_clean_failure(proc, "helm.repoURL", "kiln.yaml", "repository level",
+                         "KILN_ALLOW_APP_SETTINGS=helm.repoURL")
+    assert password not in proc.stderr
+    assert_untouched(listener, password)
+
+
 # -- one source root for render and generate ------------------------------------------------------
 
 def test_generate_and_render_share_the_git_work_tree_as_source_root(tmp_path: Path) -> None:
