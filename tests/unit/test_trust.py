@@ -108,6 +108,19 @@ def test_allowlist_from_variable_and_file(tmp_path: Path) -> None:
                            "secrets.vault.address"}
 
 
+name_st = st.text(st.sampled_from("ABCXYZ_.abcxyz019"), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=st.lists(name_st, max_size=6),
+       seps=st.lists(st.sampled_from([",", " ", "\n", ", ", "\t", " # note\n"]), min_size=6,
+                     max_size=6))
+def test_allowlist_reads_back_every_name_whatever_the_separators(names: list[str],
+                                                                 seps: list[str]) -> None:
+    text = "".join(n + sep for n, sep in zip(names, seps, strict=False))
+    assert Allowlist.from_env({"KILN_ALLOW_APP_SETTINGS": text}).names == set(names)
+
+
 def test_the_application_cannot_allow_itself() -> None:
     allow = Allowlist.from_env({"ARGOCD_ENV_KILN_ALLOW_APP_SETTINGS": "VAULT_ADDR",
                                 "ARGOCD_ENV_KILN_ALLOW_APP_SETTINGS_FILE": "/etc/passwd"})
