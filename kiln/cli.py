@@ -356,12 +356,12 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         objects = engine.resolve(stream, _stream_app(engine, _settings(**flags)))
     else:
         from kiln.cmp.environment import settings_from_environment
-        from kiln.core.app import merge_settings
 
-        # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*), under the flags.
+        # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*: application level),
+        # under the flags (operator level).
         cmp = settings_from_environment(os.environ, app_dir=os.path.abspath(path))
-        settings = merge_settings(cmp.settings, _settings(**flags))
-        app = engine.load_app(path, settings, source_root=source_root or cmp.source_root,
+        app = engine.load_app(path, _settings(**flags), app_settings=cmp.settings,
+                              source_root=source_root or cmp.source_root,
                               build_env=cmp.build_env)
         result = engine.render(app, secrets=True)
         text = result.to_yaml()

@@ -90,7 +90,7 @@ def load_app_from_environment(engine: Engine, path: Path | str,
     ``App.env``. Raises ConfigError/InputError like :meth:`Engine.load_app`.
     """
     cmp = settings_from_environment(env, app_dir=os.path.abspath(path))
-    return engine.load_app(path, cmp.settings, source_root=cmp.source_root,
+    return engine.load_app(path, app_settings=cmp.settings, source_root=cmp.source_root,
                            build_env=cmp.build_env)
 
 
@@ -240,7 +240,9 @@ def app_name(raw: str) -> str:
 def _source_root(app_dir: Path, source_path: str) -> Path | None:
     """The unpacked repository root: ``app_dir`` minus the trailing components it shares with
     ``ARGOCD_APP_SOURCE_PATH`` (None when that is unset, absolute or climbs out)."""
-    rel = PurePosixPath(source_path.strip() or ".")
+    if not source_path.strip():
+        return None  # outside Argo CD: the git work tree top, as `kiln render` uses
+    rel = PurePosixPath(source_path.strip())
     if rel.is_absolute() or ".." in rel.parts:
         return None
     app_dir = Path(os.path.abspath(app_dir))

@@ -164,12 +164,15 @@ def spec_for(name: str) -> ParamSpec:
 
 
 def parse_bool(name: str, text: str) -> bool:
-    """``"true"``/``"false"`` (any case, surrounding blanks ignored) as a bool."""
-    lowered = text.strip().lower()
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
+    """``"true"``/``"false"`` (any case, surrounding blanks ignored; also Go's ``1/t/0/f``, by
+    kiln's one boolean parser) as a bool."""
+    from kiln.core.trust import parse_bool as strict
+
+    try:
+        if text.strip():
+            return strict(text, name=name)
+    except ConfigError:
+        pass
     raise ConfigError(f"parameter {name!r} must be 'true' or 'false', got {text!r}",
                       source=SOURCE)
 

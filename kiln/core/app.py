@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 
 from kiln.core.errors import ConfigError, InputError
+from kiln.core.trust import Allowlist, Guard, Origin, check_section
 
 T = TypeVar("T")
 
@@ -38,6 +39,8 @@ class App:
     ``options`` maps a renderer name to its options (a Struct, or a plain mapping converted on
     first use); ``secrets`` does the same for secret resolvers. ``env`` is the build environment
     (Argo CD's ``ARGOCD_APP_*`` and ``ARGOCD_ENV_*`` variables) renderers may substitute.
+    ``origins`` maps a dotted settings path (``secrets.vault.address``) to the level and file
+    or variable that set it (:mod:`kiln.core.trust`); a path absent from it is the operator's.
     """
 
     path: Path
@@ -50,6 +53,7 @@ class App:
     options: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    origins: Mapping[str, Origin] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         path = Path(os.path.abspath(self.path))
@@ -61,6 +65,7 @@ class App:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "secrets", MappingProxyType(dict(self.secrets)))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
+        object.__setattr__(self, "origins", MappingProxyType(dict(self.origins)))
 
     @property
     def root(self) -> Path:
@@ -177,19 +182,6 @@ def read_app_file(app_dir: Path) -> dict[str, Any]:
     return docs[0]
 
 
-def merge_settings(file_data: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
-    """Overlay flag settings on kiln.yaml settings; sections merge key by key, flags win."""
-    merged: dict[str, Any] = dict(file_data)
-    for key, value in flags.items():
-        if value is None:
-            continue
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_settings(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def build_app(
     path: Path,
     settings: Mapping[str, Any],
@@ -199,8 +191,17 @@ def build_app(
     source_root: Path | None = None,
     env: Mapping[str, str] | None = None,
     source: str | None = None,
+    origins: Mapping[str, Origin] | None = None,
+    allow: Allowlist | None = None,
 ) -> App:
-    """Build an App from kiln.yaml-shaped ``settings``, checking every key against the schema."""
+    """Build an App from kiln.yaml-shaped ``settings``, checking every key against the schema.
+
+    ``origins`` (from :func:`kiln.core.trust.merge_layers`) says who set each key; a guarded
+    key (``Options.guarded``) set below operator level raises TrustError unless ``allow``
+    lists it. Without ``origins`` every setting is the operator's.
+    """
+    origins = origins or {}
+    allow = allow or Allowlist()
     options: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
     for key, value in settings.items():
@@ -212,6 +213,7 @@ def build_app(
         if cls is None:
             raise ConfigError(f"renderer {key!r} takes no options", source=source)
         options[key] = convert_section(value or {}, cls, key, source)
+        check_section(key, cls, origins, allow)
     raw_secrets = settings.get("secrets") or {}
     if not isinstance(raw_secrets, Mapping):
         raise ConfigError("'secrets' must be a mapping", source=source)
@@ -220,6 +222,7 @@ def build_app(
         if cls is None:
             raise ConfigError(f"unknown key 'secrets.{key}'", source=source)
         secrets[key] = convert_section(value or {}, cls, f"secrets.{key}", source)
+        check_section(f"secrets.{key}", cls, origins, allow)
     api_versions = settings.get("apiVersions") or ()
     if isinstance(api_versions, str):
         api_versions = tuple(v for v in api_versions.split(",") if v)
@@ -242,9 +245,17 @@ def build_app(
         options=options,
         secrets=secrets,
         env=env or {},
+        origins=origins,
     )
 
 
 class Options(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel",
               kw_only=True):
-    """Base class for plugin option sections: frozen, camelCase keys, unknown keys rejected."""
+    """Base class for plugin option sections: frozen, camelCase keys, unknown keys rejected.
+
+    ``guarded`` maps the keys (kiln.yaml spelling) that choose where credentials are sent or
+    which local files are read as credentials to their :class:`kiln.core.trust.Guard`: only the
+    operator may set them unless it allows them by name (see :mod:`kiln.core.trust`).
+    """
+
+    guarded: ClassVar[Mapping[str, Guard]] = MappingProxyType({})

@@ -17,14 +17,14 @@ from typing import Any
 import msgspec
 
 from kiln.core import manifests
-from kiln.core.app import App, build_app, merge_settings, read_app_file
+from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.digest import cache_key, input_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
-from kiln.core.paths import Confiner, relative_to
+from kiln.core.paths import Confiner, default_cache_dir, relative_to
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
 from kiln.core.registry import Renderer
@@ -33,14 +33,6 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
 log = logging.getLogger("kiln.engine")
 
 CACHE_FORMAT = 1
-
-
-def default_cache_dir(env: Mapping[str, str]) -> Path:
-    """``$KILN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kiln``, else ``~/.cache/kiln``."""
-    if env.get("KILN_CACHE_DIR"):
-        return Path(env["KILN_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kiln"
 
 
 class _Entry(msgspec.Struct):
@@ -155,18 +147,29 @@ class Engine:
         *,
         source_root: Path | str | None = None,
         build_env: Mapping[str, str] | None = None,
+        app_settings: Mapping[str, Any] | None = None,
+        app_source: str = "ARGOCD_APP_PARAMETERS",
     ) -> App:
-        """Load the app at ``path``: its kiln.yaml overlaid with ``settings`` (flags win).
+        """Load the app at ``path``: its kiln.yaml (repository level), overlaid with
+        ``app_settings`` (application level: what Argo CD's environment says, named
+        ``app_source``), overlaid with ``settings`` (operator level: flags; they win).
 
-        ``settings`` has kiln.yaml's shape (``{"namespace": ..., "directory": {...}}``).
+        Both have kiln.yaml's shape (``{"namespace": ..., "directory": {...}}``). A guarded
+        setting below operator level raises TrustError (see :mod:`kiln.core.trust`).
         """
+        from kiln.core.trust import Allowlist, Level, Origin, merge_layers
+
         app_dir = Path(os.path.abspath(path))
         if not app_dir.exists():
             raise InputError("no such directory", source=str(path))
         if not app_dir.is_dir():
             raise InputError("not a directory (an app is a directory)", source=str(path))
-        file_settings = read_app_file(app_dir)
-        merged = merge_settings(file_settings, settings or {})
+        app_file = str(app_dir / "kiln.yaml")
+        merged, origins = merge_layers([
+            (Origin(Level.REPOSITORY, app_file), read_app_file(app_dir)),
+            (Origin(Level.APPLICATION, app_source), app_settings),
+            (Origin(Level.OPERATOR, "command line"), settings),
+        ])
         renderers = self.plugins.renderers
         resolvers = self.plugins.resolvers
         return build_app(
@@ -176,7 +179,9 @@ class Engine:
             resolver_types={n: resolvers.get(n).options_type for n in resolvers},
             source_root=Path(source_root) if source_root else None,
             env=build_env,
-            source=str(app_dir / "kiln.yaml"),
+            source=app_file,
+            origins=origins,
+            allow=Allowlist.from_env(self.env),
         )
 
     # -- rendering ---------------------------------------------------------------------------

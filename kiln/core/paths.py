@@ -3,15 +3,26 @@
 Every path a renderer reads goes through :func:`confine` (or a :class:`Confiner` when checking
 many files), which resolves symlinks first, so a ``../`` path, an absolute path or a symlink
 pointing out of the root is refused, as Argo CD refuses out-of-bounds symlinks and Flux joins
-paths securely.
+paths securely. It also holds the one rule for where kiln's cache lives
+(:func:`default_cache_dir`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from kiln.core.errors import InputError
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """kiln's one cache-directory rule: ``$KILN_CACHE_DIR``, else ``$XDG_CACHE_HOME/kiln``,
+    else ``~/.cache/kiln`` (stdlib only, so the import-light fast path can share it)."""
+    if env.get("KILN_CACHE_DIR"):
+        return Path(env["KILN_CACHE_DIR"])
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kiln"
 
 
 class Confiner:

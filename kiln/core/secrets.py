@@ -61,7 +61,6 @@ URI_RE = re.compile(
     r"(?:\?(?P<query>[^\s#+\"'<>]*))?(?:#(?P<frag>[^\s+\"'<>]*))?\+?"
 )
 
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 """Go's strconv.ParseBool true spellings (AVP parses its boolean annotations with it)."""
 
 
@@ -189,7 +188,13 @@ def annotations_of(obj: Mapping[str, Any]) -> dict[str, str]:
 
 def parse_bool(text: str | None) -> bool:
     """Go's ``strconv.ParseBool`` for annotation values: anything unrecognised is false."""
-    return text is not None and text.strip() in _TRUE
+    from kiln.core.errors import ConfigError
+    from kiln.core.trust import parse_bool as strict
+
+    try:
+        return text is not None and strict(text, name="annotation")
+    except ConfigError:
+        return False
 
 
 def _parse_modifiers(fields: Sequence[str]) -> tuple[tuple[Modifier, ...], str | None]:

@@ -571,7 +571,8 @@ def _vault_case(kind: str) -> Any:
 @pytest.mark.parametrize("kind", [_vault_case("directory"), _vault_case("helm")])
 def test_cmp_generate_with_vault(kind: str, bao: Any, tmp_path: Path) -> None:
     """AVP placeholders resolved from a real OpenBao: settings from plugin.env
-    (ARGOCD_ENV_AVP_TYPE, ARGOCD_ENV_VAULT_ADDR...), the token only in the sidecar's env."""
+    (ARGOCD_ENV_AVP_TYPE, ARGOCD_ENV_VAULT_ADDR...), the token only in the sidecar's env,
+    whose operator allows the application to name the address and auth method (AVP's setup)."""
     assert bao is not None, "needs tests/integration/openbao.py (merged from the vault branch)"
     value = "pw-" + uuid.uuid4().hex
     bao.kv2_put("secret", "web", {"password": value})
@@ -584,7 +585,8 @@ def test_cmp_generate_with_vault(kind: str, bao: Any, tmp_path: Path) -> None:
                      params=params, plugin_env=plugin_env)
     cache = tmp_path / "cache"
     proc = run_generate(repo, "apps/web", env, tmp_path, cache=cache,
-                        extra_sidecar_env={"VAULT_TOKEN": bao.token})
+                        extra_sidecar_env={"VAULT_TOKEN": bao.token,
+                                           "KILN_ALLOW_APP_SETTINGS": "VAULT_ADDR,AVP_AUTH_TYPE"})
     assert proc.returncode == 0, proc.stderr
     app_dir = repo / "apps" / "web"
     raw = (_yaml_files(["secret.yaml"])(app_dir, env, tmp_path) if kind == "directory"

@@ -149,7 +149,7 @@ def test_materialize_vault_store_with_template(tmp_path: Path, openbao: OpenBao,
         "dataFrom": [{"extract": {"key": path}}],
     })
     app = write_app(tmp_path, [deployment("app-db-secret"), vault_store(openbao), es])
-    env = {"VAULT_TOKEN": openbao.token}
+    env = {"VAULT_TOKEN": openbao.token, "VAULT_ADDR": openbao.addr}  # the store's server
     proc = kiln("render", app, tmp_path, env, "-O", "secrets.externalSecrets.mode=materialize")
     assert proc.returncode == 0, proc.stderr
     out = docs(proc.stdout)
@@ -252,7 +252,8 @@ def test_materialize_gcp_store(tmp_path: Path, gcp_fake: FakeSecretManager,
     app = write_app(tmp_path, [store, es], {"secrets": {
         "gcp": {"endpoint": gcp_fake.endpoint, "insecure": True},
         "externalSecrets": {"mode": "materialize"}}})
-    proc = kiln("render", app, tmp_path, {})
+    allow = {"KILN_ALLOW_APP_SETTINGS": "secrets.gcp.endpoint,secrets.gcp.insecure"}
+    proc = kiln("render", app, tmp_path, allow)
     assert proc.returncode == 0, proc.stderr
     (secret,) = docs(proc.stdout)
     assert secret_values(secret) == {"token": v2["token"].encode(),
@@ -278,7 +279,8 @@ def test_materialize_reports_every_problem(tmp_path: Path, openbao: OpenBao,
             "secretStoreRef": {"name": "vault-backend"},
             "data": [{"secretKey": "pw", "remoteRef": {"key": path, "property": "nokey"}},
                      {"secretKey": "gone", "remoteRef": {"key": unique("app/none")}}]})])
-    proc = kiln("render", app, tmp_path, {"VAULT_TOKEN": openbao.token},
+    proc = kiln("render", app, tmp_path, {"VAULT_TOKEN": openbao.token,
+                                          "VAULT_ADDR": openbao.addr},
                 "-O", "secrets.externalSecrets.mode=materialize")
     assert_clean_failure(proc, "4 secret reference(s) could not be resolved")
     for needle in ("ExternalSecret/prod/a: spec.target.template.data.x: map has no entry",
@@ -402,11 +404,13 @@ def test_round_trip_convert_then_materialize_equals_resolving(
     for value in plaintext_scan.values:
         assert value not in converted.stdout
     materialized = kiln("generate", "-", tmp_path, {"VAULT_TOKEN": openbao.token,
+                                                     "VAULT_ADDR": openbao.addr,
                                                      "KILN_EXTERNAL_SECRETS": "materialize"},
                         stdin=converted.stdout)
     assert materialized.returncode == 0, materialized.stderr
     # The flag does the same for a stream as the variable (no app, so no kiln.yaml).
-    by_flag = kiln("generate", "-", tmp_path, {"VAULT_TOKEN": openbao.token},
+    by_flag = kiln("generate", "-", tmp_path, {"VAULT_TOKEN": openbao.token,
+                                               "VAULT_ADDR": openbao.addr},
                    "--external-secrets", "materialize", stdin=converted.stdout)
     assert by_flag.returncode == 0, by_flag.stderr
     assert by_flag.stdout == materialized.stdout

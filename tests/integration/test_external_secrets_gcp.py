@@ -37,6 +37,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _no_ambient(monkeypatch: pytest.MonkeyPatch) -> None:
     clear_ambient(monkeypatch)
+    # The apps name the fake's endpoint in kiln.yaml (repository level): the operator opts in.
+    monkeypatch.setenv("KILN_ALLOW_APP_SETTINGS", "secrets.gcp.endpoint,secrets.gcp.insecure")
 
 
 def _settings(endpoint: str, **extra: Any) -> dict[str, Any]:

@@ -205,7 +205,8 @@ def test_kube_version_and_api_versions(helm: str, chart: Path, tmp_path: Path,
 def test_boolean_flags(helm: str, chart: Path, tmp_path: Path, cache_dir: Path,
                        option: str, flag: str) -> None:
     write_app(chart, helm={"parameters": [HOST_PARAM], option: True})
-    objects = kiln(chart, cache_dir)
+    # passCredentials is guarded (kiln.core.trust): the operator allows it from kiln.yaml.
+    objects = kiln(chart, cache_dir, env={"KILN_ALLOW_APP_SETTINGS": "helm.passCredentials"})
     flags = ["--namespace", "default", "--set", f"hostname={HOST}", flag]
     if option != "skipCrds":
         flags.append("--include-crds")

@@ -185,8 +185,10 @@ def test_credentials_from_env_and_kiln_yaml(helm: str, home: dict[str, str],
                     version="1.4.0", parameters=PARAMS)
     proc = run_kiln("render", str(anon), "--cache-dir", str(cache_dir))
     assert_clean_failure(proc, "webapp", "401")
+    # The operator's credentials go to a repository kiln.yaml chose only by its leave.
+    allow = {"KILN_ALLOW_APP_SETTINGS": "helm.repoURL"}
     objects = kiln(anon, cache_dir, env={"KILN_HELM_USERNAME": USER,
-                                         "KILN_HELM_PASSWORD": PASSWORD})
+                                         "KILN_HELM_PASSWORD": PASSWORD, **allow})
     expected = raw(helm, home, "anon", "webapp", "--repo", private_repo.url, "--version",
                    "1.4.0", "--username", USER, "--password", PASSWORD, *RAW_FLAGS)
     assert objects == expected
@@ -194,7 +196,9 @@ def test_credentials_from_env_and_kiln_yaml(helm: str, home: dict[str, str],
     named = make_app(tmp_path, "named", repoURL=private_repo.url, chart="webapp",
                      version="1.4.0", username=USER, password="${CHART_PASS}",
                      parameters=PARAMS)
-    assert kiln(named, fresh, env={"CHART_PASS": PASSWORD})
+    # Credentials in kiln.yaml are repository level: the operator opts in (kiln.core.trust).
+    assert kiln(named, fresh, env={"CHART_PASS": PASSWORD,
+                                   "KILN_ALLOW_APP_SETTINGS": "helm.username,helm.password"})
     for path in [*cache_dir.rglob("*"), *fresh.rglob("*")]:
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path
@@ -258,7 +262,8 @@ def test_oci_registry_credentials(helm: str, home: dict[str, str], private_regis
     proc = run_kiln("render", str(anon), "--cache-dir", str(cache_dir))
     assert_clean_failure(proc, "webapp")
     objects = kiln(anon, cache_dir, env={"KILN_HELM_USERNAME": USER,
-                                         "KILN_HELM_PASSWORD": PASSWORD})
+                                         "KILN_HELM_PASSWORD": PASSWORD,
+                                         "KILN_ALLOW_APP_SETTINGS": "helm.repoURL"})
     expected = raw(helm, home, "anon", f"{ref}/webapp", "--version", "1.4.0", "--plain-http",
                    "--username", USER, "--password", PASSWORD, *RAW_FLAGS)
     assert objects == expected

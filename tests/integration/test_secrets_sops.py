@@ -260,8 +260,9 @@ def test_keys_from_file_option_and_secret_manifest(tmp_path: Path, key: AgeKey,
     manifest.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sops-age"},
         "data": {"identity.agekey": base64.b64encode(key.identity.encode()).decode()}}))
-    (app / "kiln.yaml").write_text(f"secrets:\n  sops:\n    keySecretFile: {manifest}\n")
-    assert render(app, cache, no_keys) == [strip_sops(reference)]
+    # A key file is the operator's to name (a flag), never kiln.yaml's (kiln.core.trust).
+    assert render(app, cache, no_keys, "-O", f"secrets.sops.keySecretFile={manifest}") == \
+        [strip_sops(reference)]
     scan(cache, values)
 
 

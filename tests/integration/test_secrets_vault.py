@@ -373,8 +373,10 @@ SIMPLE = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: ns}\n" \
 
 
 def test_argocd_env_forms_win(vault: VaultData) -> None:
+    # The token is guarded (kiln.core.trust): its ARGOCD_ENV_ form needs the operator's opt-in.
     env = vault.env(VAULT_TOKEN="wrong-token", ARGOCD_ENV_VAULT_TOKEN=vault.server.token,
-                    AVP_TYPE="awssecretsmanager", ARGOCD_ENV_AVP_TYPE="vault")
+                    AVP_TYPE="awssecretsmanager", ARGOCD_ENV_AVP_TYPE="vault",
+                    KILN_ALLOW_APP_SETTINGS="VAULT_TOKEN")
     proc = generate(SIMPLE, env)
     assert proc.returncode == 0, proc.stderr
     assert docs(proc.stdout)[0]["stringData"]["pw"] == vault.pw_v2
@@ -434,7 +436,9 @@ def test_kiln_yaml_section_configures_vault(vault: VaultData, tmp_path: Path,
     (app / "kiln.yaml").write_text(f"secrets:\n  vault:\n    address: {vault.server.addr}\n"
                                    "    authType: token\n    kvVersion: '2'\n")
     (app / "secret.yaml").write_text(SIMPLE)
-    env = {"VAULT_TOKEN": vault.server.token}
+    # kiln.yaml is repository level: the operator opts in to its address and auth method.
+    env = {"VAULT_TOKEN": vault.server.token,
+           "KILN_ALLOW_APP_SETTINGS": "secrets.vault.address, secrets.vault.authType"}
     proc = run_kiln("render", str(app), "--cache-dir", str(tmp_path / "kiln-cache"), env=env)
     assert proc.returncode == 0, proc.stderr
     assert docs(proc.stdout)[0]["stringData"]["pw"] == vault.pw_v2

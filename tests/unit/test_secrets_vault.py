@@ -31,8 +31,9 @@ BASE = {"VAULT_ADDR": "http://127.0.0.1:8200", "AVP_AUTH_TYPE": "token", "VAULT_
 
 def test_argocd_env_wins_over_env_which_wins_over_kiln_yaml() -> None:
     opts = VaultOptions(address="http://file:1", kv_version="1", namespace="from-file")
+    # The operator opts in to the application choosing the address (kiln.core.trust).
     env = {**BASE, "AVP_KV_VERSION": "2", "ARGOCD_ENV_AVP_KV_VERSION": "1",
-           "ARGOCD_ENV_VAULT_ADDR": "http://argocd:2"}
+           "ARGOCD_ENV_VAULT_ADDR": "http://argocd:2", "KILN_ALLOW_APP_SETTINGS": "VAULT_ADDR"}
     got = load_settings(env, opts)
     assert got.address == "http://argocd:2"
     assert got.kv_version == "1"

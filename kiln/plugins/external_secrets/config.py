@@ -2,7 +2,13 @@
 
 ``secrets.aws``, ``secrets.gcp`` and ``secrets.externalSecrets`` sections of kiln.yaml; the
 environment (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AVP_TYPE``, with argocd-vault-plugin's
-``ARGOCD_ENV_`` forms winning) is read here too. Nothing here talks to the network.
+``ARGOCD_ENV_`` forms winning, even when empty) is read here too. Nothing here talks to the
+network.
+
+Trust (:mod:`kiln.core.trust`): endpoint overrides and credentials (``secrets.aws.endpointUrl``,
+``secrets.gcp.endpoint``/``insecure``, ``AWS_ENDPOINT_URL*``, ``AWS_ACCESS_KEY_ID``...,
+``AWS_PROFILE``, ``KILN_GCP_SECRETMANAGER_ENDPOINT*``) are the operator's: from kiln.yaml or an
+``ARGOCD_ENV_`` form they are refused unless the operator allows their names.
 """
 
 from __future__ import annotations
@@ -10,12 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from kiln.core.app import Options
 from kiln.core.errors import ConfigError
+from kiln.core.trust import Allowlist, Guard, env_text
 
-ARGOCD_ENV_PREFIX = "ARGOCD_ENV_"
 WHOLE = "(whole secret)"
 """The key under which a backend stores a secret's raw value (``ref+...://NAME`` without #)."""
 
@@ -26,13 +33,20 @@ MODES = ("keep", "materialize", "convert")
 STORE_KINDS = ("SecretStore", "ClusterSecretStore")
 
 
-def env_value(env: Mapping[str, str], name: str) -> str:
-    """The value of ``name`` in ``env``: ``ARGOCD_ENV_<name>`` wins; '' when unset."""
-    for candidate in (ARGOCD_ENV_PREFIX + name, name):
-        value = env.get(candidate)
-        if value is not None and value.strip():
-            return value.strip()
-    return ""
+GUARDED_ENV: Mapping[str, Guard] = MappingProxyType({
+    name: Guard.ROUTE for name in (
+        "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "KILN_GCP_SECRETMANAGER_ENDPOINT", "KILN_GCP_SECRETMANAGER_ENDPOINT_INSECURE")
+})
+"""The variables only the operator sets (their ``ARGOCD_ENV_`` forms need its allowlist)."""
+
+
+def env_value(env: Mapping[str, str], name: str, allow: Allowlist | None = None) -> str:
+    """The value of ``name`` in ``env``: ``ARGOCD_ENV_<name>`` wins when present (even empty,
+    as in argocd-vault-plugin); '' when unset. A guarded name's ``ARGOCD_ENV_`` form raises
+    TrustError unless the operator allows it."""
+    return env_text(env, name, GUARDED_ENV.get(name), allow)
 
 
 def avp_type(env: Mapping[str, str]) -> str:
@@ -53,7 +67,10 @@ def path_validation(env: Mapping[str, str]) -> re.Pattern[str] | None:
 
 
 class AwsOptions(Options, frozen=True):
-    """The ``secrets.aws`` section: region and endpoint override, read limits."""
+    """The ``secrets.aws`` section: region and endpoint override (the operator's), read
+    limits."""
+
+    guarded = MappingProxyType({"endpointUrl": Guard.ROUTE})
 
     region: str = ""
     endpoint_url: str = ""
@@ -64,7 +81,9 @@ class AwsOptions(Options, frozen=True):
 
 class GcpOptions(Options, frozen=True):
     """The ``secrets.gcp`` section: an endpoint override (``insecure`` for a plaintext
-    loopback test server with anonymous credentials), read limits."""
+    loopback test server with anonymous credentials; both the operator's), read limits."""
+
+    guarded = MappingProxyType({"endpoint": Guard.ROUTE, "insecure": Guard.ROUTE})
 
     endpoint: str = ""
     insecure: bool = False

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.core import secrets
 from kiln.core.errors import ConfigError, SecretBackendUnavailable, SecretError, SecretNotFound
 from kiln.core.secrets import ReadKey, TransientBackendError
+from kiln.core.trust import parse_bool
 from kiln.plugins.external_secrets.cloud import CloudResolver, json_object_keys
 from kiln.plugins.external_secrets.config import (
     BINARY,
@@ -58,8 +59,8 @@ def load_settings(env: Mapping[str, str], opts: GcpOptions | None, *, timeout: f
     """Merge ``secrets.gcp`` with ``KILN_GCP_SECRETMANAGER_ENDPOINT`` (environment wins)."""
     o = opts or GcpOptions()
     endpoint = env_value(env, ENDPOINT_ENV) or o.endpoint
-    insecure = o.insecure or env_value(env, ENDPOINT_ENV + "_INSECURE").lower() in (
-        "1", "true", "yes")
+    insecure = o.insecure or parse_bool(env_value(env, ENDPOINT_ENV + "_INSECURE"),
+                                        name=ENDPOINT_ENV + "_INSECURE")
     if insecure and not endpoint:
         raise ConfigError("secrets.gcp.insecure needs an endpoint (secrets.gcp.endpoint)")
     if endpoint and "://" in endpoint:

@@ -27,6 +27,7 @@ from kiln.core import secrets
 from kiln.core.errors import ConfigError, KilnError, SecretError, SecretErrors
 from kiln.core.manifests import object_ref
 from kiln.core.secrets import ReadKey
+from kiln.core.trust import Level, Origin, TrustError, origin_of
 from kiln.plugins.external_secrets import gotemplate, schema, stores
 from kiln.plugins.external_secrets.config import ExternalSecretsOptions
 
@@ -71,10 +72,13 @@ def _name(obj: Mapping[str, Any]) -> str:
 class _Stores:
     """Store manifests by id, turned into :class:`stores.Store` backends on first use."""
 
-    def __init__(self, manifests: Sequence[Mapping[str, Any]], ctx: SecretContext) -> None:
+    def __init__(self, manifests: Sequence[Mapping[str, Any]], ctx: SecretContext,
+                 origins: Mapping[int, Origin] | None = None) -> None:
         self.manifests: dict[StoreId, Mapping[str, Any]] = {}
         for m in manifests:
             self.manifests.setdefault((str(m.get("kind")), _name(m), _ns(m)), m)
+        self.origins = origins or {}
+        """Where a manifest came from, by ``id()``; a store of the render is the repository's."""
         self.ctx = ctx
         self.built: dict[StoreId, stores.Store | SecretError] = {}
 
@@ -101,6 +105,8 @@ class _Stores:
                 self.built[sid] = self._build(sid)
             except SecretError as exc:
                 self.built[sid] = exc
+            except TrustError:
+                raise  # refused before anything is contacted: the whole run stops here
             except KilnError as exc:  # a ConfigError from a backend's settings
                 self.built[sid] = stores.StoreError(exc.message, source=exc.source)
         got = self.built[sid]
@@ -117,6 +123,9 @@ class _Stores:
         if provider == "vault":
             from kiln.plugins.secrets_vault.backend import VaultBackend
             from kiln.plugins.secrets_vault.config import load_settings
+
+            origin = self.origins.get(id(manifest)) or Origin(Level.REPOSITORY, ref)
+            stores.check_vault_store(spec, origin, ctx.env)
 
             env = {k: v for k, v in ctx.env.items()
                    if k not in ("ARGOCD_ENV_VAULT_ADDR", "ARGOCD_ENV_VAULT_NAMESPACE",
@@ -331,7 +340,8 @@ def materialize(objects: list[dict[str, Any]], ctx: SecretContext,
             raise ConfigError(f"secrets.externalSecrets.stores[{i}] is not an "
                               "external-secrets.io SecretStore or ClusterSecretStore")
     manifests = [o for o in objects if schema.is_store(o)] + list(opts.stores)
-    registry = _Stores(manifests, ctx)
+    origin = origin_of("secrets.externalSecrets.stores", ctx.app.origins if ctx.app else {})
+    registry = _Stores(manifests, ctx, {id(m): origin for m in opts.stores})
     plans = [_plan(o, registry) for o in objects if schema.is_external_secret(o)]
     wanted: dict[StoreId, list[ReadKey]] = {}
     for plan in plans:

@@ -7,6 +7,9 @@ turns a ``remoteRef`` into a read (:meth:`Store.read_key`) and a read into bytes
 and whole-map JSON, AWS's ``uuid/`` versions and stages, gjson-style ``property`` paths.
 Credentials come from kiln's environment (``VAULT_TOKEN``/``AVP_AUTH_TYPE``..., the AWS
 credential chain, Application Default Credentials), never from the store's cluster Secrets.
+A store is repository input (:mod:`kiln.core.trust`): its Vault ``server`` and ``namespace``
+must be the operator's ``VAULT_ADDR`` / ``VAULT_NAMESPACE`` unless the operator allows
+``spec.provider.vault.server`` / ``spec.provider.vault.namespace``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretNotFound
 from kiln.core.manifests import object_ref
 from kiln.core.secrets import ReadKey
+from kiln.core.trust import Allowlist, Guard, Origin, check
 from kiln.plugins.external_secrets.config import BINARY, WHOLE
 
 PROVIDERS = ("vault", "aws", "gcpsm")
@@ -213,3 +217,16 @@ def provider_of(store: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     if name == "gcpsm" and not pspec.get("projectID"):
         raise StoreError("spec.provider.gcpsm.projectID is required", source=ref)
     return name, pspec
+
+
+def check_vault_store(spec: Mapping[str, Any], origin: Origin, env: Mapping[str, str]) -> None:
+    """Refuse a Vault store below operator level that names another server or namespace than
+    the operator's ``VAULT_ADDR`` / ``VAULT_NAMESPACE`` (kiln's token would go there), unless
+    the operator allows ``spec.provider.vault.server`` / ``.namespace``. Raises TrustError."""
+    allow = Allowlist.from_env(env)
+    server = str(spec.get("server") or "").strip().rstrip("/")
+    if server != env.get("VAULT_ADDR", "").strip().rstrip("/"):
+        check("spec.provider.vault.server", Guard.ROUTE, origin, allow)
+    namespace = str(spec.get("namespace") or "").strip()
+    if namespace and namespace != env.get("VAULT_NAMESPACE", "").strip():
+        check("spec.provider.vault.namespace", Guard.ROUTE, origin, allow)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 from kiln.core.app import Options
+from kiln.core.trust import Guard
 
 DEFAULT_MAX_CHART_BYTES = 1 << 30
 """Largest chart accepted, archive or directory (1 GiB, like Argo CD's default)."""
@@ -33,7 +35,14 @@ class HelmOptions(Options, frozen=True):
     Precedence, highest first: ``parameters`` / ``fileParameters``, ``valuesObject`` (which
     replaces ``values`` when both are set, as in Argo CD), ``values``, ``valueFiles`` (later
     files win), the chart's own ``values.yaml``.
+
+    Repository credentials (``username``, ``password``, ``passCredentials``) are the operator's
+    (:mod:`kiln.core.trust`): from kiln.yaml or a plugin parameter they are refused unless the
+    operator allows them by name (``KILN_ALLOW_APP_SETTINGS=helm.password``).
     """
+
+    guarded = MappingProxyType({"username": Guard.ROUTE, "password": Guard.ROUTE,
+                                "passCredentials": Guard.ROUTE})
 
     release_name: str = ""
     value_files: list[str] = msgspec.field(default_factory=list)

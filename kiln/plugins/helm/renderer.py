@@ -16,6 +16,7 @@ from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.paths import confine, read_bytes_capped
 from kiln.core.registry import Inputs
+from kiln.core.trust import OPERATOR, Allowlist, Guard, Level, Origin, check, origin_of
 from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
 from kiln.plugins.helm.command import TemplateArgs, helm_binary, helm_env, template_argv
 from kiln.plugins.helm.options import HelmOptions
@@ -93,10 +94,17 @@ def _release(app: App, opts: HelmOptions) -> str:
     return envsubst(opts.release_name, app.env) or app.display_name
 
 
-def _credentials(opts: HelmOptions, env: Any) -> Credentials:
+def _credentials(opts: HelmOptions, env: Any, repo_origin: Origin = OPERATOR) -> Credentials:
+    """The credentials for a chart repository chosen at ``repo_origin``: the operator's
+    ``KILN_HELM_USERNAME``/``KILN_HELM_PASSWORD`` go to a repository chosen below operator
+    level only when the operator allows ``helm.repoURL`` (TrustError otherwise)."""
+    username = envsubst(opts.username, env)
+    password = envsubst(opts.password, env)
+    if (not username and env.get(USERNAME_ENV)) or (not password and env.get(PASSWORD_ENV)):
+        check("helm.repoURL", Guard.ROUTE, repo_origin, Allowlist.from_env(env))
     return Credentials(
-        username=envsubst(opts.username, env) or env.get(USERNAME_ENV, ""),
-        password=envsubst(opts.password, env) or env.get(PASSWORD_ENV, ""),
+        username=username or env.get(USERNAME_ENV, ""),
+        password=password or env.get(PASSWORD_ENV, ""),
         pass_credentials=opts.pass_credentials,
         plain_http=opts.plain_http,
         insecure_skip_tls_verify=opts.insecure_skip_tls_verify,
@@ -262,7 +270,8 @@ class HelmRenderer:
         found = store.lookup(chart)
         if found is not None:
             return found
-        return store.fetch(chart, _credentials(opts, ctx.env), opts.max_chart_bytes)
+        creds = _credentials(opts, ctx.env, origin_of("helm.repoURL", app.origins))
+        return store.fetch(chart, creds, opts.max_chart_bytes)
 
     def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
                      scratch: _Scratch) -> Path:
@@ -302,7 +311,10 @@ class HelmRenderer:
                     link.symlink_to(target, target_is_directory=True)
             return chart_copy
 
-        creds = _credentials(opts, ctx.env)
+        remote = any(str(d.get("repository") or "").startswith(("http://", "https://", "oci://"))
+                     for d in chart["dependencies"])
+        chosen = Origin(Level.REPOSITORY, str(chart_dir / CHART_FILE)) if remote else OPERATOR
+        creds = _credentials(opts, ctx.env, chosen)
         repos = [str(d.get("repository")) for d in chart["dependencies"]
                  if str(d.get("repository") or "").startswith(("http://", "https://"))]
         built = self._store(ctx, opts).dependencies(

@@ -25,18 +25,13 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from kiln.core.digest import file_digest
 from kiln.core.errors import InputError, ToolError
 from kiln.plugins.helm.remote import Credentials, RemoteChart, StoredChart
 
 log = logging.getLogger("kiln.helm.store")
 
 Runner = Callable[..., bytes]
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 hex digest of a file."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class ChartStore:
@@ -114,7 +109,7 @@ class ChartStore:
             if size > max_bytes:
                 raise InputError(f"chart archive is {size} bytes, over the {max_bytes}-byte "
                                  "limit (helm.maxChartBytes)", source=f"chart {chart.describe()}")
-            digest = sha256_file(archive)
+            digest = file_digest(archive)
             target = self.root / "charts/blobs" / f"{digest}.tgz"
             os.replace(archive, target)
             if chart.pinned:

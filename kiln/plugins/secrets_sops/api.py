@@ -26,6 +26,7 @@ from kiln.plugins.secrets_sops.keys import (
     IN_PROCESS_TYPES,
     KeyRing,
     Unwrapped,
+    check_binary_keys,
     load_keyring,
     unwrap_data_key,
 )
@@ -255,6 +256,7 @@ class Decryptor:
         return out
 
     def _binary(self, data: bytes, fmt: str, meta: Metadata, name: str) -> bytes:
+        check_binary_keys(meta, self.ring.env, name)  # before sops may contact anything
         try:
             out = sops_decrypt(data, fmt, self.ring, ignore_mac=self.options.ignore_mac,
                                timeout=self.options.timeout, source=name)

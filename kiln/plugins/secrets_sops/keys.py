@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.core.errors import ConfigError
+from kiln.core.trust import Allowlist, Guard, Level, Origin, check
 from kiln.plugins.secrets_sops.tree import MasterKey, Metadata
 
 log = logging.getLogger("kiln.sops")
@@ -183,6 +184,21 @@ def _azure_credentials(text: str, path: Path) -> dict[str, str]:
     names = {"tenantId": "AZURE_TENANT_ID", "clientId": "AZURE_CLIENT_ID",
              "clientSecret": "AZURE_CLIENT_SECRET", "authorityHost": "AZURE_AUTHORITY_HOST"}
     return {env: str(data[key]) for key, env in names.items() if data.get(key)}
+
+
+def check_binary_keys(meta: Metadata, env: Mapping[str, str], source: str) -> None:
+    """Refuse to hand the sops binary a document (repository input) whose ``hc_vault`` keys
+    name another server than the operator's ``VAULT_ADDR``: sops would send the token there.
+    The operator may allow ``sops.hc_vault.vault_address``. Raises TrustError naming ``source``.
+    """
+    operator = env.get("VAULT_ADDR", "").strip().rstrip("/")
+    for key in meta.keys:
+        if key.type != "hc_vault":
+            continue
+        address = str(key.fields.get("vault_address") or "").strip().rstrip("/")
+        if address != operator:
+            check("sops.hc_vault.vault_address", Guard.ROUTE, Origin(Level.REPOSITORY, source),
+                  Allowlist.from_env(env))
 
 
 # -- unwrapping --------------------------------------------------------------------------------

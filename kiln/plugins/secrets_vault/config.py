@@ -2,20 +2,29 @@
 
 Lowest first: the ``secrets.vault`` section of kiln.yaml, then the process environment
 (``AVP_*``, ``VAULT_*``), then the same names prefixed ``ARGOCD_ENV_`` (what Argo CD hands a
-config-management plugin; they win, as in AVP). Nothing here talks to the network.
+config-management plugin; they win, as in AVP, even when empty). Nothing here talks to the
+network.
+
+Trust (:mod:`kiln.core.trust`): every setting that says where the token goes, how kiln logs in
+or which file it reads as a credential is the operator's. From kiln.yaml (repository level) or
+an ``ARGOCD_ENV_`` form (application level) it is refused unless the operator allows its name
+(``KILN_ALLOW_APP_SETTINGS=VAULT_ADDR,secrets.vault.address``); the token and CA file paths are
+never taken from kiln.yaml.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import msgspec
 
 from kiln.core.app import Options
 from kiln.core.errors import ConfigError
+from kiln.core.trust import Allowlist, Guard, env_lookup, env_setting, parse_bool
 
-ARGOCD_ENV_PREFIX = "ARGOCD_ENV_"
+ROUTE, FILE, POLICY = Guard.ROUTE, Guard.FILE, Guard.POLICY
 AUTH_TYPES = ("token", "approle", "userpass", "kubernetes", "k8s", "github")
 DEFAULT_K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -24,8 +33,17 @@ class VaultOptions(Options, frozen=True):
     """The ``secrets.vault`` section of kiln.yaml (every key mirrors an AVP variable).
 
     Credentials (``token``, ``secretId``, ``password``, ``githubToken``) are accepted for
-    parity with AVP's config file, but belong in the environment, not in git.
+    parity with AVP's config file, but belong in the environment, not in git. ``guarded`` keys
+    are the operator's (see the module docstring).
     """
+
+    guarded = MappingProxyType({
+        "address": ROUTE, "authType": ROUTE, "token": ROUTE, "roleId": ROUTE,
+        "secretId": ROUTE, "username": ROUTE, "password": ROUTE, "k8sRole": ROUTE,
+        "k8sMountPath": ROUTE, "k8sTokenPath": FILE, "mountPath": ROUTE,
+        "githubToken": ROUTE, "pathValidation": POLICY, "namespace": ROUTE,
+        "skipVerify": ROUTE, "caCert": FILE,
+    })
 
     address: str = ""
     auth_type: str = ""
@@ -70,15 +88,20 @@ ENV_NAMES: tuple[tuple[str, str], ...] = (
     ("ca_cert", "VAULT_CACERT"),
 )
 SECRET_FIELDS = ("token", "secret_id", "password", "github_token")
+GUARDED_ENV: Mapping[str, Guard] = MappingProxyType({
+    "VAULT_ADDR": ROUTE, "AVP_AUTH_TYPE": ROUTE, "VAULT_TOKEN": ROUTE, "AVP_ROLE_ID": ROUTE,
+    "AVP_SECRET_ID": ROUTE, "AVP_USERNAME": ROUTE, "AVP_PASSWORD": ROUTE,
+    "AVP_K8S_ROLE": ROUTE, "AVP_K8S_MOUNT_PATH": ROUTE, "AVP_K8S_TOKEN_PATH": FILE,
+    "AVP_MOUNT_PATH": ROUTE, "AVP_GITHUB_TOKEN": ROUTE, "AVP_PATH_VALIDATION": POLICY,
+    "VAULT_NAMESPACE": ROUTE, "VAULT_SKIP_VERIFY": ROUTE, "VAULT_CACERT": FILE,
+})
+"""The variables only the operator sets (their ``ARGOCD_ENV_`` forms need its allowlist)."""
 
 
 def avp_env(env: Mapping[str, str], name: str) -> str | None:
-    """The value of AVP variable ``name``: ``ARGOCD_ENV_<name>`` wins over ``<name>``."""
-    prefixed = env.get(ARGOCD_ENV_PREFIX + name)
-    if prefixed is not None:
-        return prefixed.strip()
-    plain = env.get(name)
-    return plain.strip() if plain is not None else None
+    """The value of AVP variable ``name``: ``ARGOCD_ENV_<name>`` wins over ``<name>`` (even
+    when empty, as in AVP). No trust check: for deciding, never for connecting."""
+    return env_lookup(env, name)[0]
 
 
 class VaultSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,10 +138,6 @@ class VaultSettings(msgspec.Struct, frozen=True, kw_only=True):
         return [v for v in (getattr(self, f) for f in SECRET_FIELDS) if v]
 
 
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "t", "true", "yes", "y", "on")
-
-
 def is_configured(env: Mapping[str, str], options: VaultOptions | None) -> bool:
     """Cheap check: is Vault in use at all (AVP_TYPE=vault, VAULT_ADDR, or secrets.vault)?"""
     avp_type = avp_env(env, "AVP_TYPE")
@@ -135,14 +154,19 @@ def owns_placeholders(env: Mapping[str, str]) -> bool:
 
 def load_settings(env: Mapping[str, str], options: VaultOptions | None,
                   *, timeout: float = 30.0, concurrency: int = 8) -> VaultSettings:
-    """Merge kiln.yaml, the environment and ``ARGOCD_ENV_*``; validate; raise ConfigError."""
+    """Merge kiln.yaml, the environment and ``ARGOCD_ENV_*``; validate; raise ConfigError.
+
+    A guarded variable's ``ARGOCD_ENV_`` form raises TrustError (before anything is contacted)
+    unless the operator allows it; kiln.yaml's guarded keys were checked when the app loaded.
+    """
     opts = options or VaultOptions()
+    allow = Allowlist.from_env(env)
     values: dict[str, str] = {}
     for name, var in ENV_NAMES:
         from_file = getattr(opts, name)
         if isinstance(from_file, bool):
             from_file = "true" if from_file else "false"
-        value = avp_env(env, var)
+        value = env_setting(env, var, GUARDED_ENV.get(var), allow)
         chosen = value if value is not None else (from_file or "")
         values[name] = chosen
     if not values["address"]:
@@ -194,7 +218,7 @@ def load_settings(env: Mapping[str, str], options: VaultOptions | None,
         kv_version=kv,
         path_validation=pattern,
         namespace=values["namespace"],
-        skip_verify=_truthy(values["skip_verify"]) if values["skip_verify"] else False,
+        skip_verify=parse_bool(values["skip_verify"], name="VAULT_SKIP_VERIFY"),
         ca_cert=values["ca_cert"],
         timeout=opts.timeout if opts.timeout is not None else timeout,
         concurrency=opts.concurrency if opts.concurrency is not None else concurrency,
