@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +126,10 @@ class _Builder:
     is refused, as go-yaml does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, text: str) -> None:
         import yaml
+
+        self.text = text
 
         self.scalar_node = yaml.ScalarNode
         self.mapping_node = yaml.MappingNode
@@ -158,8 +161,8 @@ class _Builder:
         tag = node.tag
         if tag == _PLAIN:
             value = goyaml.resolve_plain(node.value)
-            if type(value) is str:
-                return value
+            if type(value) is str or self.nonspecific(node):
+                return node.value
         elif tag == goyaml.STR:
             return node.value
         else:
@@ -168,6 +171,16 @@ class _Builder:
             return goyaml.json_value(value)
         except goyaml.GoYamlError as exc:
             raise _Refused(node, str(exc)) from None
+
+    def nonspecific(self, node: yaml.ScalarNode) -> bool:
+        """Whether the plain scalar carries the non-specific tag ``!``, which libyaml reports
+        as untagged but go-yaml reads as a string. Only asked of scalars that would not be
+        strings otherwise: a plain scalar's text starts with its value unless properties
+        (``&anchor``, ``!``) come first."""
+        start = node.start_mark.index
+        if self.text[start:start + 1] not in ("&", "!"):
+            return False
+        return _NONSPECIFIC.match(self.text, start) is not None
 
     def tagged(self, node: yaml.ScalarNode) -> Any:
         try:
@@ -181,7 +194,12 @@ class _Builder:
         tag = node.tag
         if tag == goyaml.STR:
             return str(node.value)
-        value = goyaml.resolve_plain(node.value) if tag == _PLAIN else self.tagged(node)
+        if tag == _PLAIN:
+            value = goyaml.resolve_plain(node.value)
+            if type(value) is not str and self.nonspecific(node):
+                return str(node.value)
+        else:
+            value = self.tagged(node)
         try:
             return goyaml.json_key(value)
         except goyaml.GoYamlError as exc:
@@ -210,6 +228,9 @@ class _Builder:
             if type(source) is not self.mapping_node:
                 raise _Refused(node, "map merge requires map or sequence of maps as the value")
             out.update(self.build(source, depth))
+
+
+_NONSPECIFIC = re.compile(r"(?:&[^\s,\[\]{}]+\s+)?!(?:\s|$)")
 
 
 class _Refused(Exception):
@@ -253,7 +274,7 @@ def load_yaml_documents(text: str, source: str) -> Iterator[Any]:
                     source=source,
                 )
             try:
-                yield _Builder().build(node)
+                yield _Builder(text).build(node)
             except _Refused as exc:
                 line = exc.node.start_mark.line + 1
                 raise InputError(f"line {line}: {exc.problem}", source=source) from None
