@@ -257,9 +257,9 @@ def json_value(value: Any) -> Any:
         if value.is_integer() and INT64_MIN <= value < 2.0 ** 63:
             return int(value)
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        if isinstance(value, Unsigned) or not INT64_MIN <= value <= INT64_MAX:
-            return float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and (
+            isinstance(value, Unsigned) or not INT64_MIN <= value <= INT64_MAX):
+        return float(value)
     return value
 
 

@@ -49,7 +49,7 @@ def _yaml_classes() -> tuple[type[Any], type[Any]]:
 
     try:
         from yaml import CSafeDumper as dumper
-        from yaml.cyaml import CParser as parser
+        from yaml.cyaml import CParser as parser  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - depends on how PyYAML was built
         from yaml import SafeDumper as dumper  # type: ignore[assignment]
 
@@ -63,7 +63,7 @@ def _yaml_classes() -> tuple[type[Any], type[Any]]:
 
     seq_tag, map_tag = goyaml.TAG_PREFIX + "seq", goyaml.TAG_PREFIX + "map"
 
-    class Composer(parser):  # type: ignore[misc, valid-type]
+    class Composer(parser):
         """Builds the node graph; marks untagged plain scalars for go-yaml's resolution."""
 
         def descend_resolver(self, parent: Any, index: Any) -> None:
@@ -78,7 +78,7 @@ def _yaml_classes() -> tuple[type[Any], type[Any]]:
                 return _PLAIN if implicit[0] else goyaml.STR
             return seq_tag if kind is yaml.SequenceNode else map_tag
 
-    class Dumper(dumper):  # type: ignore[misc, valid-type]
+    class Dumper(dumper):
         """Safe dumper that quotes every string go-yaml v2 would not read back as that string,
         and writes shared objects out in full instead of as anchors."""
 

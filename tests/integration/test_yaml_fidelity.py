@@ -32,9 +32,9 @@ from tests.helpers import tool
 
 pytestmark = pytest.mark.integration
 
-BOOLS = [f"{w}" for w in (
-    "y Y yes Yes YES n N no No NO true True TRUE false False FALSE on On ON off Off OFF "
-    "yEs tRUE oN nO fAlSe").split()]
+BOOLS = ["y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE",
+         "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "yEs", "tRUE", "oN",
+         "nO", "fAlSe"]
 NULLS = ["~", "null", "Null", "NULL", "nULL", "nil", "None"]
 INTS = [
     "0", "-0", "+0", "7", "+7", "-7", "012", "-012", "08", "09", "0o12", "0O12", "0o19",
@@ -102,7 +102,8 @@ metadata:
   name: oracle
 data:
 {{- range $path, $_ := .Files.Glob "docs/*.yaml" }}
-  {{ base $path | trimSuffix ".yaml" }}: {{ $.Files.Get $path | fromYaml | toJson | b64enc | quote }}
+  {{ base $path | trimSuffix ".yaml" }}: {{ $.Files.Get $path | fromYaml | toJson | b64enc
+     | quote }}
 {{- end }}
 """
 
