@@ -11,24 +11,19 @@ keys and as values:
   refuses;
 * kiln's own output text, run through the same oracle, gives the same JSON again.
 
-helm runs once for the whole corpus (the documents and kiln's re-emitted texts together).
+helm runs once for the whole corpus (the documents, kiln's re-emitted texts and the texts kiln
+writes for objects the test chose), see ``tests/integration/argo_yaml.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kiln.core.errors import InputError
 from kiln.core.manifests import dump_yaml_stream, load_yaml_documents
-from tests.fixtures.helm.servers import helm_env
-from tests.helpers import tool
+from tests.integration.argo_yaml import argo_read
 
 pytestmark = pytest.mark.integration
 
@@ -96,38 +91,6 @@ def corpus() -> list[str]:
     return docs + STRUCTURES
 
 
-TEMPLATE = """apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: oracle
-data:
-{{- range $path, $_ := .Files.Glob "docs/*.yaml" }}
-  {{ base $path | trimSuffix ".yaml" }}: {{ $.Files.Get $path | fromYaml | toJson | b64enc
-     | quote }}
-{{- end }}
-"""
-
-
-def helm_oracle(texts: dict[str, str], work: Path) -> dict[str, Any]:
-    """What helm's ``fromYaml | toJson`` makes of each text, by name, parsed as JSON.
-
-    helm's output is a ConfigMap of base64 strings: reading it with plain PyYAML involves no
-    ambiguous scalar.
-    """
-    chart = work / "oracle"
-    (chart / "templates").mkdir(parents=True)
-    (chart / "docs").mkdir()
-    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: oracle\nversion: 0.1.0\n")
-    (chart / "templates" / "oracle.yaml").write_text(TEMPLATE)
-    for name, text in texts.items():
-        (chart / "docs" / f"{name}.yaml").write_text(text, encoding="utf-8")
-    out = subprocess.run([tool("helm"), "template", "oracle", str(chart)], check=True,
-                         capture_output=True, text=True, env=helm_env(work / "home")).stdout
-    data = yaml.safe_load(out)["data"]
-    assert set(data) == set(texts)
-    return {name: json.loads(base64.b64decode(value)) for name, value in data.items()}
-
-
 def kiln_reads(text: str) -> Any:
     """kiln's object for a one-document text, or the InputError it raises."""
     try:
@@ -160,7 +123,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     chosen = {f"em{i:04d}": obj for i, obj in enumerate(emitted_objects())}
     for name, obj in chosen.items():
         texts[name] = dump_yaml_stream([obj])
-    oracle = helm_oracle(texts, tmp_path_factory.mktemp("fidelity"))
+    oracle = argo_read(texts, tmp_path_factory.mktemp("fidelity"))
     return {"docs": docs, "read": read, "texts": texts, "oracle": oracle, "chosen": chosen}
 
 
