@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import math
 import re
 import struct
@@ -82,9 +83,9 @@ _YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9
 _DIGITS = r"[0-9]+(?:_[0-9]+)*"
 _DOT_FLOAT = re.compile(rf"\.{_DIGITS}(?:[eE][-+]?{_DIGITS})?")
 _TIMESTAMP = re.compile(
-    r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-    r"(?:[Tt][0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
-    r"| [0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(?:\.[0-9]{1,9})?)?"
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:[Tt]([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+    r"| ([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})(?:\.[0-9]+)?)?"
 )
 _BASES = (16, 8, 2, 8, 10)
 
@@ -148,6 +149,20 @@ def resolve_plain(text: str) -> Any:
     return text
 
 
+def _is_timestamp(text: str) -> bool:
+    """Whether one of go-yaml v2's timestamp layouts parses ``text`` (dates validated)."""
+    m = _TIMESTAMP.fullmatch(text)
+    if m is None:
+        return False
+    year, month, day = (int(g) for g in m.groups()[:3])
+    clock = [int(g) for g in m.groups()[3:] if g is not None]
+    try:
+        datetime.date(year, month, day)
+    except ValueError:
+        return False
+    return not clock or (clock[0] < 24 and clock[1] < 60 and clock[2] < 60)
+
+
 def _tag_of(value: Any) -> str:
     if value is None:
         return NULL
@@ -180,8 +195,8 @@ def resolve_tagged(tag: str, text: str) -> Any:
         return data.decode("utf-8", errors="replace")
     if tag not in RESOLVABLE:
         return text
-    if tag == TIMESTAMP and _TIMESTAMP.fullmatch(text):
-        return text
+    if tag == TIMESTAMP and _is_timestamp(text):
+        return text  # go-yaml decodes a timestamp into interface{} as its text
     value = resolve_plain(text)
     found = _tag_of(value)
     if found == tag:

@@ -393,18 +393,26 @@ def _collect(doc: Any, source: str, where: str, *, out: list[dict[str, Any]]) ->
 
 
 def dump_yaml_stream(objects: Iterable[dict[str, Any]]) -> str:
-    """Emit objects as a YAML stream with ``---`` between documents, keys in their order."""
+    """Emit objects as a YAML stream with ``---`` between documents, keys in their order.
+
+    Every string go-yaml v2 would read as something else (``y``, ``1e3``, ``~``, ``<<``...) is
+    quoted, so Argo CD reads the text back as exactly these objects.
+    """
     import yaml
 
-    return yaml.dump_all(
-        objects,
-        Dumper=_yaml_classes()[1],
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        explicit_start=False,
-        width=1 << 30,
-    ).replace("\n...\n", "\n")
+    try:
+        text = yaml.dump_all(
+            objects,
+            Dumper=_yaml_classes()[1],
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            explicit_start=False,
+            width=1 << 30,
+        )
+    except RecursionError:  # only objects that bypassed normalise() can be this deep
+        raise InputError(f"manifests nested deeper than {MAX_DEPTH} levels") from None
+    return text.replace("\n...\n", "\n")
 
 
 def dump_json(objects: list[dict[str, Any]]) -> str:

@@ -64,7 +64,11 @@ TAGGED = [
     "!!str 1", "!!str yes", "!!int 0x1F", '!!int "12"', "!!int abc", "!!int 1.5",
     "!!float 1", "!!float 1e3", "!!float abc", "!!bool yes", "!!bool 1", "!!null ''",
     "!!null ~", "!!null x", "!!binary aGVsbG8=", "!!binary '!!'", "!foo bar", "!foo 12",
-    "!!timestamp 2001-12-14", "!!merge x", "! 12", "!!set {a, b}", "!!omap [{a: 1}]",
+    "!!timestamp 2001-12-14", "!!timestamp 2001-12-14T21:59:43.123456789123Z",
+    "!!timestamp 2001-12-14 21:59:43.10 -5", "!!timestamp 2001-12-14 21:59:43",
+    "!!timestamp 2001-13-14", "!!timestamp 2001-02-29", "!!timestamp 2000-02-29",
+    "!!timestamp 2001-12-14 24:00:00", "!!timestamp 12:30", "!!merge x", "! 12",
+    "!!set {a, b}", "!!omap [{a: 1}]",
     "!!str [a]",
 ]
 STRUCTURES = [
