@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +242,17 @@ def test_objects_from_json_are_conformed_or_refused() -> None:
         normalise([deep], "r")
     with pytest.raises(InputError, match="not a JSON number"):
         normalise([load_json('{"apiVersion": "v1", "kind": "K", "v": NaN}', "j")], "j")
+
+
+def test_directory_json_files_are_conformed_and_errors_name_the_file(tmp_path: Path) -> None:
+    from kiln import App, Engine
+
+    (tmp_path / "a.json").write_text('{"apiVersion": "v1", "kind": "K", "v": NaN}')
+    engine = Engine(use_cache=False, entry_points=False)
+    with pytest.raises(InputError) as err:
+        engine.render(App(path=tmp_path))
+    assert err.value.source == str(tmp_path / "a.json")
+    assert "not a JSON number" in err.value.message
+    (tmp_path / "a.json").write_text('{"apiVersion": "v1", "kind": "K", "v": 2.0, "w": "y"}')
+    text = engine.render(App(path=tmp_path)).to_yaml()
+    assert text == "apiVersion: v1\nkind: K\nv: 2\nw: 'y'\n"
