@@ -1,7 +1,9 @@
 """The Helm renderer against the real ``helm template``, option by option.
 
 Every comparison runs the real helm directly with the equivalent flags on the same chart in the
-same test and compares objects; nothing kiln produced is hard-coded.
+same test and compares objects; nothing kiln produced is hard-coded. helm's output is read the
+way Argo CD reads it, by helm's own ``fromYaml`` (``tests/integration/argo_yaml.py``), never by
+kiln's parser.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kiln.core.manifests import parse_stream
 from tests.fixtures.helm.servers import copy_chart, helm_env
 from tests.helpers import assert_clean_failure, run_kiln, tool
+from tests.integration.argo_yaml import argo_objects
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +51,7 @@ def raw_helm(helm: str, home: Path, release: str, chart: Path, *flags: str) -> l
         [helm, "template", release, str(chart), *flags],
         check=True, capture_output=True, text=True, env=helm_env(home), cwd=chart,
     ).stdout
-    return parse_stream(out, "raw helm")
+    return argo_objects(out)
 
 
 def kiln(app: Path, cache: Path, *args: str, env: dict[str, str] | None = None

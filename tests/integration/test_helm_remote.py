@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import yaml
 
-from kiln.core.manifests import parse_stream
 from tests.fixtures.helm.servers import (
     WEBAPP,
     ChartRepo,
@@ -26,6 +25,7 @@ from tests.fixtures.helm.servers import (
     package,
 )
 from tests.helpers import assert_clean_failure, run_kiln, tool
+from tests.integration.argo_yaml import argo_objects
 from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -111,7 +111,7 @@ def kiln(app: Path, cache: Path, env: dict[str, str] | None = None) -> list[dict
 def raw(helm: str, env: dict[str, str], *argv: str) -> list[dict[str, Any]]:
     out = subprocess.run([helm, "template", *argv], check=True, capture_output=True, text=True,
                          env=env).stdout
-    return parse_stream(out, "raw helm")
+    return argo_objects(out)
 
 
 RAW_FLAGS = ["--namespace", "default", "--include-crds", "--set", f"hostname={HOST}"]

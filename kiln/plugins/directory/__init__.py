@@ -81,7 +81,8 @@ class DirectoryRenderer:
                 docs: Any = [load_json(text, source)] if text.strip() else []
             else:
                 docs = load_yaml_documents(text, source)
-            objects.extend(normalise(docs, source))
+            # YAML documents come out of the loader conformed already; JSON ones are not.
+            objects.extend(normalise(docs, source, conform=rel.endswith(".json")))
         return objects
 
     def _files(self, app: App) -> list[tuple[str, Path]]:
