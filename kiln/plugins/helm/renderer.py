@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.argv import no_control
 from kiln.core.digest import input_digest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.paths import confine, read_bytes_capped
 from kiln.core.registry import Inputs
+from kiln.plugins.helm import checks
 from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
 from kiln.plugins.helm.command import TemplateArgs, helm_binary, helm_env, template_argv
 from kiln.plugins.helm.options import HelmOptions
@@ -79,8 +81,11 @@ def _source(app: App, opts: HelmOptions) -> _Source:
     if repo or chart.startswith("oci://"):
         if not chart:
             raise ConfigError("helm.repoURL is set but helm.chart is not", source=str(app.path))
-        return _Source(remote=RemoteChart(repo, chart, version))
+        remote = RemoteChart(repo, chart, version)
+        checks.remote(remote, str(app.path))
+        return _Source(remote=remote)
     if chart:
+        no_control(chart, "helm.chart", source=str(app.path))
         path = confine(app.path / chart, app.root, what="chart directory")
         if not path.is_dir():
             raise InputError("chart directory not found", source=str(app.path / chart))
@@ -90,13 +95,23 @@ def _source(app: App, opts: HelmOptions) -> _Source:
 
 def _release(app: App, opts: HelmOptions) -> str:
     """Helm's release name: ``releaseName``, else the app name, else the directory name."""
-    return envsubst(opts.release_name, app.env) or app.display_name
+    return checks.release(app, opts)
 
 
-def _credentials(opts: HelmOptions, env: Any) -> Credentials:
+def _check(app: App, opts: HelmOptions) -> None:
+    """Check every app-level value that becomes a helm flag (ConfigError naming it)."""
+    checks.release(app, opts)
+    checks.namespace(app, opts)
+    checks.capabilities(app)
+
+
+def _credentials(opts: HelmOptions, env: Any, where: str) -> Credentials:
+    username = envsubst(opts.username, env) or env.get(USERNAME_ENV, "")
+    password = envsubst(opts.password, env) or env.get(PASSWORD_ENV, "")
+    checks.credentials(username, password, where)
     return Credentials(
-        username=envsubst(opts.username, env) or env.get(USERNAME_ENV, ""),
-        password=envsubst(opts.password, env) or env.get(PASSWORD_ENV, ""),
+        username=username,
+        password=password,
         pass_credentials=opts.pass_credentials,
         plain_http=opts.plain_http,
         insecure_skip_tls_verify=opts.insecure_skip_tls_verify,
@@ -184,6 +199,7 @@ class HelmRenderer:
         an unpinned one makes the render uncacheable.
         """
         opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        _check(app, opts)
         source = _source(app, opts)
         values = resolve_values(app, opts)
         files: list[Path] = list(values.inputs)
@@ -212,6 +228,7 @@ class HelmRenderer:
     def render(self, app: App, ctx: RenderContext) -> str:
         """Run ``helm template`` and return its output stream (hooks included, as Argo CD)."""
         opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        _check(app, opts)
         source = _source(app, opts)
         values = resolve_values(app, opts)
         binary = helm_binary(ctx.env)
@@ -230,7 +247,7 @@ class HelmRenderer:
             args = TemplateArgs(
                 release=_release(app, opts),
                 chart=chart_path,
-                namespace=app.namespace or "default",
+                namespace=checks.namespace(app, opts),
                 value_files=materialise(values, opts, scratch.path),
                 sets=values.sets,
                 kube_version=app.kube_version,
@@ -262,7 +279,8 @@ class HelmRenderer:
         found = store.lookup(chart)
         if found is not None:
             return found
-        return store.fetch(chart, _credentials(opts, ctx.env), opts.max_chart_bytes)
+        return store.fetch(chart, _credentials(opts, ctx.env, str(app.path)),
+                           opts.max_chart_bytes)
 
     def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
                      scratch: _Scratch) -> Path:
@@ -302,7 +320,7 @@ class HelmRenderer:
                     link.symlink_to(target, target_is_directory=True)
             return chart_copy
 
-        creds = _credentials(opts, ctx.env)
+        creds = _credentials(opts, ctx.env, str(app.path))
         repos = [str(d.get("repository")) for d in chart["dependencies"]
                  if str(d.get("repository") or "").startswith(("http://", "https://"))]
         built = self._store(ctx, opts).dependencies(

@@ -1,0 +1,67 @@
+"""Shape checks on every Helm option value that reaches a helm command line.
+
+Each check raises a one-line ConfigError naming the option (``helm.releaseName``,
+``namespace``...) and the app; the command lines themselves also keep values out of flag
+position (``--opt=VALUE``, ``--`` before positionals), see :mod:`.command`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kiln.core import argv
+from kiln.core.envsubst import envsubst
+
+if TYPE_CHECKING:
+    from kiln.core.app import App
+    from kiln.plugins.helm.options import HelmOptions
+    from kiln.plugins.helm.remote import RemoteChart
+
+
+def release(app: App, opts: HelmOptions) -> str:
+    """Helm's release name: ``releaseName``, else the app name, else the directory name;
+    checked against Helm's rule (a DNS-1123 subdomain of at most 53 characters)."""
+    if opts.release_name:
+        value, what = envsubst(opts.release_name, app.env), "helm.releaseName"
+    elif app.name:
+        value, what = app.name, "name (the default Helm release name)"
+    else:
+        value, what = app.path.name, "the app directory's name (the default Helm release name)"
+    return argv.release_name(value, what, source=str(app.path))
+
+
+def namespace(app: App, opts: HelmOptions) -> str:
+    """The namespace ``helm template`` renders with: ``helm.namespace``, else the app's
+    namespace, else ``default``; a DNS-1123 label."""
+    if opts.namespace:
+        return argv.dns_label(opts.namespace, "helm.namespace", source=str(app.path))
+    if app.namespace:
+        return argv.dns_label(app.namespace, "namespace", source=str(app.path))
+    return "default"
+
+
+def capabilities(app: App) -> None:
+    """Check the app's ``kubeVersion`` and ``apiVersions`` (they become helm flags)."""
+    where = str(app.path)
+    if app.kube_version:
+        argv.kube_version(app.kube_version, "kubeVersion", source=where)
+    for api in app.api_versions:
+        argv.api_version(api, "apiVersions", source=where)
+
+
+def remote(chart: RemoteChart, where: str) -> None:
+    """Check a remote chart's repository URL, chart name or ``oci://`` reference and version."""
+    if chart.repo:
+        argv.repo_url(chart.repo, "helm.repoURL", source=where)
+    if chart.chart.startswith("oci://"):
+        argv.repo_url(chart.chart, "helm.chart", source=where)
+    else:
+        argv.chart_name(chart.chart, "helm.chart", source=where)
+    if chart.version:
+        argv.chart_version(chart.version, "helm.version", source=where)
+
+
+def credentials(username: str, password: str, where: str) -> None:
+    """Repository credentials hold no control characters (the password is never shown)."""
+    argv.no_control(username, "helm.username", source=where)
+    argv.no_control(password, "helm.password", source=where)
