@@ -27,14 +27,16 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-_KUBE_VERSION = re.compile(r"v?\d{1,4}(\.\d{1,6}){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+_KUBE_VERSION = re.compile(
+    r"v?\d{1,4}(\.\d{1,6}){0,2}\+?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
 _API_VERSION = re.compile(
     r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # group/
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"                                           # version
     r"(/[A-Za-z][A-Za-z0-9]*)?")                                              # /Kind
 _CHART_VERSION = re.compile(r"[0-9A-Za-z*^~<>=.][0-9A-Za-z*^~<>=|,. +_-]*")
 _CHART_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_HOST_PATH = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
+_HOST_PATH = re.compile(
+    r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
 _IMAGE = re.compile(r"[A-Za-z0-9*_][A-Za-z0-9._/:@=+*-]*")
 _SET_KEY = re.compile(r"([A-Za-z0-9_/:@-]|\\[.,=\[\]\\]|\.|\[[0-9]{1,9}\])+")
 _JSONNET_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
