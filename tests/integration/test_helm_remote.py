@@ -192,9 +192,9 @@ def test_credentials_from_env_and_kiln_yaml(helm: str, home: dict[str, str],
     assert objects == expected
     fresh = tmp_path / "fresh-cache"
     named = make_app(tmp_path, "named", repoURL=private_repo.url, chart="webapp",
-                     version="1.4.0", username=USER, password="${CHART_PASS}",
+                     version="1.4.0", username=USER, password="${KILN_HELM_CHART_PASS}",
                      parameters=PARAMS)
-    assert kiln(named, fresh, env={"CHART_PASS": PASSWORD})
+    assert kiln(named, fresh, env={"KILN_HELM_CHART_PASS": PASSWORD})
     for path in [*cache_dir.rglob("*"), *fresh.rglob("*")]:
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path

@@ -468,3 +468,31 @@ def test_assert_refused_helper_detects_an_executed_payload(tmp_path: Path) -> No
 def test_every_all_payloads_face_exists() -> None:
     faces = {case.name: _faces(case) for case in CASES}
     assert all(face in faces[name] for name, face in ALL_PAYLOADS.items())
+
+
+def test_jsonnet_helm_template_cannot_inject_into_helm(tmp_path: Path) -> None:
+    """``helmTemplate(name, chart, conf)`` reaches helm through the Helm renderer's checks."""
+    marker = tmp_path / "MARKER"
+    app = tmp_path / "app"
+    shell_chart(app / "c", marker)
+    calls = {"name": "t('--post-renderer=/bin/sh', './c', {calledFrom: std.thisFile})",
+             "namespace": "t('ok', './c', {calledFrom: std.thisFile, "
+                          "namespace: '--post-renderer=/bin/sh'})"}
+    for needle, call in calls.items():
+        (app / "main.jsonnet").write_text(f"local t = std.native('helmTemplate');\n{call}\n")
+        proc = run_kiln("render", str(app), "--cache-dir", str(tmp_path / "c"))
+        assert_refused(proc, marker, ("helm.releaseName" if needle == "name" else "namespace",))
+
+
+def test_helm_credentials_cannot_carry_other_secrets(tmp_path: Path) -> None:
+    """An app names the repository its credentials go to, so ``helm.password`` must not be
+    able to pull e.g. ``$VAULT_TOKEN`` out of kiln's environment."""
+    app = write_tree(tmp_path / "app", VALUE_CHART)
+    token = "hvs.must-not-leave"
+    (app / "kiln.yaml").write_text(yaml.safe_dump({"helm": {
+        "repoURL": REPO_URL, "chart": "c", "version": "1.0.0", "username": "u",
+        "password": "${VAULT_TOKEN}"}}))
+    proc = run_kiln("render", str(app), "--cache-dir", str(tmp_path / "c"),
+                    env={"VAULT_TOKEN": token})
+    assert_clean_failure(proc, "helm.password", "KILN_HELM_")
+    assert token not in proc.stderr

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from kiln.core import argv
 from kiln.core.envsubst import envsubst
+from kiln.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -59,6 +60,23 @@ def remote(chart: RemoteChart, where: str) -> None:
         argv.chart_name(chart.chart, "helm.chart", source=where)
     if chart.version:
         argv.chart_version(chart.version, "helm.version", source=where)
+
+
+CREDENTIAL_VAR_PREFIX = "KILN_HELM_"
+"""The only variables ``helm.username``/``helm.password`` may reference: an app chooses which
+repository its credentials go to, so it must not be able to send kiln's other secrets
+(``${VAULT_TOKEN}``, ``${AWS_SECRET_ACCESS_KEY}``) there as a password."""
+
+
+def credential_references(opts: HelmOptions, where: str) -> None:
+    """Refuse a ``$VAR`` in ``helm.username``/``helm.password`` not named ``KILN_HELM_*``."""
+    from kiln.core.envsubst import referenced
+
+    for key, text in (("helm.username", opts.username), ("helm.password", opts.password)):
+        for name in sorted(referenced(text)):
+            if not name.startswith(CREDENTIAL_VAR_PREFIX):
+                raise ConfigError(f"{key}: may reference only {CREDENTIAL_VAR_PREFIX}* "
+                                  f"variables, not ${{{name}}}", source=where)
 
 
 def credentials(username: str, password: str, where: str) -> None:

@@ -103,9 +103,11 @@ def _check(app: App, opts: HelmOptions) -> None:
     checks.release(app, opts)
     checks.namespace(app, opts)
     checks.capabilities(app)
+    checks.credential_references(opts, str(app.path))
 
 
 def _credentials(opts: HelmOptions, env: Any, where: str) -> Credentials:
+    checks.credential_references(opts, where)
     username = envsubst(opts.username, env) or env.get(USERNAME_ENV, "")
     password = envsubst(opts.password, env) or env.get(PASSWORD_ENV, "")
     checks.credentials(username, password, where)
