@@ -14,7 +14,6 @@ wall, and they keep errors readable instead of leaving them to the tool.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from kiln.core.errors import ConfigError
 
@@ -146,6 +145,8 @@ def repo_url(value: str, what: str, *, source: str | None = None) -> str:
                       "oci://) or an OCI registry HOST/PATH", source, 2048)
     if any(ch.isspace() for ch in value) or len(value) > 2048:
         raise _fail(what, value, "a valid repository URL", source)
+    from urllib.parse import urlsplit
+
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
