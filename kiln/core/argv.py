@@ -17,30 +17,32 @@ import re
 
 from kiln.core.errors import ConfigError
 
+# Patterns are kept as text and compiled by the re module's own cache on first use: compiling
+# them all at import would cost a cache-hit render several milliseconds.
 MAX_SHOWN = 80
 """Longest value quoted in an error (longer ones are cut, so a line stays readable)."""
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Control characters: NUL, CR, LF, tab, escape... (never allowed in a command-line value)."""
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-_KUBE_VERSION = re.compile(
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_QUALIFIED_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_KUBE_VERSION = (
     r"v?\d{1,4}(\.\d{1,6}){0,2}\+?(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-_API_VERSION = re.compile(
+_API_VERSION = (
     r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"  # group/
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"                                           # version
     r"(/[A-Za-z][A-Za-z0-9]*)?")                                              # /Kind
-_CHART_VERSION = re.compile(r"[0-9A-Za-z*^~<>=.][0-9A-Za-z*^~<>=|,. +_-]*")
-_CHART_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_HOST_PATH = re.compile(
+_CHART_VERSION = r"[0-9A-Za-z*^~<>=.][0-9A-Za-z*^~<>=|,. +_-]*"
+_CHART_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_HOST_PATH = (
     r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?")
-_IMAGE = re.compile(r"[A-Za-z0-9*_][A-Za-z0-9._/:@=+*-]*")
-_SET_KEY = re.compile(r"([A-Za-z0-9_/:@-]|\\[.,=\[\]\\]|\.|\[[0-9]{1,9}\])+")
-_JSONNET_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_EXT_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
-_AFFIX = re.compile(r"[a-z0-9.-]*")
+_IMAGE = r"[A-Za-z0-9*_][A-Za-z0-9._/:@=+*-]*"
+_SET_KEY = r"([A-Za-z0-9_/:@-]|\\[.,=\[\]\\]|\.|\[[0-9]{1,9}\])+"
+_JSONNET_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_EXT_VAR = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_AFFIX = r"[a-z0-9.-]*"
 
 RELEASE_NAME_MAX = 53
 """Helm's limit on a release name."""
@@ -86,12 +88,12 @@ def no_control(value: str, what: str, *, source: str | None = None) -> str:
     return value
 
 
-def _match(pattern: re.Pattern[str], value: str, what: str, rule: str, source: str | None,
+def _match(pattern: str, value: str, what: str, rule: str, source: str | None,
            max_len: int | None = None) -> str:
     plain(value, what, source=source)
     if max_len is not None and len(value) > max_len:
         raise _fail(what, value, f"{rule} (at most {max_len} characters)", source)
-    if not pattern.fullmatch(value):
+    if not re.fullmatch(pattern, value):
         raise _fail(what, value, rule, source)
     return value
 
@@ -172,7 +174,7 @@ def name_affix(value: str, what: str, *, source: str | None = None) -> str:
     start with '-' because it is written into the kustomization, never onto a command line."""
     if not isinstance(value, str):
         raise ConfigError(f"{what}: must be a string", source=source)
-    if CONTROL.search(value) or len(value) > 253 or not _AFFIX.fullmatch(value):
+    if CONTROL.search(value) or len(value) > 253 or not re.fullmatch(_AFFIX, value):
         raise _fail(what, value, "a valid name prefix/suffix (lowercase letters, digits, '-' "
                     "and '.')", source)
     return value
@@ -183,9 +185,9 @@ def qualified_name(value: str, what: str, *, source: str | None = None) -> str:
     alphanumerics, '-', '_' and '.' starting and ending alphanumeric (Kubernetes' rule)."""
     plain(value, what, source=source)
     prefix, slash, name = value.rpartition("/")
-    ok = bool(name) and len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
+    ok = bool(name) and len(name) <= 63 and bool(re.fullmatch(_QUALIFIED_NAME, name))
     if slash:
-        ok = ok and 0 < len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.fullmatch(prefix))
+        ok = ok and 0 < len(prefix) <= 253 and bool(re.fullmatch(_DNS_SUBDOMAIN, prefix))
     if not ok:
         raise _fail(what, value, "a valid label/annotation key ([PREFIX/]NAME)", source)
     return value
@@ -196,7 +198,7 @@ def label_value(value: str, what: str, *, source: str | None = None) -> str:
     alphanumeric (Kubernetes' rule)."""
     if not isinstance(value, str):
         raise ConfigError(f"{what}: must be a string", source=source)
-    if len(value) > 63 or not _LABEL_VALUE.fullmatch(value):
+    if len(value) > 63 or not re.fullmatch(_LABEL_VALUE, value):
         raise _fail(what, value, "a valid label value (at most 63 letters, digits, '-', '_' "
                     "and '.')", source)
     return value
