@@ -10,10 +10,13 @@ exists, the exit status is non-zero, stdout is empty, and the one error line nam
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import os
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -496,3 +499,51 @@ def test_helm_credentials_cannot_carry_other_secrets(tmp_path: Path) -> None:
                     env={"VAULT_TOKEN": token})
     assert_clean_failure(proc, "helm.password", "KILN_HELM_")
     assert token not in proc.stderr
+
+
+class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
+    """Answers 404 to everything and records the Authorization header of each request."""
+
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization"))
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, list[str | None]]]:
+    """A loopback HTTP "chart repository" that records the credentials it is sent."""
+    seen: list[str | None] = []
+    handler = type("Recorder", (_HeaderRecorder,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/charts", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_operator_credentials_go_only_to_allowed_repositories(
+        recorder: tuple[str, list[str | None]], tmp_path: Path) -> None:
+    url, seen = recorder
+    app = write_tree(tmp_path / "app", VALUE_CHART)
+    (app / "kiln.yaml").write_text(yaml.safe_dump(
+        {"helm": {"repoURL": url, "chart": "c", "version": "1.0.0"}}))
+    creds = {"KILN_HELM_USERNAME": "deployer", "KILN_HELM_PASSWORD": "operator-secret"}
+    expected = "Basic " + base64.b64encode(b"deployer:operator-secret").decode()
+    for cache, allowed, sent in (("c1", "https://charts.example.com", False),
+                                 ("c2", url, True), ("c3", "", True)):
+        seen.clear()
+        proc = run_kiln("render", str(app), "--cache-dir", str(tmp_path / cache),
+                        env={**creds, "KILN_HELM_CREDENTIALS_URLS": allowed})
+        assert_clean_failure(proc, "404")
+        assert "operator-secret" not in proc.stderr
+        assert seen, "helm never asked the repository"
+        assert all((h == expected) is sent for h in seen), (allowed, seen)

@@ -278,3 +278,21 @@ def test_operator_widens_tool_environment() -> None:
     assert "SOPS_AGE_KEY" not in got and "KILN_TOOL_ENV_ALLOW" not in got
     # The switch is read from the operator's environment, not from the one being filtered.
     assert "VAULT_TOKEN" not in tool_environment(env, operator={})
+
+
+@pytest.mark.parametrize(("target", "allowed", "ok"), [
+    ("https://charts.example.com/stable", "https://charts.example.com", True),
+    ("https://charts.example.com", "https://charts.example.com/", True),
+    ("https://charts.example.com.evil.io", "https://charts.example.com", False),
+    ("https://charts.example.com/stable-evil", "https://charts.example.com/stable", False),
+    ("http://charts.example.com", "https://charts.example.com", False),
+    ("oci://reg.example.com/charts/web", "reg.example.com/charts", True),
+    ("reg.example.com/charts", "oci://reg.example.com", True),
+    ("https://evil.io", "https://charts.example.com,https://evil.io/x", False),
+])
+def test_operator_credentials_scoped_to_urls(target: str, allowed: str, ok: bool) -> None:
+    from kiln.plugins.helm.checks import operator_credentials_allowed
+
+    env = {"KILN_HELM_CREDENTIALS_URLS": allowed}
+    assert operator_credentials_allowed([target], env) is ok
+    assert operator_credentials_allowed([target], {})  # unset: every repository (as before)

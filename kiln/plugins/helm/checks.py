@@ -7,6 +7,7 @@ position (``--opt=VALUE``, ``--`` before positionals), see :mod:`.command`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from kiln.core import argv
@@ -83,3 +84,42 @@ def credentials(username: str, password: str, where: str) -> None:
     """Repository credentials hold no control characters (the password is never shown)."""
     argv.no_control(username, "helm.username", source=where)
     argv.no_control(password, "helm.password", source=where)
+
+
+CREDENTIALS_URLS_ENV = "KILN_HELM_CREDENTIALS_URLS"
+"""The operator's switch: the repository URLs kiln's own helm credentials may be sent to."""
+
+
+def from_environment(raw: str, value: str) -> bool:
+    """True when a credential ``value`` came from kiln's environment: the option was empty
+    (the ``KILN_HELM_*`` default applied) or it references a variable."""
+    from kiln.core.envsubst import referenced
+
+    return bool(value) and (not raw or bool(referenced(raw)))
+
+
+def _under(target: str, prefix: str) -> bool:
+    target, prefix = target.rstrip("/"), prefix.rstrip("/")
+    if "://" not in target:
+        target = "oci://" + target
+    if "://" not in prefix:
+        prefix = "oci://" + prefix
+    t_scheme, _, t_rest = target.partition("://")
+    p_scheme, _, p_rest = prefix.partition("://")
+    if t_scheme.lower() != p_scheme.lower():
+        return False
+    t_host, _, t_path = t_rest.partition("/")
+    p_host, _, p_path = p_rest.partition("/")
+    if t_host.lower() != p_host.lower():
+        return False
+    return not p_path or t_path == p_path or t_path.startswith(p_path + "/")
+
+
+def operator_credentials_allowed(targets: Sequence[str], env: Mapping[str, str]) -> bool:
+    """True when kiln's own credentials may go to every URL of ``targets``: always when
+    ``$KILN_HELM_CREDENTIALS_URLS`` is unset, else only when each target is one of its
+    comma-separated URLs or lies under one (same scheme and host, path prefix at a '/')."""
+    allowed = [u.strip() for u in env.get(CREDENTIALS_URLS_ENV, "").split(",") if u.strip()]
+    if not allowed:
+        return True
+    return all(any(_under(t, p) for p in allowed) for t in targets)

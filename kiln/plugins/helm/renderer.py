@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,11 +107,25 @@ def _check(app: App, opts: HelmOptions) -> None:
     checks.credential_references(opts, str(app.path))
 
 
-def _credentials(opts: HelmOptions, env: Any, where: str) -> Credentials:
+def _credentials(opts: HelmOptions, env: Any, where: str, targets: Sequence[str]) -> Credentials:
+    """The repository credentials for a download from ``targets``.
+
+    Values that come from kiln's environment (``$KILN_HELM_USERNAME``/``$KILN_HELM_PASSWORD``,
+    or ``${KILN_HELM_*}`` in ``helm.username``/``helm.password``) are the operator's: when
+    ``$KILN_HELM_CREDENTIALS_URLS`` is set they are sent only if every target lies under one
+    of its URLs, and left out otherwise (the app chose the repository).
+    """
     checks.credential_references(opts, where)
     username = envsubst(opts.username, env) or env.get(USERNAME_ENV, "")
     password = envsubst(opts.password, env) or env.get(PASSWORD_ENV, "")
     checks.credentials(username, password, where)
+    if not checks.operator_credentials_allowed(targets, env):
+        if checks.from_environment(opts.username, username):
+            username = ""
+        if checks.from_environment(opts.password, password):
+            password = ""
+        log.info("%s: kiln's helm credentials are not sent to %s (not under %s)", where,
+                 ", ".join(targets), checks.CREDENTIALS_URLS_ENV)
     return Credentials(
         username=username,
         password=password,
@@ -281,7 +296,8 @@ class HelmRenderer:
         found = store.lookup(chart)
         if found is not None:
             return found
-        return store.fetch(chart, _credentials(opts, ctx.env, str(app.path)),
+        target = chart.reference if chart.is_oci else chart.repo
+        return store.fetch(chart, _credentials(opts, ctx.env, str(app.path), [target]),
                            opts.max_chart_bytes)
 
     def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
@@ -322,9 +338,11 @@ class HelmRenderer:
                     link.symlink_to(target, target_is_directory=True)
             return chart_copy
 
-        creds = _credentials(opts, ctx.env, str(app.path))
         repos = [str(d.get("repository")) for d in chart["dependencies"]
                  if str(d.get("repository") or "").startswith(("http://", "https://"))]
+        remote = [str(d.get("repository") or "") for d in chart["dependencies"]
+                  if not str(d.get("repository") or "").startswith("file://")]
+        creds = _credentials(opts, ctx.env, str(app.path), remote)
         built = self._store(ctx, opts).dependencies(
             basis.hexdigest(), populate, f"dependencies of chart {chart_dir}",
             creds.flags(dependency_build=True), repos)
