@@ -106,6 +106,7 @@ def _settings(**flags: Any) -> dict[str, Any]:
         },
         "helm": {
             "releaseName": flags.get("release_name"),
+            "namespace": flags.get("helm_namespace"),
             "valueFiles": list(flags["values"]) if flags.get("values") else None,
             "parameters": [{"name": k, "value": v} for k, v in _pairs(flags.get("set"), "--set")]
             + [{"name": k, "value": v, "forceString": True}
@@ -195,6 +196,8 @@ _APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--set-string",), {"multiple": True, "metavar": "K=V", "help": "Helm: --set-string."}),
     (("--set-file",), {"multiple": True, "metavar": "K=FILE", "help": "Helm: --set-file."}),
     (("--release-name",), {"metavar": "NAME", "help": "Helm: release name."}),
+    (("--helm-namespace",), {"metavar": "NS", "help": "Helm: the namespace helm template "
+                             "renders with (default: -n)."}),
     (("--skip-crds",), {"is_flag": True, "help": "Helm: leave out crds/."}),
     (("--skip-tests",), {"is_flag": True, "help": "Helm: leave out test hooks."}),
     (("--skip-schema-validation",), {"is_flag": True, "help": "Helm: skip values.schema."}),

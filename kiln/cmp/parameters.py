@@ -81,6 +81,8 @@ TABLE: tuple[ParamSpec, ...] = (
     # Helm
     _p("helm-release-name", "string", "helm.releaseName", "str", "Helm release name",
        "Release name (default: the Argo CD application name)."),
+    _p("helm-namespace", "string", "helm.namespace", "str", "Helm namespace",
+       "Namespace helm template renders with (default: the application's namespace)."),
     _p("helm-values-files", "array", "helm.valueFiles", "list", "Helm value files",
        "Value files, relative to the chart directory, applied in order."),
     _p("helm-ignore-missing-value-files", "string", "helm.ignoreMissingValueFiles", "bool",

@@ -56,9 +56,16 @@ class RenderContext:
     def run(self, argv: Sequence[str], *, what: str, cwd: Path | str | None = None,
             env: Mapping[str, str] | None = None, stdin: bytes | None = None,
             timeout: float | None = None) -> bytes:
-        """Run a tool with the context's timeout; see :func:`kiln.core.tools.run_tool`."""
-        return run_tool(argv, what=what, cwd=cwd, env=env if env is not None else self.env,
-                        stdin=stdin, timeout=timeout or self.timeout)
+        """Run a tool with the context's timeout; see :func:`kiln.core.tools.run_tool`.
+
+        The tool sees only the allowlisted part of ``env`` (default: the context's), never
+        kiln's credentials or the app's ``ARGOCD_ENV_*``: see :mod:`kiln.core.toolenv`.
+        """
+        from kiln.core.toolenv import tool_environment
+
+        child = tool_environment(env if env is not None else self.env, operator=self.env)
+        return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin,
+                        timeout=timeout or self.timeout)
 
 
 @dataclass

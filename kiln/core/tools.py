@@ -135,7 +135,10 @@ class ToolVersions:
 
     def get(self, binary: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
             timeout: float = 30.0) -> str:
-        """Return the stripped stdout of ``binary args``, memoised while the binary is unchanged."""
+        """Return the stripped stdout of ``binary args``, memoised while the binary is unchanged.
+
+        The tool runs with the allowlisted part of ``env`` (:mod:`kiln.core.toolenv`).
+        """
         real = os.path.realpath(binary)
         try:
             st = os.stat(real)
@@ -146,7 +149,10 @@ class ToolVersions:
         memo = self._load()
         if key in memo:
             return memo[key]
-        out = run_tool([binary, *args], what=binary, env=env, timeout=timeout)
+        from kiln.core.toolenv import tool_environment
+
+        child = tool_environment(os.environ if env is None else env)
+        out = run_tool([binary, *args], what=binary, env=child, timeout=timeout)
         value = out.decode("utf-8", "replace").strip()
         memo[key] = value
         self._save()

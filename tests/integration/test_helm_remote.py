@@ -194,11 +194,13 @@ def test_credentials_from_env_and_kiln_yaml(helm: str, home: dict[str, str],
     assert objects == expected
     fresh = tmp_path / "fresh-cache"
     named = make_app(tmp_path, "named", repoURL=private_repo.url, chart="webapp",
-                     version="1.4.0", username=USER, password="${CHART_PASS}",
+                     version="1.4.0", username=USER, password="${KILN_HELM_CHART_PASS}",
                      parameters=PARAMS)
-    # Credentials in kiln.yaml are repository level: the operator opts in (kiln.core.trust).
-    assert kiln(named, fresh, env={"CHART_PASS": PASSWORD,
-                                   "KILN_ALLOW_APP_SETTINGS": "helm.username,helm.password"})
+    # Credentials in kiln.yaml are repository level, and ${KILN_HELM_*} is the operator's
+    # secret going to the repository kiln.yaml chose: the operator opts in to both.
+    assert kiln(named, fresh, env={
+        "KILN_HELM_CHART_PASS": PASSWORD,
+        "KILN_ALLOW_APP_SETTINGS": "helm.username,helm.password,helm.repoURL"})
     for path in [*cache_dir.rglob("*"), *fresh.rglob("*")]:
         if path.is_file():
             assert PASSWORD.encode() not in path.read_bytes(), path

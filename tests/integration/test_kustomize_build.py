@@ -263,8 +263,11 @@ def test_default_load_restrictor_stays_on(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "repo", files)
     proc = render_cli(root / "app", root, tmp_path / "c")
     assert_clean_failure(proc, "security")
-    ok = render_cli(root / "app", root, tmp_path / "c",
-                    "-O", "kustomize.buildOptions=--load-restrictor LoadRestrictionsNone")
+    option = ("-O", "kustomize.buildOptions=--load-restrictor LoadRestrictionsNone")
+    refused = render_cli(root / "app", root, tmp_path / "c", *option)
+    assert_clean_failure(refused, "LoadRestrictionsNone", "KILN_KUSTOMIZE_ALLOW_BUILD_OPTIONS")
+    ok = render_cli(root / "app", root, tmp_path / "c", *option, env={
+        "KILN_KUSTOMIZE_ALLOW_BUILD_OPTIONS": "--load-restrictor=LoadRestrictionsNone"})
     assert ok.returncode == 0, ok.stderr
     assert [d for d in yaml.safe_load_all(ok.stdout) if d] == raw_kustomize(
         root / "app", "--load-restrictor", "LoadRestrictionsNone")

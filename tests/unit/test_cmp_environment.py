@@ -32,6 +32,7 @@ def _settings(*params: dict[str, Any], **env: str) -> dict[str, Any]:
 ROWS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"name": "type", "string": "helm"}, {"type": "helm"}),
     ({"name": "helm-release-name", "string": "web"}, {"helm": {"releaseName": "web"}}),
+    ({"name": "helm-namespace", "string": "web-ns"}, {"helm": {"namespace": "web-ns"}}),
     ({"name": "helm-values-files", "array": ["values.yaml", "values-prod.yaml"]},
      {"helm": {"valueFiles": ["values.yaml", "values-prod.yaml"]}}),
     ({"name": "helm-ignore-missing-value-files", "string": "true"},

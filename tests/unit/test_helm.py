@@ -43,10 +43,10 @@ def test_template_argv_order_and_flags() -> None:
         sets=[("--set", "x=1"), ("--set-string", "y=2")], kube_version="1.30.0",
         api_versions=["v1/Foo"], include_crds=False, skip_tests=True,
         skip_schema_validation=True, pass_credentials=True))
-    assert argv == ["helm", "template", "r", "/c", "--namespace", "ns", "--values", "a.yaml",
-                    "--values", "b.yaml", "--set", "x=1", "--set-string", "y=2",
-                    "--kube-version", "1.30.0", "--api-versions", "v1/Foo", "--skip-tests",
-                    "--skip-schema-validation", "--pass-credentials"]
+    assert argv == ["helm", "template", "--namespace=ns", "--values=a.yaml",
+                    "--values=b.yaml", "--set=x=1", "--set-string=y=2",
+                    "--kube-version=1.30.0", "--api-versions=v1/Foo", "--skip-tests",
+                    "--skip-schema-validation", "--pass-credentials", "--", "r", "/c"]
     assert "--include-crds" in template_argv("helm", TemplateArgs(release="r", chart="c"))
 
 

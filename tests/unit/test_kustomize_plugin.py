@@ -89,15 +89,17 @@ def test_env_substitution_for_images_and_labels_only() -> None:
 
 
 def test_build_options() -> None:
+    operator = {"KILN_KUSTOMIZE_ALLOW_BUILD_OPTIONS": "--load-restrictor=LoadRestrictionsNone"}
     flags = parse_build_options("--enable-helm --load-restrictor=LoadRestrictionsNone "
-                                "--helm-api-versions a/v1,b/v2 --enable-managedby-label")
+                                "--helm-api-versions a/v1,b/v2 --enable-managedby-label",
+                                operator)
     assert flags.enable_helm and flags.load_restrictor == "LoadRestrictionsNone"
     assert flags.helm_api_versions == ("a/v1", "b/v2")
     assert flags.argv == ("--enable-managedby-label=true",)
     for bad in ("--enable-exec", "--mount x", "build", "--load-restrictor Foo",
-                "--load-restrictor"):
+                "--load-restrictor", "--load-restrictor LoadRestrictionsNone"):
         with pytest.raises(ConfigError):
-            parse_build_options(bad)
+            parse_build_options(bad, {})
 
 
 @pytest.mark.parametrize(("ref", "pinned"), [

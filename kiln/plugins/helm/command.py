@@ -91,22 +91,26 @@ class TemplateArgs:
 
 
 def template_argv(binary: str, args: TemplateArgs) -> list[str]:
-    """Return the ``helm template`` command line for ``args``."""
-    argv = [binary, "template", args.release, args.chart]
+    """Return the ``helm template`` command line for ``args``.
+
+    No value can be read as a flag: every flag value is joined to its flag (``--opt=VALUE``)
+    and the release name and chart come last, after ``--``. ``extra`` is kiln's own flags.
+    """
+    argv = [binary, "template"]
     if args.repo:
-        argv += ["--repo", args.repo]
+        argv.append(f"--repo={args.repo}")
     if args.version:
-        argv += ["--version", args.version]
+        argv.append(f"--version={args.version}")
     if args.namespace:
-        argv += ["--namespace", args.namespace]
+        argv.append(f"--namespace={args.namespace}")
     for path in args.value_files:
-        argv += ["--values", path]
+        argv.append(f"--values={path}")
     for flag, assignment in args.sets:
-        argv += [flag, assignment]
+        argv.append(f"{flag}={assignment}")
     if args.kube_version:
-        argv += ["--kube-version", args.kube_version]
+        argv.append(f"--kube-version={args.kube_version}")
     for api in args.api_versions:
-        argv += ["--api-versions", api]
+        argv.append(f"--api-versions={api}")
     if args.include_crds:
         argv.append("--include-crds")
     if args.skip_tests:
@@ -116,4 +120,5 @@ def template_argv(binary: str, args: TemplateArgs) -> list[str]:
     if args.pass_credentials:
         argv.append("--pass-credentials")
     argv += args.extra
+    argv += ["--", args.release, args.chart]
     return argv

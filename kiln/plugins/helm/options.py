@@ -45,6 +45,7 @@ class HelmOptions(Options, frozen=True):
                                 "passCredentials": Guard.ROUTE})
 
     release_name: str = ""
+    namespace: str = ""
     value_files: list[str] = msgspec.field(default_factory=list)
     ignore_missing_value_files: bool = False
     values: str = ""

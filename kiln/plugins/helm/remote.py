@@ -65,9 +65,9 @@ class Credentials:
         """``helm pull`` (or ``helm dependency build``) flags for these settings."""
         argv: list[str] = []
         if self.username:
-            argv += ["--username", self.username]
+            argv.append(f"--username={self.username}")
         if self.password:
-            argv += ["--password", self.password]
+            argv.append(f"--password={self.password}")
         if self.pass_credentials and not dependency_build:
             argv.append("--pass-credentials")
         if self.plain_http:

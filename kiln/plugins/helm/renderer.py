@@ -7,16 +7,19 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.argv import no_control
 from kiln.core.digest import input_digest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.paths import confine, read_bytes_capped
 from kiln.core.registry import Inputs
 from kiln.core.trust import OPERATOR, Allowlist, Guard, Level, Origin, check, origin_of
+from kiln.plugins.helm import checks
 from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
 from kiln.plugins.helm.command import TemplateArgs, helm_binary, helm_env, template_argv
 from kiln.plugins.helm.options import HelmOptions
@@ -80,8 +83,11 @@ def _source(app: App, opts: HelmOptions) -> _Source:
     if repo or chart.startswith("oci://"):
         if not chart:
             raise ConfigError("helm.repoURL is set but helm.chart is not", source=str(app.path))
-        return _Source(remote=RemoteChart(repo, chart, version))
+        remote = RemoteChart(repo, chart, version)
+        checks.remote(remote, str(app.path))
+        return _Source(remote=remote)
     if chart:
+        no_control(chart, "helm.chart", source=str(app.path))
         path = confine(app.path / chart, app.root, what="chart directory")
         if not path.is_dir():
             raise InputError("chart directory not found", source=str(app.path / chart))
@@ -91,20 +97,46 @@ def _source(app: App, opts: HelmOptions) -> _Source:
 
 def _release(app: App, opts: HelmOptions) -> str:
     """Helm's release name: ``releaseName``, else the app name, else the directory name."""
-    return envsubst(opts.release_name, app.env) or app.display_name
+    return checks.release(app, opts)
 
 
-def _credentials(opts: HelmOptions, env: Any, repo_origin: Origin = OPERATOR) -> Credentials:
-    """The credentials for a chart repository chosen at ``repo_origin``: the operator's
-    ``KILN_HELM_USERNAME``/``KILN_HELM_PASSWORD`` go to a repository chosen below operator
-    level only when the operator allows ``helm.repoURL`` (TrustError otherwise)."""
-    username = envsubst(opts.username, env)
-    password = envsubst(opts.password, env)
-    if (not username and env.get(USERNAME_ENV)) or (not password and env.get(PASSWORD_ENV)):
+def _check(app: App, opts: HelmOptions) -> None:
+    """Check every app-level value that becomes a helm flag (ConfigError naming it)."""
+    checks.release(app, opts)
+    checks.namespace(app, opts)
+    checks.capabilities(app)
+    checks.credential_references(opts, str(app.path))
+
+
+def _credentials(opts: HelmOptions, env: Any, where: str, targets: Sequence[str],
+                 repo_origin: Origin = OPERATOR) -> Credentials:
+    """The repository credentials for a download from ``targets``, chosen at ``repo_origin``.
+
+    Values that come from kiln's environment (``$KILN_HELM_USERNAME``/``$KILN_HELM_PASSWORD``,
+    or ``${KILN_HELM_*}`` in ``helm.username``/``helm.password``) are the operator's. When the
+    repository was chosen below operator level they are sent only under the operator's
+    ``$KILN_HELM_CREDENTIALS_URLS`` (left out for other URLs); without that list, only when the
+    operator allows ``helm.repoURL`` (TrustError otherwise).
+    """
+    checks.credential_references(opts, where)
+    username = envsubst(opts.username, env) or env.get(USERNAME_ENV, "")
+    password = envsubst(opts.password, env) or env.get(PASSWORD_ENV, "")
+    checks.credentials(username, password, where)
+    operator_creds = (checks.from_environment(opts.username, username)
+                      or checks.from_environment(opts.password, password))
+    if (operator_creds and repo_origin.level is not Level.OPERATOR
+            and not env.get(checks.CREDENTIALS_URLS_ENV, "").strip()):
         check("helm.repoURL", Guard.ROUTE, repo_origin, Allowlist.from_env(env))
+    if operator_creds and not checks.operator_credentials_allowed(targets, env):
+        if checks.from_environment(opts.username, username):
+            username = ""
+        if checks.from_environment(opts.password, password):
+            password = ""
+        log.info("%s: kiln's helm credentials are not sent to %s (not under %s)", where,
+                 ", ".join(targets), checks.CREDENTIALS_URLS_ENV)
     return Credentials(
-        username=username or env.get(USERNAME_ENV, ""),
-        password=password or env.get(PASSWORD_ENV, ""),
+        username=username,
+        password=password,
         pass_credentials=opts.pass_credentials,
         plain_http=opts.plain_http,
         insecure_skip_tls_verify=opts.insecure_skip_tls_verify,
@@ -192,6 +224,7 @@ class HelmRenderer:
         an unpinned one makes the render uncacheable.
         """
         opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        _check(app, opts)
         source = _source(app, opts)
         values = resolve_values(app, opts)
         files: list[Path] = list(values.inputs)
@@ -220,6 +253,7 @@ class HelmRenderer:
     def render(self, app: App, ctx: RenderContext) -> str:
         """Run ``helm template`` and return its output stream (hooks included, as Argo CD)."""
         opts: HelmOptions = app.options_for(self.name, HelmOptions)
+        _check(app, opts)
         source = _source(app, opts)
         values = resolve_values(app, opts)
         binary = helm_binary(ctx.env)
@@ -238,7 +272,7 @@ class HelmRenderer:
             args = TemplateArgs(
                 release=_release(app, opts),
                 chart=chart_path,
-                namespace=app.namespace or "default",
+                namespace=checks.namespace(app, opts),
                 value_files=materialise(values, opts, scratch.path),
                 sets=values.sets,
                 kube_version=app.kube_version,
@@ -270,7 +304,9 @@ class HelmRenderer:
         found = store.lookup(chart)
         if found is not None:
             return found
-        creds = _credentials(opts, ctx.env, origin_of("helm.repoURL", app.origins))
+        target = chart.reference if chart.is_oci else chart.repo
+        creds = _credentials(opts, ctx.env, str(app.path), [target],
+                             origin_of("helm.repoURL", app.origins))
         return store.fetch(chart, creds, opts.max_chart_bytes)
 
     def _local_chart(self, chart_dir: Path, app: App, ctx: RenderContext, opts: HelmOptions,
@@ -311,12 +347,12 @@ class HelmRenderer:
                     link.symlink_to(target, target_is_directory=True)
             return chart_copy
 
-        remote = any(str(d.get("repository") or "").startswith(("http://", "https://", "oci://"))
-                     for d in chart["dependencies"])
-        chosen = Origin(Level.REPOSITORY, str(chart_dir / CHART_FILE)) if remote else OPERATOR
-        creds = _credentials(opts, ctx.env, chosen)
         repos = [str(d.get("repository")) for d in chart["dependencies"]
                  if str(d.get("repository") or "").startswith(("http://", "https://"))]
+        remote = [str(d.get("repository") or "") for d in chart["dependencies"]
+                  if str(d.get("repository") or "").startswith(("http://", "https://", "oci://"))]
+        chosen = Origin(Level.REPOSITORY, str(chart_dir / CHART_FILE)) if remote else OPERATOR
+        creds = _credentials(opts, ctx.env, str(app.path), remote, chosen)
         built = self._store(ctx, opts).dependencies(
             basis.hexdigest(), populate, f"dependencies of chart {chart_dir}",
             creds.flags(dependency_build=True), repos)

@@ -92,12 +92,14 @@ class ChartStore:
     def _download(self, chart: RemoteChart, creds: Credentials, max_bytes: int) -> StoredChart:
         work = self._tmpdir()
         try:
-            argv = [self.binary, "pull", chart.reference, "--destination", work]
+            # Every value joined to its flag, the chart reference after "--": nothing the app
+            # chose can be read as a flag.
+            argv = [self.binary, "pull", f"--destination={work}"]
             if chart.version:
-                argv += ["--version", chart.version]
+                argv.append(f"--version={chart.version}")
             if not chart.is_oci:
-                argv += ["--repo", chart.repo]
-            argv += creds.flags()
+                argv.append(f"--repo={chart.repo}")
+            argv += [*creds.flags(), "--", chart.reference]
             log.info("downloading chart %s", chart.describe())
             self.run(argv, what=f"chart {chart.describe()}", env=self.env, timeout=self.timeout)
             archives = [p for p in Path(work).iterdir() if p.name.endswith(".tgz")]
@@ -131,7 +133,7 @@ class ChartStore:
         """
         for url in sorted(set(urls)):
             name = "kiln-" + hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
-            argv = [self.binary, "repo", "add", name, url, "--force-update"]
+            argv = [self.binary, "repo", "add", "--force-update", "--", name, url]
             self.run(argv, what=what, env=self.env, timeout=self.timeout)
 
     def dependencies(self, key: str, populate: Callable[[Path], Path], what: str,
@@ -154,7 +156,7 @@ class ChartStore:
                 if repositories:
                     self.add_repositories(repositories, what)
                 chart_dir = populate(work)
-                argv = [self.binary, "dependency", "build", str(chart_dir), *extra_args]
+                argv = [self.binary, "dependency", "build", *extra_args, "--", str(chart_dir)]
                 log.info("building chart dependencies for %s", what)
                 self.run(argv, what=what, env=self.env, timeout=self.timeout)
                 built = chart_dir / "charts"

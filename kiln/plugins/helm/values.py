@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.core import argv
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import InputError
 from kiln.core.paths import confine, read_bytes_capped
@@ -40,7 +41,8 @@ class Values:
 
 
 def _resolve(app: App, raw: str, what: str) -> Path:
-    text = envsubst(raw, app.env)
+    option = "helm.valueFiles" if what == "value file" else "helm.fileParameters"
+    text = argv.no_control(envsubst(raw, app.env), option, source=str(app.path))
     if "://" in text:
         raise InputError(f"remote {what}s are not supported: {text}", source=str(app.path))
     if not text:
@@ -81,13 +83,18 @@ def set_flags(app: App, opts: HelmOptions) -> tuple[list[tuple[str, str]], list[
     """``--set``/``--set-string``/``--set-file`` pairs, and the files ``--set-file`` reads."""
     sets: list[tuple[str, str]] = []
     files: list[Path] = []
-    for param in opts.parameters:
+    where = str(app.path)
+    for index, param in enumerate(opts.parameters):
+        argv.set_key(param.name, f"helm.parameters[{index}].name", source=where)
         value = param.value
         text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        text = escape_set_value(envsubst(text, app.env))
+        text = argv.set_value(envsubst(text, app.env), f"helm.parameters[{index}].value",
+                              source=where)
+        text = escape_set_value(text)
         flag = "--set-string" if param.force_string else "--set"
         sets.append((flag, f"{param.name}={text}"))
-    for fparam in opts.file_parameters:
+    for index, fparam in enumerate(opts.file_parameters):
+        argv.set_key(fparam.name, f"helm.fileParameters[{index}].name", source=where)
         path = confine(_resolve(app, fparam.path, "file parameter"), app.root,
                        what="file parameter")
         if not path.is_file():

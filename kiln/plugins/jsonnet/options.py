@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
+from kiln.core import argv
 from kiln.core.app import Options
+from kiln.core.errors import ConfigError
 
 DEFAULT_MAX_STACK = 500
 DEFAULT_MAX_MEMORY_BYTES = 1 << 30
@@ -35,3 +37,18 @@ class JsonnetOptions(Options, frozen=True):
     max_stack: int = DEFAULT_MAX_STACK
     max_memory_bytes: int = DEFAULT_MAX_MEMORY_BYTES
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+    def __post_init__(self) -> None:
+        """Check variable names: a TLA is a Jsonnet identifier, an external variable a letter
+        or '_' then letters, digits, '_', '.', '-' (neither can ever be read as a flag).
+        A bad name is a ValueError, which the loader reports naming the section."""
+        checks = (("extVars", self.ext_vars, argv.jsonnet_ext_var),
+                  ("tlas", self.tlas, argv.jsonnet_tla))
+        for key, variables, check in checks:
+            for index, var in enumerate(variables):
+                if not var.name:
+                    continue  # reported by the renderer: "a variable has no name"
+                try:
+                    check(var.name, f"{key}[{index}].name")
+                except ConfigError as exc:
+                    raise ValueError(exc.message) from None

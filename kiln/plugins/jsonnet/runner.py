@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from kiln.core.errors import InputError, KilnError, RenderError
+from kiln.core.toolenv import tool_environment
 from kiln.plugins.jsonnet import protocol
 from kiln.plugins.jsonnet.worker import serve
 
@@ -125,10 +126,18 @@ def _fork(rfd: int, wfd: int, stderr: IO[bytes], parent_ends: tuple[int, int]) -
             os.dup2(devnull, 0)
             os.dup2(devnull, 1)
             os.dup2(stderr.fileno(), 2)
+            _confine_environment()
             serve(rfd, wfd)
         finally:
             os._exit(0)
     return _Child(pid=pid)
+
+
+def _confine_environment() -> None:  # pragma: no cover - runs in the forked child
+    """Drop from the worker's environment what a tool must not see (kiln.core.toolenv)."""
+    keep = tool_environment(os.environ)
+    for name in [n for n in os.environ if n not in keep]:
+        del os.environ[name]
 
 
 def _spawn(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
@@ -136,7 +145,8 @@ def _spawn(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
             str(wfd)]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=stderr, pass_fds=(rfd, wfd), start_new_session=True)
+                                stderr=stderr, pass_fds=(rfd, wfd), start_new_session=True,
+                                env=tool_environment(os.environ))
     except OSError as exc:
         raise RenderError(f"cannot start the jsonnet worker: {exc.strerror}") from None
     return _Child(proc=proc)

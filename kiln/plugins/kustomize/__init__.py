@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,12 @@ from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import Inputs, RendererRegistry
 from kiln.core.tools import find_tool
 from kiln.plugins.kustomize.encrypted import Encrypted, find_encrypted, find_sealed_resources
-from kiln.plugins.kustomize.options import BuildFlags, KustomizeOptions, parse_build_options
+from kiln.plugins.kustomize.options import (
+    BuildFlags,
+    KustomizeOptions,
+    check_app_values,
+    parse_build_options,
+)
 from kiln.plugins.kustomize.walk import KUSTOMIZATION_NAMES, Closure, load_kustomization, walk
 
 if TYPE_CHECKING:
@@ -83,7 +89,7 @@ class KustomizeRenderer:
         """
         from kiln.plugins.kustomize.encrypted import verify_resources
 
-        plan = self._plan(app)
+        plan = self._plan(app, ctx.env)
         self._handoff = (app, plan)
         closure = plan.closure
         verified = verify_resources(app, ctx, plan.sealed)
@@ -112,7 +118,7 @@ class KustomizeRenderer:
         from kiln.plugins.kustomize.tool import locate
 
         handoff, self._handoff = self._handoff, None
-        plan = handoff[1] if handoff is not None and handoff[0] is app else self._plan(app)
+        plan = handoff[1] if handoff is not None and handoff[0] is app else self._plan(app, ctx.env)
         closure, flags = plan.closure, plan.flags
         tool = locate(ctx.env)
         builds = ctx.tool_dir(self.name) / "builds"
@@ -129,14 +135,14 @@ class KustomizeRenderer:
                 extra_argv.append("--enable-helm")
                 if closure.helm:
                     helm_home = ctx.tool_dir("helm") / "config"
-                    extra_argv += ["--helm-command", find_tool("helm", "KILN_HELM", ctx.env)]
+                    extra_argv.append("--helm-command=" + find_tool("helm", "KILN_HELM", ctx.env))
                 # As Argo CD: the app's versions come after buildOptions' own, so its kube
                 # version wins and the API version lists add up.
                 kube_version = app.kube_version or flags.helm_kube_version
                 if kube_version:
-                    extra_argv += ["--helm-kube-version", kube_version]
+                    extra_argv.append(f"--helm-kube-version={kube_version}")
                 for api in (*flags.helm_api_versions, *app.api_versions):
-                    extra_argv += ["--helm-api-versions", api]
+                    extra_argv.append(f"--helm-api-versions={api}")
             lay_out(closure, src, plan.top_data, helm_home)
             for path, data in plain.items():
                 place(mirror_path(closure, src, path), data)
@@ -144,7 +150,7 @@ class KustomizeRenderer:
             target = mirror_path(closure, src, closure.top.parent)
             argv = tool.build_argv(target)
             if flags.load_restrictor != "LoadRestrictionsRootOnly":
-                argv += ["--load-restrictor", flags.load_restrictor]
+                argv.append(f"--load-restrictor={flags.load_restrictor}")
             argv += [*flags.argv, *extra_argv]
             env = {**ctx.env, "TMPDIR": str(work)}
             out = ctx.run(argv, what=str(app.path), cwd=work, env=env)
@@ -156,9 +162,13 @@ class KustomizeRenderer:
             shutil.rmtree(work, ignore_errors=True)
         return out.decode("utf-8", "replace")
 
-    def _plan(self, app: App) -> _Plan:
+    def _plan(self, app: App, operator: Mapping[str, str]) -> _Plan:
         opts: KustomizeOptions = app.options_for(SECTION, KustomizeOptions)
-        flags = parse_build_options(opts.build_options)
+        try:
+            flags = parse_build_options(opts.build_options, operator)
+            check_app_values(app, opts, flags)
+        except ConfigError as exc:
+            raise ConfigError(exc.message, source=exc.source or str(app.path)) from None
         top_data: dict[str, Any] | None = None
         if opts.edits_app():
             from kiln.plugins.kustomize.edit import apply_edits

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kiln.core import argv
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.manifests import load_yaml_documents
 from kiln.plugins.kustomize.options import KustomizeOptions, Patch
 
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PRESERVE = "*"
 
 
@@ -41,8 +38,9 @@ def apply_edits(data: dict[str, Any], opts: KustomizeOptions, env: Mapping[str, 
     if opts.name_suffix:
         out["nameSuffix"] = opts.name_suffix
     if opts.images:
-        out["images"] = merge_images(_list(out, "images") + _list(out, "imageTags"),
-                                     [envsubst(i, env) for i in opts.images])
+        images = [argv.image(envsubst(i, env), f"kustomize.images[{n}]")
+                  for n, i in enumerate(opts.images)]
+        out["images"] = merge_images(_list(out, "images") + _list(out, "imageTags"), images)
         out.pop("imageTags", None)
     if opts.replicas:
         out["replicas"] = merge_replicas(_list(out, "replicas"), opts)
@@ -55,15 +53,12 @@ def apply_edits(data: dict[str, Any], opts: KustomizeOptions, env: Mapping[str, 
             values = {k: envsubst(v, env) for k, v in values.items()}
         pairs = _as_edit_args(values, "annotation")
         for key in pairs:
-            _check_qualified_name(key, "annotation")
+            argv.qualified_name(key, "kustomize.commonAnnotations key")
         target = _mapping(out, "commonAnnotations")
         _write(target, pairs, opts.force_common_annotations, "annotation")
         out["commonAnnotations"] = target
     if opts.namespace:
-        if len(opts.namespace) > 63 or not _DNS_LABEL.match(opts.namespace):
-            raise ConfigError(f"kustomize.namespace: {opts.namespace!r} is not a valid "
-                              "namespace name")
-        out["namespace"] = opts.namespace
+        out["namespace"] = argv.dns_label(opts.namespace, "kustomize.namespace")
     if opts.patches:
         existing = out.get("patches")
         if existing is not None and not isinstance(existing, list):
@@ -156,9 +151,8 @@ def _add_labels(out: dict[str, Any], values: dict[str, str], opts: KustomizeOpti
         raise ConfigError("kustomize.labelIncludeTemplates needs labelWithoutSelector")
     pairs = _as_edit_args(values, "label")
     for key, value in pairs.items():
-        _check_qualified_name(key, "label")
-        if len(value) > 63 or not _LABEL_NAME.match(value):
-            raise ConfigError(f"kustomize.commonLabels: {value!r} is not a valid label value")
+        argv.qualified_name(key, "kustomize.commonLabels key")
+        argv.label_value(value, f"kustomize.commonLabels[{key}]")
     if not opts.label_without_selector:
         target = _mapping(out, "commonLabels")
         _write(target, pairs, opts.force_common_labels, "label")
@@ -198,15 +192,6 @@ def _as_edit_args(values: Mapping[str, str], kind: str) -> dict[str, str]:
             val = val[1:-1]
         result[key] = val
     return result
-
-
-def _check_qualified_name(key: str, kind: str) -> None:
-    prefix, slash, name = key.rpartition("/")
-    ok = bool(name) and len(name) <= 63 and bool(_LABEL_NAME.match(name))
-    if slash:
-        ok = ok and 0 < len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix))
-    if not ok:
-        raise ConfigError(f"kustomize: {key!r} is not a valid {kind} name")
 
 
 def _write(target: dict[str, Any], pairs: Mapping[str, str], force: bool, kind: str) -> None:

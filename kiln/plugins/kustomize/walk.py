@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from kiln.core.errors import InputError
 from kiln.core.manifests import load_yaml_documents
 from kiln.core.paths import confine, read_bytes_capped
+from kiln.plugins.kustomize.helmcharts import check_chart
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 MAX_KUSTOMIZATION_BYTES = 4 << 20
@@ -352,6 +353,7 @@ class _Walker:
         name = chart.get("name")
         if not isinstance(name, str) or not name:
             raise InputError("helmCharts: a chart needs a name", source=str(kfile))
+        check_chart(chart, kfile)
         repo, version = chart.get("repo") or "", str(chart.get("version") or "")
         where = os.path.join(f"{name}-{version}", name) if version and repo else name
         chart_dir = self.trace(d, os.path.join(home, where), kfile)
