@@ -351,7 +351,8 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     if path == "-" or os.path.isfile(path):
         source = "<stdin>" if path == "-" else path
         stream = manifests.parse_stream(_read_stream(path), source)
-        objects = engine.resolve(stream, _stream_app(engine, _settings(**flags)))
+        result = engine.resolve_result(stream, _stream_app(engine, _settings(**flags)))
+        objects = result.objects
     else:
         from kiln.cmp.environment import settings_from_environment
         from kiln.core.app import merge_settings
@@ -368,7 +369,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
                          or output == "json")
         objects = result.objects if needs_objects else None
     if objects is not None:
-        leftover = secrets.unresolved(objects)
+        leftover = result.unresolved()
         if leftover:
             raise SecretErrors(leftover)
         if strip_annotations:

@@ -70,6 +70,15 @@ class RenderResult:
         self.renderer = renderer
         self.inputs = inputs
         self.secrets_resolved = False
+        self.leftover: list[SecretError] | None = None
+
+    def unresolved(self) -> list[SecretError]:
+        """Every reference no resolver filled in (text inside resolved values never counts)."""
+        if self.leftover is not None:
+            return self.leftover
+        from kiln.core import secrets
+
+        return secrets.unresolved(self.objects)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -341,13 +350,25 @@ class Engine:
             raise errors[0]
         if errors:
             raise SecretErrors(errors)
+        if result.secrets_resolved:
+            # Resolver output is final (kiln.core.secrets.Resolved): leftovers are found while
+            # the marks are there, then the objects become plain data again.
+            from kiln.core import secrets
+
+            result.leftover = secrets.unresolved(result.objects)
+            result.objects = secrets.plain(result.objects)
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
                 ) -> list[dict[str, Any]]:
         """Resolve every secret reference in ``objects`` (e.g. a stream read from stdin)."""
+        return self.resolve_result(objects, app).objects
+
+    def resolve_result(self, objects: list[dict[str, Any]], app: App | None = None
+                       ) -> RenderResult:
+        """Like :meth:`resolve`, returning the result (``unresolved()`` names leftovers)."""
         result = RenderResult(objects, False, None, "stdin")
         self._resolve_result(result, app)
-        return result.objects
+        return result
 
 
 def _kiln_version() -> str:

@@ -14,6 +14,12 @@ schemes). The rest is here:
   failed reference (object, field path, reference — never a value or the surrounding text).
 
 Every value read is registered with the context's redactor before it is used.
+
+Resolved values are final. Text a resolver put into the stream is a :class:`Resolved` string
+carrying the spans that came from a backend; no later resolver scans or substitutes inside those
+spans, and :func:`unresolved` does not report placeholder-looking text there. A resolver that
+does not substitute through this module marks its output with :func:`final`; the engine turns
+every :class:`Resolved` back into a plain ``str`` (:func:`plain`) once every resolver ran.
 """
 
 from __future__ import annotations
@@ -173,6 +179,85 @@ class FetchPolicy(msgspec.Struct, kw_only=True):
     backoff: float = 0.2
 
 
+# -- resolver output is final ------------------------------------------------------------------
+
+
+Span = tuple[int, int]
+
+
+class Resolved(str):
+    """A string some of whose text (``final``: ``(start, end)`` spans) is resolver output.
+
+    Matching never looks inside those spans, so a value read from one backend that happens to
+    contain ``<path:...>`` or ``ref+...`` text is neither read by another backend nor reported
+    as an unresolved reference. ``decoded`` is set on a base64 Secret value whose decoded
+    template was substituted: the template text (itself :class:`Resolved`) other resolvers may
+    still work on. The marks live only between the resolvers of one run (see :func:`plain`).
+    """
+
+    final: tuple[Span, ...] = ()
+    decoded: str | None = None
+
+
+def _mark(text: str, spans: Sequence[Span], decoded: str | None = None) -> str:
+    spans = tuple(s for s in spans if s[1] > s[0])
+    if not spans and decoded is None:
+        return str(text)
+    out = Resolved(text)
+    out.final = spans
+    out.decoded = decoded
+    return out
+
+
+def final(value: Any) -> Any:
+    """Return ``value`` marked wholly as resolver output (every string of a list or mapping
+    value too; map keys and non-strings are kept). Later resolvers never look inside it."""
+    if isinstance(value, str):
+        if type(value) is not str and not isinstance(value, Resolved):
+            return value  # a plugin's own str subclass (e.g. a typed scalar) is kept as it is
+        return _mark(value, ((0, len(value)),)) if value else value
+    if isinstance(value, Mapping):
+        return {k: final(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [final(v) for v in value]
+    return value
+
+
+def final_spans(text: str) -> tuple[Span, ...]:
+    """The spans of ``text`` that are resolver output (empty for a plain string)."""
+    return text.final if isinstance(text, Resolved) else ()
+
+
+def _free_matches(regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``regex``'s matches in the text between final spans only (a match never starts, ends
+    or reaches into a resolved value)."""
+    spans = final_spans(text)
+    if not spans:
+        yield from regex.finditer(text)
+        return
+    start = 0
+    for span_start, span_end in sorted(spans):
+        if span_start > start:
+            yield from regex.finditer(text, start, span_start)
+        start = max(start, span_end)
+    if start < len(text):
+        yield from regex.finditer(text, start)
+
+
+def plain(node: Any) -> Any:
+    """Return ``node`` with every :class:`Resolved` string turned back into a plain ``str``
+    (containers holding none are returned as they are, not copied)."""
+    if isinstance(node, Resolved):
+        return str.__str__(node)
+    if isinstance(node, dict):
+        new = {k: plain(v) for k, v in node.items()}
+        return node if all(new[k] is v for k, v in node.items()) else new
+    if isinstance(node, list):
+        items = [plain(v) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
+
+
 # -- parsing ------------------------------------------------------------------------------------
 
 
@@ -274,16 +359,21 @@ def _find_in_text(text: str, generic: bool, annotations: Mapping[str, str],
                   grammar: Grammar) -> Iterator[tuple[re.Match[str], Reference]]:
     if grammar.avp and "<" in text:
         regex = GENERIC_RE if generic else INLINE_RE
-        for m in regex.finditer(text):
+        for m in _free_matches(regex, text):
             yield m, parse_placeholder(m.group(0), annotations, grammar)
     if grammar.schemes and "ref+" in text:
-        for m in URI_RE.finditer(text):
+        for m in _free_matches(URI_RE, text):
             if m.group("scheme") in grammar.schemes:
                 yield m, parse_uri(m, annotations, grammar)
 
 
 def _b64_template(obj_kind: str, value: str) -> str | None:
-    """AVP's Secret rule: a value that base64-decodes to text holding ``<...>`` is a template."""
+    """AVP's Secret rule: a value that base64-decodes to text holding ``<...>`` is a template.
+
+    A resolver's output is never decoded: only the template it came from (``decoded``), whose
+    final spans are kept, may still hold another resolver's references."""
+    if isinstance(value, Resolved):
+        return value.decoded if obj_kind == "Secret" else None
     if obj_kind != "Secret" or "<" in value:
         return None
     try:
@@ -322,12 +412,12 @@ def _obj_state(obj: Mapping[str, Any], grammar: Grammar) -> tuple[bool, bool, di
 
 def _has_reference(text: str, generic: bool, grammar: Grammar) -> bool:
     if grammar.avp and "<" in text:
-        if generic and GENERIC_RE.search(text):
+        if generic and next(_free_matches(GENERIC_RE, text), None):
             return True
-        if "<path:" in text and INLINE_RE.search(text):
+        if "<path:" in text and next(_free_matches(INLINE_RE, text), None):
             return True
     return bool(grammar.schemes and "ref+" in text and any(
-        m.group("scheme") in grammar.schemes for m in URI_RE.finditer(text)))
+        m.group("scheme") in grammar.schemes for m in _free_matches(URI_RE, text)))
 
 
 _WANTS_MARKERS = (b"<path:", b"ref+", AVP_PATH.encode(), b'"Secret"')
@@ -352,7 +442,7 @@ def wants(objects: Sequence[Mapping[str, Any]], grammar: Grammar) -> bool:
     """
     if not grammar.avp and not grammar.schemes:
         return False
-    blob = msgspec.json.encode(objects)
+    blob = msgspec.json.encode(objects, enc_hook=str)  # Resolved strings encode as text
     if not any(marker in blob for marker in _WANTS_MARKERS):
         return False
     for obj in objects:
@@ -526,7 +616,7 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
                                  f"{ref.read.describe()}", MissingValue))
         return False, None
     if not ref.modifiers:
-        return True, value
+        return True, final(value)
     from kiln.core.secret_modifiers import ModifierError, apply_modifier
 
     for mod in ref.modifiers:
@@ -537,35 +627,50 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
             return False, None
         if redactor is not None:
             register_leaves(redactor, value)
-    return True, value
+    return True, final(value)
 
 
 def _replace_text(text: str, where: tuple[str, ...], state: _Obj, grammar: Grammar,
                   data: Mapping[ReadKey, Mapping[str, Any] | SecretError],
                   redactor: Redactor | None) -> Any:
-    """Substitute every reference in one string; a non-string result replaces the field."""
+    """Substitute every reference in one string; a non-string result replaces the field.
+
+    The result remembers which of its spans are values (see :class:`Resolved`): spans that
+    were final already keep that mark, shifted to where they land."""
     found = list(_find_in_text(text, state.generic, state.annotations, grammar))
     if not found:
         return text
     pieces: list[str] = []
+    old_spans = list(final_spans(text))
+    new_spans: list[Span] = []
     pos = 0
+    out_len = 0
     whole: Any = None
     replaced_whole = False
+
+    def keep(start: int, end: int) -> None:
+        nonlocal out_len
+        shift = out_len - start
+        new_spans.extend((s + shift, e + shift) for s, e in old_spans if start <= s and e <= end)
+        pieces.append(text[start:end])
+        out_len += end - start
+
     for m, ref in sorted(found, key=lambda item: item[0].start()):
         if m.start() < pos:
             continue  # overlapping match (a URI inside a placeholder): first one wins
         ok, value = _value_for(ref, where, state, data, redactor)
-        pieces.append(text[pos:m.start()])
-        if not ok:
-            pieces.append(m.group(0))
-        elif isinstance(value, str):
+        keep(pos, m.start())
+        if ok and isinstance(value, str):
             pieces.append(value)
+            new_spans.append((out_len, out_len + len(value)))
+            out_len += len(value)
         else:
-            pieces.append(m.group(0))
-            whole, replaced_whole = value, True
+            keep(m.start(), m.end())
+            if ok:
+                whole, replaced_whole = value, True
         pos = m.end()
-    pieces.append(text[pos:])
-    return whole if replaced_whole else "".join(pieces)
+    keep(pos, len(text))
+    return whole if replaced_whole else _mark("".join(pieces), new_spans)
 
 
 def _stringify(value: Any) -> str:
@@ -584,9 +689,15 @@ def _replace_string(text: str, where: tuple[str, ...], state: _Obj, grammar: Gra
     decoded = _b64_template(state.kind, text)
     if decoded is not None:
         inner = _replace_text(decoded, where, state, grammar, data, redactor)
-        return base64.b64encode(_stringify(inner).encode()).decode()
+        if inner is decoded and not isinstance(text, Resolved):
+            return text
+        inner_text = _stringify(inner) if isinstance(inner, str) else final(_stringify(inner))
+        encoded = base64.b64encode(inner_text.encode()).decode()
+        return _mark(encoded, ((0, len(encoded)),), decoded=inner_text)
     result = _replace_text(text, where, state, grammar, data, redactor)
-    return _stringify(result) if state.kind == "ConfigMap" else result
+    if state.kind == "ConfigMap" and not isinstance(result, str):
+        return final(_stringify(result))
+    return result
 
 
 def _walk(node: Any, where: tuple[str, ...], state: _Obj, grammar: Grammar,
@@ -703,7 +814,8 @@ def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
     """Name every reference still in the stream: inline AVP placeholders and ``ref+`` URIs.
 
     ``kiln generate`` calls it after every resolver ran: what is left has no configured backend.
-    Objects annotated ``avp.kubernetes.io/ignore`` are skipped.
+    Text inside a resolved value (a :class:`Resolved` span) is never a reference. Objects
+    annotated ``avp.kubernetes.io/ignore`` are skipped.
     """
     errors: list[SecretError] = []
     for obj in objects:
@@ -712,9 +824,9 @@ def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
         for where, text in _strings(obj, ()):
             found: list[str] = []
             if "<path:" in text:
-                found += [m.group(0) for m in INLINE_RE.finditer(text)]
+                found += [m.group(0) for m in _free_matches(INLINE_RE, text)]
             if "ref+" in text:
-                found += [m.group(0) for m in URI_RE.finditer(text)]
+                found += [m.group(0) for m in _free_matches(URI_RE, text)]
             for ref in found:
                 errors.append(SecretError(
                     f"{field_path(where)}: {ref}: no secrets backend is configured for this "

@@ -11,7 +11,8 @@ Unlike Flux, the MAC is verified unless ``secrets.sops.ignoreMac`` is set; for o
 source file the renderer verified before a build that reorders fields (their MAC token is in
 ``SecretContext.verified``, see :meth:`SopsResolver.verify_file`) it is checked there instead.
 Every error in a stream is collected and reported together; nothing is returned partially
-decrypted.
+decrypted. Decrypted values are marked final (:func:`kiln.core.secrets.final`): a placeholder
+that happens to be inside a secret is never read or substituted by a later resolver.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import binascii
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
 from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
@@ -144,7 +146,7 @@ class SopsResolver:
             try:
                 for i, plain in zip(indices, _for_group(dec, group, ctx).decrypt_objects(
                         group, name=name), strict=True):
-                    out[i] = plain
+                    out[i] = _final_decrypted(objects[i], plain)
                     _register_secret_data(plain, ctx)
             except SecretError as exc:
                 errors.append(exc)
@@ -173,9 +175,9 @@ class SopsResolver:
                 dec.on_plain(plain)
             section = dict(obj[field])
             if field == "data":
-                section[key] = base64.b64encode(plain).decode()
+                section[key] = secrets.final(base64.b64encode(plain).decode())
             else:
-                section[key] = plain.decode("utf-8", "replace")
+                section[key] = secrets.final(plain.decode("utf-8", "replace"))
             obj[field] = section
         return obj
 
@@ -213,6 +215,18 @@ class SopsResolver:
         if dec.options.ignore_mac:
             return None
         return dec.verify_documents(data, name=name, fmt=fmt or "yaml") or None
+
+
+def _final_decrypted(before: Any, after: Any) -> Any:
+    """``after`` with every value that was ciphertext in ``before`` marked as resolver output."""
+    from kiln.plugins.secrets_sops.cipher import is_encrypted
+
+    if isinstance(before, dict) and isinstance(after, dict):
+        return {k: _final_decrypted(before[k], v) if k in before else v
+                for k, v in after.items()}
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [_final_decrypted(b, a) for b, a in zip(before, after, strict=True)]
+    return secrets.final(after) if is_encrypted(before) else after
 
 
 def _for_group(dec: Decryptor, group: list[dict[str, Any]], ctx: SecretContext) -> Decryptor:
