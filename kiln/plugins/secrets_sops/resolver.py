@@ -1,7 +1,8 @@
 """The ``sops`` secret resolver: decrypt SOPS-encrypted objects and Secret values, Flux's way.
 
-- An object with a top-level ``sops`` map holding ``mac`` is decrypted whole (Flux's
-  ``isSOPSEncryptedResource``); the result has no ``sops`` key.
+- An object with a top-level ``sops`` map is decrypted whole (Flux's
+  ``isSOPSEncryptedResource``, which asks for ``mac``; a map without one is refused unless
+  ``ignoreMac``); the result has no ``sops`` key.
 - A ``Secret`` whose ``data`` (base64) or ``stringData`` value is itself a SOPS document (YAML,
   JSON, dotenv, INI or binary envelope, spotted by its MAC marker) is decrypted per key; the
   format comes from the key's extension, binary otherwise.
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
-from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
+from kiln.plugins.secrets_sops.markers import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 
 if TYPE_CHECKING:
@@ -37,9 +38,10 @@ _MARKER_HINTS = ("ENC[", "[sops]")
 
 
 def is_sops_object(obj: dict[str, Any]) -> bool:
-    """Flux's test for a whole-object SOPS resource: a top-level ``sops`` map with ``mac``."""
-    meta = obj.get("sops")
-    return isinstance(meta, dict) and "mac" in meta
+    """A whole-object SOPS resource: a top-level ``sops`` map of sops metadata. Flux asks for
+    ``mac``; kiln also takes a map whose MAC was removed, so that it fails closed (refused
+    unless ``ignoreMac``) instead of passing ciphertext through as data."""
+    return is_sops_metadata(obj.get("sops"))
 
 
 def _disabled(obj: dict[str, Any]) -> bool:
@@ -226,7 +228,10 @@ def _final_decrypted(before: Any, after: Any) -> Any:
                 for k, v in after.items()}
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         return [_final_decrypted(b, a) for b, a in zip(before, after, strict=True)]
-    return secrets.final(after) if is_encrypted(before) else after
+    if not is_encrypted(before):
+        return after
+    # A typed scalar (type:time's TimeText) is plain text in an object, as in sops' JSON.
+    return secrets.final(str.__str__(after) if isinstance(after, str) else after)
 
 
 def _for_group(dec: Decryptor, group: list[dict[str, Any]], ctx: SecretContext) -> Decryptor:
