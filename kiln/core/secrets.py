@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from kiln.core.errors import (
+    KilnError,
     SecretBackendUnavailable,
     SecretError,
     SecretErrors,
@@ -45,6 +46,7 @@ from kiln.core.errors import (
 from kiln.core.manifests import object_ref
 
 if TYPE_CHECKING:
+    from kiln.core.deadline import Deadline
     from kiln.core.redact import Redactor
 
 log = logging.getLogger("kiln.secrets")
@@ -169,14 +171,19 @@ class Grammar(msgspec.Struct, frozen=True, kw_only=True):
 
 class FetchPolicy(msgspec.Struct, kw_only=True):
     """How reads run: ``concurrency`` threads at most, ``retries`` extra attempts on transient
-    failures, exponential ``backoff`` starting at that many seconds. ``timeout`` is the
-    per-attempt limit in seconds; the backend enforces it in its client (a thread blocked in a
-    socket cannot be stopped from outside) and reports expiry as a transient error."""
+    failures, exponential ``backoff`` starting at that many seconds.
+
+    ``timeout`` is the *total* time one read (and the login) may take, retries included: each
+    attempt runs in its own daemon thread and is given up when the time is spent, so a server
+    that answers slowly byte by byte cannot hold kiln past it (a per-socket-read timeout
+    would). ``deadline`` (the whole command's, :class:`kiln.core.deadline.Deadline`) caps it
+    further; reads cut short by it raise :class:`~kiln.core.deadline.DeadlineExceeded`."""
 
     concurrency: int = 8
     timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.2
+    deadline: Deadline | None = None
 
 
 # -- resolver output is final ------------------------------------------------------------------
@@ -486,33 +493,92 @@ def scan(objects: Sequence[Mapping[str, Any]], grammar: Grammar) -> list[ReadKey
 # -- fetching -----------------------------------------------------------------------------------
 
 
+class _GaveUp(TransientBackendError):
+    """An attempt was still running when its time was spent."""
+
+    def __init__(self, message: str, *, by_deadline: bool) -> None:
+        super().__init__(message)
+        self.by_deadline = by_deadline
+
+
+def _bounded(call: Callable[[], Any], seconds: float) -> Any:
+    """Run ``call`` in a daemon thread; return its result or raise its exception, or raise
+    TimeoutError when it has not finished within ``seconds`` (the thread is abandoned: a
+    thread blocked in a socket cannot be stopped, only left behind)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kiln-secrets-io", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _with_retries(call: Callable[[], Any], policy: FetchPolicy, what: str) -> Any:
+    """``call`` with retries on transient errors, all within ``policy.timeout`` seconds and
+    the command's deadline; raises _GaveUp when the time is spent."""
+    end = time.monotonic() + policy.timeout
+    deadline = policy.deadline
     attempt = 0
     while True:
+        left = end - time.monotonic()
+        by_deadline = deadline is not None and deadline.remaining() <= left
+        if deadline is not None:
+            left = min(left, deadline.remaining())
+        if left <= 0:
+            raise _GaveUp(f"{what}: gave up after {policy.timeout:g}s (no complete answer)",
+                          by_deadline=by_deadline)
         try:
-            return call()
+            return _bounded(call, left)
+        except TimeoutError:
+            raise _GaveUp(f"{what}: no complete answer within {policy.timeout:g}s",
+                          by_deadline=by_deadline) from None
         except TransientBackendError as exc:
-            if attempt >= policy.retries:
-                raise
             delay = policy.backoff * (2 ** attempt)
+            if attempt >= policy.retries or time.monotonic() + delay >= end or (
+                    deadline is not None and deadline.remaining() <= delay):
+                raise
             log.debug("%s: transient failure (%s); retry %d in %.2fs", what, exc.message,
                       attempt + 1, delay)
             time.sleep(delay)
             attempt += 1
 
 
+def _deadline_error(policy: FetchPolicy, what: str) -> KilnError:
+    assert policy.deadline is not None
+    return policy.deadline.error(what)
+
+
 def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
               redactor: Redactor | None = None) -> dict[ReadKey, Mapping[str, Any] | SecretError]:
     """Read every key once, ``policy.concurrency`` at a time; return data or the error per key.
 
-    ``backend.open()`` runs first (with the same retries); if it fails that error is raised at
-    once, since no read could succeed. Every leaf value read is registered with ``redactor``.
+    ``backend.open()`` runs first (with the same retries and time limit); if it fails that
+    error is raised at once, since no read could succeed. Every leaf value read is registered
+    with ``redactor``. When the command's deadline (``policy.deadline``) cuts reads short,
+    DeadlineExceeded is raised naming the backend and every read still pending.
     """
     unique = list(dict.fromkeys(keys))
     if not unique:
         return {}
-    _with_retries(backend.open, policy, f"{backend.name} login")
+    try:
+        _with_retries(backend.open, policy, f"{backend.name} login")
+    except _GaveUp as exc:
+        if exc.by_deadline:
+            raise _deadline_error(policy, f"logging in to {backend.name}") from None
+        raise SecretBackendUnavailable(exc.message) from None
     results: dict[ReadKey, Mapping[str, Any] | SecretError] = {}
+    cut: list[ReadKey] = []
     lock = threading.Lock()
 
     def one(key: ReadKey) -> None:
@@ -521,6 +587,13 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
                 lambda: backend.read(key), policy, f"{backend.name} read {key.describe()}")
             if redactor is not None:
                 register_leaves(redactor, data)
+        except _GaveUp as exc:
+            data = SecretBackendUnavailable(f"no complete answer from {backend.name} within "
+                                            f"{policy.timeout:g}s (its timeout) while reading "
+                                            f"{key.describe()}")
+            if exc.by_deadline:
+                with lock:
+                    cut.append(key)
         except SecretError as exc:
             data = exc
         with lock:
@@ -538,6 +611,10 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
             list(pool.map(one, unique))
     log.debug("%s: %d read(s) with %d worker(s) in %.1f ms", backend.name, len(unique), workers,
               (time.perf_counter() - started) * 1000)
+    if cut:
+        names = ", ".join(k.describe() for k in unique if k in cut)
+        raise _deadline_error(policy, f"reading from {backend.name}: {len(cut)} read(s) "
+                              f"pending: {names}")
     return {key: results[key] for key in unique}
 
 

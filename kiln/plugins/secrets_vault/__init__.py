@@ -96,7 +96,7 @@ class VaultResolver:
             ctx.redactor.register(credential)
         backend = VaultBackend(settings, ctx.redactor)
         policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                     retries=settings.retries)
+                                     retries=settings.retries, deadline=ctx.deadline)
         return secrets.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
                                       policy, ctx.redactor)
 
