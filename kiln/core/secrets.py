@@ -123,7 +123,9 @@ class Backend(Protocol):
     path, version or key does not exist, :class:`TransientBackendError` for failures worth
     retrying (connection refused, timeouts, 5xx), and :class:`SecretBackendUnavailable` or
     :class:`SecretError` for anything final (4xx, permission denied). ``open`` runs once per
-    stream before any read (log in); ``name`` appears in messages.
+    stream before any read (log in); ``name`` appears in messages. A backend may also have
+    ``prepare()``: local set-up (imports, client objects, no network), run once before
+    ``open`` and outside the time limits, so a slow import never counts as a slow server.
     """
 
     name: str
@@ -571,6 +573,9 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
     unique = list(dict.fromkeys(keys))
     if not unique:
         return {}
+    prepare = getattr(backend, "prepare", None)
+    if callable(prepare):
+        prepare()
     try:
         _with_retries(backend.open, policy, f"{backend.name} login")
     except _GaveUp as exc:

@@ -94,6 +94,10 @@ class VaultBackend:
         return hvac.Client(url=s.address, token=s.token or None, namespace=s.namespace or None,
                            verify=verify, timeout=max(1, round(s.timeout)))
 
+    def prepare(self) -> None:
+        """Import hvac (local work; the core runs it outside the time limits)."""
+        import hvac  # noqa: F401
+
     def open(self) -> None:
         """Create the client and log in with the configured method (once per run)."""
         with self._lock:
