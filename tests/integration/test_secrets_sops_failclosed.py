@@ -174,3 +174,22 @@ def test_timestamp_values_decrypt_like_sops(tmp_path: Path, env: dict[str, str],
     expected: dict[str, Any] = json.loads(sops_decrypt(_json_form(encrypted), "json", env))
     assert got == {k: v for k, v in expected.items() if k != "sops"}
     assert got["stringData"]["at"] == "2024-05-06T07:08:09Z"
+
+
+def test_decrypted_value_that_looks_like_a_reference_is_final(tmp_path: Path, key: AgeKey,
+                                                              env: dict[str, str]) -> None:
+    """No Vault is configured: before, ``kiln generate`` reported the decrypted text as an
+    unresolved reference, quoting the secret in its error."""
+    value = "tpl-<path:secret/data/inside-a-secret#k>-ref+vault://secret/x#y"
+    plain = (b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: looks\nstringData:\n"
+             b"  v: '" + value.encode() + b"'\n")
+    enc = sops_encrypt(plain, "yaml", tmp_path, "--age", key.recipient, *DATA_ONLY)
+    app = _app(tmp_path, enc)
+    proc = run_kiln("generate", str(app), "--cache-dir", str(tmp_path / "cache"), "--debug",
+                    env=env)
+    assert proc.returncode == 0, proc.stderr
+    (got,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert got["stringData"]["v"] == value
+    assert "inside-a-secret" not in proc.stderr
+    ref = yaml.safe_load(sops_decrypt(enc, "yaml", env))
+    assert ref["stringData"]["v"] == value

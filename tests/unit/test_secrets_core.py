@@ -387,3 +387,58 @@ def test_non_string_values_and_final_marks_nested_strings() -> None:
     marked = s.final({"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"})
     assert s.unresolved([{"kind": "ConfigMap", "data": marked}]) == []
     assert s.plain(marked) == {"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"}
+
+
+# -- time limits --------------------------------------------------------------------------------
+
+
+def test_read_time_limit_is_total_and_includes_retries() -> None:
+    """A backend that fails transiently after 0.3 s each time: with a 1 s limit and 10 retries
+    the read gives up after about 1 s, not 10 x 0.3 s."""
+    backend = DictBackend({"a": {"k": "v"}}, transient=100, delay=0.3)
+    started = time.monotonic()
+    data = s.fetch_all(backend, [s.ReadKey("a")], s.FetchPolicy(timeout=1.0, retries=10,
+                                                                backoff=0.01))
+    elapsed = time.monotonic() - started
+    assert isinstance(data[s.ReadKey("a")], SecretError)
+    assert elapsed < 1.6, elapsed
+    assert 2 <= len(backend.reads) <= 4
+
+
+def test_a_read_that_never_finishes_is_given_up() -> None:
+    backend = DictBackend({"a": {"k": "v"}}, delay=30)
+    started = time.monotonic()
+    data = s.fetch_all(backend, [s.ReadKey("a")], s.FetchPolicy(timeout=0.5, retries=0))
+    assert time.monotonic() - started < 1.5
+    err = data[s.ReadKey("a")]
+    assert isinstance(err, SecretError) and "within 0.5s" in err.message
+
+
+def test_the_command_deadline_names_every_pending_read() -> None:
+    from kiln.core.deadline import Deadline, DeadlineExceeded
+
+    backend = DictBackend({"a": {"k": "v"}, "b": {"k": "v"}, "c": {"k": "v"}}, delay=30)
+    policy = s.FetchPolicy(timeout=30, deadline=Deadline(0.5))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as info:
+        s.fetch_all(backend, [s.ReadKey(p) for p in "abc"], policy)
+    assert time.monotonic() - started < 1.5
+    assert info.value.one_line() == (
+        "gave up after the 0.5s deadline (KILN_TIMEOUT) while reading from mem: 3 read(s) "
+        "pending: a, b, c")
+
+
+def test_kiln_timeout_parsing() -> None:
+    from kiln.core.deadline import Deadline
+    from kiln.core.errors import ConfigError
+
+    assert Deadline.from_env({}).seconds is None
+    assert Deadline.from_env({}, 55).seconds == 55
+    assert Deadline.from_env({"KILN_TIMEOUT": "3.5"}, 55).seconds == 3.5
+    assert Deadline.from_env({"KILN_TIMEOUT": "0"}, 55).seconds is None
+    assert Deadline.from_env({"KILN_TIMEOUT": "0"}).remaining() == float("inf")
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match="KILN_TIMEOUT must be a number of seconds"):
+            Deadline.from_env({"KILN_TIMEOUT": bad})
+    d = Deadline(10)
+    assert 9 < d.cap(30) <= 10 and d.cap(2) == 2
