@@ -16,6 +16,7 @@ import click
 
 if TYPE_CHECKING:
     from kiln.core.app import App
+    from kiln.core.deadline import Deadline
     from kiln.core.engine import Engine, RenderResult
     from kiln.core.redact import Redactor
 
@@ -351,12 +352,16 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     from kiln.core.errors import SecretErrors
 
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
+    deadline = _deadline(state)
     objects: list[dict[str, Any]] | None
     text: str | None = None
     if path == "-" or os.path.isfile(path):
         source = "<stdin>" if path == "-" else path
+        deadline.pending = f"reading the manifest stream {source}"
         stream = manifests.parse_stream(_read_stream(path), source)
-        objects = engine.resolve(stream, _stream_app(engine, _settings(**flags)))
+        result = engine.resolve_result(stream, _stream_app(engine, _settings(**flags)),
+                                       deadline=deadline)
+        objects = result.objects
     else:
         from kiln.cmp.environment import settings_from_environment
 
@@ -366,19 +371,20 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         app = engine.load_app(path, _settings(**flags), app_settings=cmp.settings,
                               source_root=source_root or cmp.source_root,
                               build_env=cmp.build_env)
-        result = engine.render(app, secrets=True)
+        result = engine.render(app, secrets=True, deadline=deadline)
         text = result.to_yaml()
         # The stored text of a cache hit is printed as it is unless it may hold references.
         needs_objects = (secrets.may_hold_references(text) or strip_annotations
                          or output == "json")
         objects = result.objects if needs_objects else None
     if objects is not None:
-        leftover = secrets.unresolved(objects)
+        leftover = result.unresolved()
         if leftover:
             raise SecretErrors(leftover)
         if strip_annotations:
             objects = secrets.strip_avp_annotations(objects)
         text = None
+    deadline.close()
     if output == "json":
         _emit(manifests.dump_json(objects or []))
         return
@@ -387,6 +393,23 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         return
     _emit(text)
     _remember_for_fastpath(state, engine, app, result, text)
+
+
+def _deadline(state: _State) -> Deadline:
+    """``kiln generate``'s deadline (KILN_TIMEOUT, default 55 s: before Argo CD's 60 s), with
+    the watchdog that ends the process with the one-line error if a step outlives it."""
+    import os
+
+    from kiln.core.deadline import DEFAULT_GENERATE_SECONDS, Deadline
+
+    def expire(line: str) -> None:
+        sys.stderr.write(f"kiln: error: {_redact(state, line)}\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    deadline = Deadline.from_env(os.environ, DEFAULT_GENERATE_SECONDS)
+    deadline.watch(expire)
+    return deadline
 
 
 def _remember_for_fastpath(state: _State, engine: Engine, app: App, result: RenderResult,

@@ -6,6 +6,11 @@ appears raw, base64 or URL-safe base64 (padded or not). The ``plaintext_scan`` f
 values during a test (``scan.add(...)``) and runs the check at teardown over the test's cache
 directories (``scan.watch(dir)`` adds more). Import the fixture into a test module to use it:
 ``from tests.secrets_scan import plaintext_scan``.
+
+A scan that read no kiln cache entry proves nothing, so both insist on one: the fixture fails
+unless it scanned at least one entry, except in a test that says it writes none
+(``scan.expect_no_entries()``, e.g. a stream on stdin, which is never cached), and
+``assert_no_plaintext`` returns the number of entries scanned for the caller to check.
 """
 
 from __future__ import annotations
@@ -54,14 +59,16 @@ def _files(dirs: Iterable[Path]) -> Iterator[Path]:
 
 
 def _scan(dirs: Iterable[Path], values: Iterable[str | bytes]) -> tuple[list[str], int]:
+    """(hits, number of kiln cache entries among the files scanned)."""
     needles = set().union(*(forms(v) for v in values)) if values else set()
     hits: list[str] = []
-    scanned = 0
+    entries = 0
     for path in _files(dirs):
-        scanned += 1
-        for blob in _blobs(path.read_bytes()):
+        data = path.read_bytes()
+        entries += data.startswith(KILN_MAGIC)
+        for blob in _blobs(data):
             hits += [f"{path}: {n!r}" for n in needles if n in blob]
-    return hits, scanned
+    return hits, entries
 
 
 def find_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> list[str]:
@@ -72,11 +79,11 @@ def find_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> list[
 def assert_no_plaintext(dirs: Iterable[Path], values: Iterable[str | bytes]) -> int:
     """Fail naming the file when any secret value (or its base64) is found under ``dirs``.
 
-    Returns how many files were scanned, so a caller can also insist the cache is not empty.
+    Returns how many kiln cache entries were scanned, so a caller can insist there was one.
     """
-    hits, scanned = _scan(list(dirs), list(values))
+    hits, entries = _scan(list(dirs), list(values))
     assert not hits, "secret plaintext found on disk:\n" + "\n".join(hits)
-    return scanned
+    return entries
 
 
 class PlaintextScan:
@@ -85,6 +92,8 @@ class PlaintextScan:
     def __init__(self, dirs: Iterable[Path]) -> None:
         self.dirs: list[Path] = list(dirs)
         self.values: set[str] = set()
+        self.min_entries = 1
+        self.entries = 0
 
     def add(self, *values: str) -> None:
         """Remember secret values used by the test."""
@@ -94,10 +103,19 @@ class PlaintextScan:
         """Scan ``directory`` too."""
         self.dirs.append(directory)
 
-    def check(self) -> None:
-        """Run the scan now (the fixture also runs it at teardown)."""
+    def expect_no_entries(self) -> None:
+        """The test writes no cache entry (e.g. it only resolves a stream): scan anyway."""
+        self.min_entries = 0
+
+    def check(self) -> int:
+        """Run the scan now (the fixture also runs it at teardown); return the number of cache
+        entries scanned, failing when fewer than expected (one, unless told otherwise)."""
         assert self.values, "plaintext scan has no values: the test forgot scan.add(...)"
-        assert_no_plaintext(self.dirs, self.values)
+        self.entries = assert_no_plaintext(self.dirs, self.values)
+        assert self.entries >= self.min_entries, (
+            f"the plaintext scan read {self.entries} cache entries under "
+            f"{[str(d) for d in self.dirs]}: nothing was checked (wrong cache directory?)")
+        return self.entries
 
 
 @pytest.fixture

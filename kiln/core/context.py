@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.errors import ToolError
 from kiln.core.redact import Redactor
 from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions, run_tool
 
 if TYPE_CHECKING:
     from kiln.core.app import App
+    from kiln.core.deadline import Deadline
 
 DecryptFile = Callable[["App", bytes, str, "str | None"], "bytes | None"]
 """``(app, data, name, fmt) -> plaintext``, or None when no enabled resolver decrypts such data."""
@@ -46,6 +48,8 @@ class RenderContext:
     redactor: Redactor | None = None
     decrypt_file: DecryptFile | None = None
     verify_file: VerifyFile | None = None
+    deadline: Deadline | None = None
+    """The whole command's deadline (None: none); tool runs are capped by it."""
 
     def tool_dir(self, name: str) -> Path:
         """Return (creating it) a private state directory for tool ``name``."""
@@ -56,7 +60,8 @@ class RenderContext:
     def run(self, argv: Sequence[str], *, what: str, cwd: Path | str | None = None,
             env: Mapping[str, str] | None = None, stdin: bytes | None = None,
             timeout: float | None = None) -> bytes:
-        """Run a tool with the context's timeout; see :func:`kiln.core.tools.run_tool`.
+        """Run a tool with the context's timeout, capped by the deadline (when it cuts the run
+        short: DeadlineExceeded naming ``what``); see :func:`kiln.core.tools.run_tool`.
 
         The tool sees only the allowlisted part of ``env`` (default: the context's), never
         kiln's credentials or the app's ``ARGOCD_ENV_*``: see :mod:`kiln.core.toolenv`.
@@ -64,8 +69,17 @@ class RenderContext:
         from kiln.core.toolenv import tool_environment
 
         child = tool_environment(env if env is not None else self.env, operator=self.env)
-        return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin,
-                        timeout=timeout or self.timeout)
+        limit = timeout or self.timeout
+        if self.deadline is None:
+            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin, timeout=limit)
+        self.deadline.check(f"running {what}")
+        try:
+            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin,
+                            timeout=self.deadline.cap(limit))
+        except ToolError:
+            if self.deadline.expired():
+                raise self.deadline.error(f"running {what}") from None
+            raise
 
 
 @dataclass
@@ -76,7 +90,8 @@ class SecretContext:
     to ``redactor.register`` before it is used. ``concurrency`` bounds parallel backend reads,
     ``timeout`` bounds each read in seconds. ``verified`` holds the tokens of source documents
     whose integrity the renderer already checked (``Inputs.verified``), e.g. SOPS files a
-    renderer that reorders fields verified before its build.
+    renderer that reorders fields verified before its build. ``deadline`` is the whole
+    command's (None: none): pass it to :class:`kiln.core.secrets.FetchPolicy`.
     """
 
     app: App | None
@@ -86,3 +101,4 @@ class SecretContext:
     concurrency: int = 8
     settings: Mapping[str, Any] = field(default_factory=dict)
     verified: frozenset[str] = frozenset()
+    deadline: Deadline | None = None

@@ -22,6 +22,7 @@ from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
+from kiln.core.deadline import Deadline
 from kiln.core.digest import cache_key, input_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
 from kiln.core.paths import Confiner, default_cache_dir, relative_to
@@ -63,6 +64,15 @@ class RenderResult:
         self.renderer = renderer
         self.inputs = inputs
         self.secrets_resolved = False
+        self.leftover: list[SecretError] | None = None
+
+    def unresolved(self) -> list[SecretError]:
+        """Every reference no resolver filled in (text inside resolved values never counts)."""
+        if self.leftover is not None:
+            return self.leftover
+        from kiln.core import secrets
+
+        return secrets.unresolved(self.objects)
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -196,14 +206,17 @@ class Engine:
                 return renderer
         raise RenderError("no renderer recognises this directory", source=str(app.path))
 
-    def render_context(self, *, secrets: bool = True) -> RenderContext:
+    def render_context(self, *, secrets: bool = True, deadline: Deadline | None = None
+                       ) -> RenderContext:
         """The services handed to renderers (no file decryption when ``secrets`` is False)."""
         return RenderContext(
             state_dir=self.cache_dir,
             env=self.env,
             tool_versions=self.tool_versions,
             timeout=self.timeout,
-            render_nested=lambda nested: self.render(nested, secrets=False).objects,
+            deadline=deadline,
+            render_nested=lambda nested: self.render(nested, secrets=False,
+                                                     deadline=deadline).objects,
             redactor=self.redactor,
             decrypt_file=self._decrypt_file if secrets else None,
             verify_file=self._verify_file if secrets else None,
@@ -231,17 +244,21 @@ class Engine:
                     return out
         return None
 
-    def render(self, app: App, *, secrets: bool = True) -> RenderResult:
+    def render(self, app: App, *, secrets: bool = True, deadline: Deadline | None = None
+               ) -> RenderResult:
         """Render ``app``: from the cache when its inputs are unchanged, then resolve secrets.
 
-        With ``secrets=False`` references stay as they are. Raises a KilnError subclass on any
+        With ``secrets=False`` references stay as they are. ``deadline`` bounds the whole
+        render (default: ``KILN_TIMEOUT`` when set). Raises a KilnError subclass on any
         failure; nothing partial is returned.
         """
         started = time.perf_counter()
         if not app.path.is_dir():
             raise InputError("no such directory", source=str(app.path))
+        deadline = deadline or Deadline.from_env(self.env)
+        deadline.check(f"rendering {app.display_name}")
         renderer = self.renderer_for(app)
-        ctx = self.render_context(secrets=secrets)
+        ctx = self.render_context(secrets=secrets, deadline=deadline)
         inputs = renderer.inputs(app, ctx)
         confiner = Confiner(app.root)
         real_app = os.path.realpath(app.path)
@@ -272,7 +289,7 @@ class Engine:
             self.plugins.post_render(app, result.objects)
             result.changed()
         if secrets:
-            self._resolve_result(result, app, inputs.verified)
+            self._resolve_result(result, app, inputs.verified, deadline)
         return result
 
     def _from_cache(self, key: str, renderer: str, rel_inputs: tuple[str, ...]
@@ -314,13 +331,15 @@ class Engine:
 
     # -- secrets -----------------------------------------------------------------------------
 
-    def secret_context(self, app: App | None, verified: frozenset[str] = frozenset()
-                       ) -> SecretContext:
+    def secret_context(self, app: App | None, verified: frozenset[str] = frozenset(),
+                       deadline: Deadline | None = None) -> SecretContext:
         """The services handed to secret resolvers."""
-        return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified)
+        return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified,
+                             deadline=deadline)
 
     def _resolve_result(self, result: RenderResult, app: App | None,
-                        verified: frozenset[str] = frozenset()) -> None:
+                        verified: frozenset[str] = frozenset(),
+                        deadline: Deadline | None = None) -> None:
         resolvers = self.plugins.resolvers.ordered()
         if not resolvers:
             return
@@ -336,7 +355,9 @@ class Engine:
                 seen[m] if m in seen else seen.setdefault(m, m in text) for m in markers
             ):
                 continue
-            ctx = ctx or self.secret_context(app, verified)
+            ctx = ctx or self.secret_context(app, verified, deadline)
+            if deadline is not None:
+                deadline.check(f"resolving secrets ({resolver.name})")
             if resolver.wants(result.objects, ctx):
                 # Every resolver runs even after one failed, so one error lists every bad
                 # reference in the stream, whichever backend it belongs to.
@@ -351,13 +372,26 @@ class Engine:
             raise errors[0]
         if errors:
             raise SecretErrors(errors)
+        if result.secrets_resolved:
+            # Resolver output is final (kiln.core.secrets.Resolved): leftovers are found while
+            # the marks are there, then the objects become plain data again.
+            from kiln.core import secrets
+
+            result.leftover = secrets.unresolved(result.objects)
+            result.objects = secrets.plain(result.objects)
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
                 ) -> list[dict[str, Any]]:
         """Resolve every secret reference in ``objects`` (e.g. a stream read from stdin)."""
+        return self.resolve_result(objects, app).objects
+
+    def resolve_result(self, objects: list[dict[str, Any]], app: App | None = None, *,
+                       deadline: Deadline | None = None) -> RenderResult:
+        """Like :meth:`resolve`, returning the result (``unresolved()`` names leftovers);
+        ``deadline`` bounds it (default: ``KILN_TIMEOUT`` when set)."""
         result = RenderResult(objects, False, None, "stdin")
-        self._resolve_result(result, app)
-        return result.objects
+        self._resolve_result(result, app, deadline=deadline or Deadline.from_env(self.env))
+        return result
 
 
 def _kiln_version() -> str:

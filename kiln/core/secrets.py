@@ -14,6 +14,12 @@ schemes). The rest is here:
   failed reference (object, field path, reference — never a value or the surrounding text).
 
 Every value read is registered with the context's redactor before it is used.
+
+Resolved values are final. Text a resolver put into the stream is a :class:`Resolved` string
+carrying the spans that came from a backend; no later resolver scans or substitutes inside those
+spans, and :func:`unresolved` does not report placeholder-looking text there. A resolver that
+does not substitute through this module marks its output with :func:`final`; the engine turns
+every :class:`Resolved` back into a plain ``str`` (:func:`plain`) once every resolver ran.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from kiln.core.errors import (
+    KilnError,
     SecretBackendUnavailable,
     SecretError,
     SecretErrors,
@@ -39,6 +46,7 @@ from kiln.core.errors import (
 from kiln.core.manifests import object_ref
 
 if TYPE_CHECKING:
+    from kiln.core.deadline import Deadline
     from kiln.core.redact import Redactor
 
 log = logging.getLogger("kiln.secrets")
@@ -114,7 +122,9 @@ class Backend(Protocol):
     path, version or key does not exist, :class:`TransientBackendError` for failures worth
     retrying (connection refused, timeouts, 5xx), and :class:`SecretBackendUnavailable` or
     :class:`SecretError` for anything final (4xx, permission denied). ``open`` runs once per
-    stream before any read (log in); ``name`` appears in messages.
+    stream before any read (log in); ``name`` appears in messages. A backend may also have
+    ``prepare()``: local set-up (imports, client objects, no network), run once before
+    ``open`` and outside the time limits, so a slow import never counts as a slow server.
     """
 
     name: str
@@ -162,14 +172,98 @@ class Grammar(msgspec.Struct, frozen=True, kw_only=True):
 
 class FetchPolicy(msgspec.Struct, kw_only=True):
     """How reads run: ``concurrency`` threads at most, ``retries`` extra attempts on transient
-    failures, exponential ``backoff`` starting at that many seconds. ``timeout`` is the
-    per-attempt limit in seconds; the backend enforces it in its client (a thread blocked in a
-    socket cannot be stopped from outside) and reports expiry as a transient error."""
+    failures, exponential ``backoff`` starting at that many seconds.
+
+    ``timeout`` is the *total* time one read (and the login) may take, retries included: each
+    attempt runs in its own daemon thread and is given up when the time is spent, so a server
+    that answers slowly byte by byte cannot hold kiln past it (a per-socket-read timeout
+    would). ``deadline`` (the whole command's, :class:`kiln.core.deadline.Deadline`) caps it
+    further; reads cut short by it raise :class:`~kiln.core.deadline.DeadlineExceeded`."""
 
     concurrency: int = 8
     timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.2
+    deadline: Deadline | None = None
+
+
+# -- resolver output is final ------------------------------------------------------------------
+
+
+Span = tuple[int, int]
+
+
+class Resolved(str):
+    """A string some of whose text (``final``: ``(start, end)`` spans) is resolver output.
+
+    Matching never looks inside those spans, so a value read from one backend that happens to
+    contain ``<path:...>`` or ``ref+...`` text is neither read by another backend nor reported
+    as an unresolved reference. ``decoded`` is set on a base64 Secret value whose decoded
+    template was substituted: the template text (itself :class:`Resolved`) other resolvers may
+    still work on. The marks live only between the resolvers of one run (see :func:`plain`).
+    """
+
+    final: tuple[Span, ...] = ()
+    decoded: str | None = None
+
+
+def _mark(text: str, spans: Sequence[Span], decoded: str | None = None) -> str:
+    spans = tuple(s for s in spans if s[1] > s[0])
+    if not spans and decoded is None:
+        return str(text)
+    out = Resolved(text)
+    out.final = spans
+    out.decoded = decoded
+    return out
+
+
+def final(value: Any) -> Any:
+    """Return ``value`` marked wholly as resolver output (every string of a list or mapping
+    value too; map keys and non-strings are kept). Later resolvers never look inside it."""
+    if isinstance(value, str):
+        if type(value) is not str and not isinstance(value, Resolved):
+            return value  # a plugin's own str subclass (e.g. a typed scalar) is kept as it is
+        return _mark(value, ((0, len(value)),)) if value else value
+    if isinstance(value, Mapping):
+        return {k: final(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [final(v) for v in value]
+    return value
+
+
+def final_spans(text: str) -> tuple[Span, ...]:
+    """The spans of ``text`` that are resolver output (empty for a plain string)."""
+    return text.final if isinstance(text, Resolved) else ()
+
+
+def _free_matches(regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``regex``'s matches in the text between final spans only (a match never starts, ends
+    or reaches into a resolved value)."""
+    spans = final_spans(text)
+    if not spans:
+        yield from regex.finditer(text)
+        return
+    start = 0
+    for span_start, span_end in sorted(spans):
+        if span_start > start:
+            yield from regex.finditer(text, start, span_start)
+        start = max(start, span_end)
+    if start < len(text):
+        yield from regex.finditer(text, start)
+
+
+def plain(node: Any) -> Any:
+    """Return ``node`` with every :class:`Resolved` string turned back into a plain ``str``
+    (containers holding none are returned as they are, not copied)."""
+    if isinstance(node, Resolved):
+        return str.__str__(node)
+    if isinstance(node, dict):
+        new = {k: plain(v) for k, v in node.items()}
+        return node if all(new[k] is v for k, v in node.items()) else new
+    if isinstance(node, list):
+        items = [plain(v) for v in node]
+        return node if all(a is b for a, b in zip(items, node, strict=True)) else items
+    return node
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -279,16 +373,21 @@ def _find_in_text(text: str, generic: bool, annotations: Mapping[str, str],
                   grammar: Grammar) -> Iterator[tuple[re.Match[str], Reference]]:
     if grammar.avp and "<" in text:
         regex = GENERIC_RE if generic else INLINE_RE
-        for m in regex.finditer(text):
+        for m in _free_matches(regex, text):
             yield m, parse_placeholder(m.group(0), annotations, grammar)
     if grammar.schemes and "ref+" in text:
-        for m in URI_RE.finditer(text):
+        for m in _free_matches(URI_RE, text):
             if m.group("scheme") in grammar.schemes:
                 yield m, parse_uri(m, annotations, grammar)
 
 
 def _b64_template(obj_kind: str, value: str) -> str | None:
-    """AVP's Secret rule: a value that base64-decodes to text holding ``<...>`` is a template."""
+    """AVP's Secret rule: a value that base64-decodes to text holding ``<...>`` is a template.
+
+    A resolver's output is never decoded: only the template it came from (``decoded``), whose
+    final spans are kept, may still hold another resolver's references."""
+    if isinstance(value, Resolved):
+        return value.decoded if obj_kind == "Secret" else None
     if obj_kind != "Secret" or "<" in value:
         return None
     try:
@@ -327,12 +426,12 @@ def _obj_state(obj: Mapping[str, Any], grammar: Grammar) -> tuple[bool, bool, di
 
 def _has_reference(text: str, generic: bool, grammar: Grammar) -> bool:
     if grammar.avp and "<" in text:
-        if generic and GENERIC_RE.search(text):
+        if generic and next(_free_matches(GENERIC_RE, text), None):
             return True
-        if "<path:" in text and INLINE_RE.search(text):
+        if "<path:" in text and next(_free_matches(INLINE_RE, text), None):
             return True
     return bool(grammar.schemes and "ref+" in text and any(
-        m.group("scheme") in grammar.schemes for m in URI_RE.finditer(text)))
+        m.group("scheme") in grammar.schemes for m in _free_matches(URI_RE, text)))
 
 
 _WANTS_MARKERS = (b"<path:", b"ref+", AVP_PATH.encode(), b'"Secret"')
@@ -357,7 +456,7 @@ def wants(objects: Sequence[Mapping[str, Any]], grammar: Grammar) -> bool:
     """
     if not grammar.avp and not grammar.schemes:
         return False
-    blob = msgspec.json.encode(objects)
+    blob = msgspec.json.encode(objects, enc_hook=str)  # Resolved strings encode as text
     if not any(marker in blob for marker in _WANTS_MARKERS):
         return False
     for obj in objects:
@@ -401,33 +500,95 @@ def scan(objects: Sequence[Mapping[str, Any]], grammar: Grammar) -> list[ReadKey
 # -- fetching -----------------------------------------------------------------------------------
 
 
+class _GaveUp(TransientBackendError):
+    """An attempt was still running when its time was spent."""
+
+    def __init__(self, message: str, *, by_deadline: bool) -> None:
+        super().__init__(message)
+        self.by_deadline = by_deadline
+
+
+def _bounded(call: Callable[[], Any], seconds: float) -> Any:
+    """Run ``call`` in a daemon thread; return its result or raise its exception, or raise
+    TimeoutError when it has not finished within ``seconds`` (the thread is abandoned: a
+    thread blocked in a socket cannot be stopped, only left behind)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kiln-secrets-io", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 def _with_retries(call: Callable[[], Any], policy: FetchPolicy, what: str) -> Any:
+    """``call`` with retries on transient errors, all within ``policy.timeout`` seconds and
+    the command's deadline; raises _GaveUp when the time is spent."""
+    end = time.monotonic() + policy.timeout
+    deadline = policy.deadline
     attempt = 0
     while True:
+        left = end - time.monotonic()
+        by_deadline = deadline is not None and deadline.remaining() <= left
+        if deadline is not None:
+            left = min(left, deadline.remaining())
+        if left <= 0:
+            raise _GaveUp(f"{what}: gave up after {policy.timeout:g}s (no complete answer)",
+                          by_deadline=by_deadline)
         try:
-            return call()
+            return _bounded(call, left)
+        except TimeoutError:
+            raise _GaveUp(f"{what}: no complete answer within {policy.timeout:g}s",
+                          by_deadline=by_deadline) from None
         except TransientBackendError as exc:
-            if attempt >= policy.retries:
-                raise
             delay = policy.backoff * (2 ** attempt)
+            if attempt >= policy.retries or time.monotonic() + delay >= end or (
+                    deadline is not None and deadline.remaining() <= delay):
+                raise
             log.debug("%s: transient failure (%s); retry %d in %.2fs", what, exc.message,
                       attempt + 1, delay)
             time.sleep(delay)
             attempt += 1
 
 
+def _deadline_error(policy: FetchPolicy, what: str) -> KilnError:
+    assert policy.deadline is not None
+    return policy.deadline.error(what)
+
+
 def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
               redactor: Redactor | None = None) -> dict[ReadKey, Mapping[str, Any] | SecretError]:
     """Read every key once, ``policy.concurrency`` at a time; return data or the error per key.
 
-    ``backend.open()`` runs first (with the same retries); if it fails that error is raised at
-    once, since no read could succeed. Every leaf value read is registered with ``redactor``.
+    ``backend.open()`` runs first (with the same retries and time limit); if it fails that
+    error is raised at once, since no read could succeed. Every leaf value read is registered
+    with ``redactor``. When the command's deadline (``policy.deadline``) cuts reads short,
+    DeadlineExceeded is raised naming the backend and every read still pending.
     """
     unique = list(dict.fromkeys(keys))
     if not unique:
         return {}
-    _with_retries(backend.open, policy, f"{backend.name} login")
+    prepare = getattr(backend, "prepare", None)
+    if callable(prepare):
+        prepare()
+    try:
+        _with_retries(backend.open, policy, f"{backend.name} login")
+    except _GaveUp as exc:
+        if exc.by_deadline:
+            raise _deadline_error(policy, f"logging in to {backend.name}") from None
+        raise SecretBackendUnavailable(exc.message) from None
     results: dict[ReadKey, Mapping[str, Any] | SecretError] = {}
+    cut: list[ReadKey] = []
     lock = threading.Lock()
 
     def one(key: ReadKey) -> None:
@@ -436,6 +597,13 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
                 lambda: backend.read(key), policy, f"{backend.name} read {key.describe()}")
             if redactor is not None:
                 register_leaves(redactor, data)
+        except _GaveUp as exc:
+            data = SecretBackendUnavailable(f"no complete answer from {backend.name} within "
+                                            f"{policy.timeout:g}s (its timeout) while reading "
+                                            f"{key.describe()}")
+            if exc.by_deadline:
+                with lock:
+                    cut.append(key)
         except SecretError as exc:
             data = exc
         with lock:
@@ -453,6 +621,10 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
             list(pool.map(one, unique))
     log.debug("%s: %d read(s) with %d worker(s) in %.1f ms", backend.name, len(unique), workers,
               (time.perf_counter() - started) * 1000)
+    if cut:
+        names = ", ".join(k.describe() for k in unique if k in cut)
+        raise _deadline_error(policy, f"reading from {backend.name}: {len(cut)} read(s) "
+                              f"pending: {names}")
     return {key: results[key] for key in unique}
 
 
@@ -531,7 +703,7 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
                                  f"{ref.read.describe()}", MissingValue))
         return False, None
     if not ref.modifiers:
-        return True, value
+        return True, final(value)
     from kiln.core.secret_modifiers import ModifierError, apply_modifier
 
     for mod in ref.modifiers:
@@ -542,35 +714,50 @@ def _value_for(ref: Reference, where: tuple[str, ...], state: _Obj,
             return False, None
         if redactor is not None:
             register_leaves(redactor, value)
-    return True, value
+    return True, final(value)
 
 
 def _replace_text(text: str, where: tuple[str, ...], state: _Obj, grammar: Grammar,
                   data: Mapping[ReadKey, Mapping[str, Any] | SecretError],
                   redactor: Redactor | None) -> Any:
-    """Substitute every reference in one string; a non-string result replaces the field."""
+    """Substitute every reference in one string; a non-string result replaces the field.
+
+    The result remembers which of its spans are values (see :class:`Resolved`): spans that
+    were final already keep that mark, shifted to where they land."""
     found = list(_find_in_text(text, state.generic, state.annotations, grammar))
     if not found:
         return text
     pieces: list[str] = []
+    old_spans = list(final_spans(text))
+    new_spans: list[Span] = []
     pos = 0
+    out_len = 0
     whole: Any = None
     replaced_whole = False
+
+    def keep(start: int, end: int) -> None:
+        nonlocal out_len
+        shift = out_len - start
+        new_spans.extend((s + shift, e + shift) for s, e in old_spans if start <= s and e <= end)
+        pieces.append(text[start:end])
+        out_len += end - start
+
     for m, ref in sorted(found, key=lambda item: item[0].start()):
         if m.start() < pos:
             continue  # overlapping match (a URI inside a placeholder): first one wins
         ok, value = _value_for(ref, where, state, data, redactor)
-        pieces.append(text[pos:m.start()])
-        if not ok:
-            pieces.append(m.group(0))
-        elif isinstance(value, str):
+        keep(pos, m.start())
+        if ok and isinstance(value, str):
             pieces.append(value)
+            new_spans.append((out_len, out_len + len(value)))
+            out_len += len(value)
         else:
-            pieces.append(m.group(0))
-            whole, replaced_whole = value, True
+            keep(m.start(), m.end())
+            if ok:
+                whole, replaced_whole = value, True
         pos = m.end()
-    pieces.append(text[pos:])
-    return whole if replaced_whole else "".join(pieces)
+    keep(pos, len(text))
+    return whole if replaced_whole else _mark("".join(pieces), new_spans)
 
 
 def _stringify(value: Any) -> str:
@@ -589,9 +776,15 @@ def _replace_string(text: str, where: tuple[str, ...], state: _Obj, grammar: Gra
     decoded = _b64_template(state.kind, text)
     if decoded is not None:
         inner = _replace_text(decoded, where, state, grammar, data, redactor)
-        return base64.b64encode(_stringify(inner).encode()).decode()
+        if inner is decoded and not isinstance(text, Resolved):
+            return text
+        inner_text = _stringify(inner) if isinstance(inner, str) else final(_stringify(inner))
+        encoded = base64.b64encode(inner_text.encode()).decode()
+        return _mark(encoded, ((0, len(encoded)),), decoded=inner_text)
     result = _replace_text(text, where, state, grammar, data, redactor)
-    return _stringify(result) if state.kind == "ConfigMap" else result
+    if state.kind == "ConfigMap" and not isinstance(result, str):
+        return final(_stringify(result))
+    return result
 
 
 def _walk(node: Any, where: tuple[str, ...], state: _Obj, grammar: Grammar,
@@ -708,7 +901,8 @@ def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
     """Name every reference still in the stream: inline AVP placeholders and ``ref+`` URIs.
 
     ``kiln generate`` calls it after every resolver ran: what is left has no configured backend.
-    Objects annotated ``avp.kubernetes.io/ignore`` are skipped.
+    Text inside a resolved value (a :class:`Resolved` span) is never a reference. Objects
+    annotated ``avp.kubernetes.io/ignore`` are skipped.
     """
     errors: list[SecretError] = []
     for obj in objects:
@@ -717,9 +911,9 @@ def unresolved(objects: Iterable[Mapping[str, Any]]) -> list[SecretError]:
         for where, text in _strings(obj, ()):
             found: list[str] = []
             if "<path:" in text:
-                found += [m.group(0) for m in INLINE_RE.finditer(text)]
+                found += [m.group(0) for m in _free_matches(INLINE_RE, text)]
             if "ref+" in text:
-                found += [m.group(0) for m in URI_RE.finditer(text)]
+                found += [m.group(0) for m in _free_matches(URI_RE, text)]
             for ref in found:
                 errors.append(SecretError(
                     f"{field_path(where)}: {ref}: no secrets backend is configured for this "

@@ -179,6 +179,7 @@ def test_generator_and_patch_sources_are_decrypted_before_the_build(
     assert "S3cr3t" not in again.stderr
     assert cache_entries(cache) == []
     plaintext_scan.watch(root)
+    plaintext_scan.expect_no_entries()  # never cached (asserted above): tools/ is scanned
 
 
 def test_no_secrets_leaves_sources_encrypted(tmp_path: Path, key: AgeKey, env: dict[str, str],
@@ -198,6 +199,7 @@ def test_no_secrets_leaves_sources_encrypted(tmp_path: Path, key: AgeKey, env: d
     secret = next(d for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Secret")
     assert b"ENC[" in base64.b64decode(secret["data"]["token"])
     assert cache_entries(cache) == []
+    plaintext_scan.expect_no_entries()  # never cached (asserted above): tools/ is scanned
 
 
 def test_tampered_env_file_is_a_one_line_error(tmp_path: Path, key: AgeKey,
@@ -261,6 +263,7 @@ def test_encrypted_source_in_a_base_is_found(tmp_path: Path, key: AgeKey, env: d
     assert objects == raw_kustomize(copy / "app")
     shutil.rmtree(copy)
     assert cache_entries(cache) == []
+    plaintext_scan.expect_no_entries()  # never cached (asserted above): tools/ is scanned
 
 
 # -- whole-object encrypted resources ---------------------------------------------------------

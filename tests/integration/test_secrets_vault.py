@@ -116,6 +116,17 @@ def generate(stream: str, env: dict[str, str], *args: str,
     return run_kiln("generate", "-", *extra, *args, stdin=stream, env=env)
 
 
+def generate_app(stream: str, env: dict[str, str], tmp_path: Path, *args: str
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run ``kiln generate APP`` on ``stream`` laid out as a directory app, cached in the
+    test's ``kiln-cache`` (so the plaintext scan has an entry to read)."""
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    (app / "manifests.yaml").write_text(stream)
+    return run_kiln("generate", str(app), "--cache-dir", str(tmp_path / "kiln-cache"), *args,
+                    env=env)
+
+
 def docs(text: str) -> list[dict[str, Any]]:
     """Parse a YAML stream."""
     return [d for d in yaml.safe_load_all(text) if d]
@@ -200,6 +211,10 @@ def test_every_placeholder_form_and_modifier(vault: VaultData, tmp_path: Path,
     stream = ALL_FORMS.replace("{embedded}", embedded)
     proc = generate(stream, vault.env(), cache=tmp_path / "kiln-cache")
     assert proc.returncode == 0, proc.stderr
+    # The same stream as a directory app: rendered (and cached), then resolved alike.
+    app = generate_app(stream, vault.env(), tmp_path)
+    assert app.returncode == 0, app.stderr
+    assert docs(app.stdout) == docs(proc.stdout)
     secret, deploy, cm, crd = docs(proc.stdout)
     sd = secret["stringData"]
     assert sd["generic"] == vault.pw_v2
@@ -279,8 +294,9 @@ def test_kv_v1_by_annotation_and_by_env(vault: VaultData) -> None:
     proc = generate(plain, vault.env(AVP_KV_VERSION="1"))
     assert proc.returncode == 0, proc.stderr
     assert docs(proc.stdout)[0]["stringData"] == {"a": vault.kv1_token}
-    # Without the KV version, a v1 path read as v2 fails with AVP's hint.
-    proc = generate(plain, vault.env())
+    # Without the KV version kiln asks the mount (tests/integration/test_secrets_vault_kv.py);
+    # a v1 path read as v2 because AVP_KV_VERSION says so fails with AVP's hint.
+    proc = generate(plain, vault.env(AVP_KV_VERSION="2"))
     assert_clean_failure(proc, "Secret/s", "stringData.a", "KV v2")
 
 
@@ -477,6 +493,11 @@ def test_debug_logging_never_shows_a_value(vault: VaultData, tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     assert "DEBUG" in proc.stderr
     assert_quiet(proc.stderr, vault)
+    for attempt in ("rendered", "cache hit"):
+        app = generate_app(stream, vault.env(), tmp_path, "--debug")
+        assert app.returncode == 0, app.stderr
+        assert attempt in app.stderr
+        assert_quiet(app.stderr, vault)
     # A failing run with --debug prints a traceback: still no value, no template text.
     bad = stream + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: bad}\n" \
                    "stringData:\n  x: \"prefix-text <path:secret/data/app#missing>\"\n"

@@ -327,3 +327,118 @@ def test_wants_is_precise() -> None:
     inline = secret({})
     inline["data"] = {"x": base64.b64encode(b"<path:kv/app#pw>").decode()}
     assert s.wants([inline], AVP)
+
+
+# -- resolved values are final ------------------------------------------------------------------
+
+TRAP = "x<path:kv/data/trap#k>y ref+mem://trap#k ref+other://trap#k"
+"""A secret value that looks like references of every grammar below (the test chose it)."""
+OTHER = s.Grammar(schemes=frozenset({"other"}))
+
+
+def test_value_from_one_resolver_is_never_read_or_substituted_by_another() -> None:
+    first = DictBackend({"kv/data/a": {"k": TRAP}})
+    second = DictBackend({"b": {"j": "J"}})
+    obj = {"kind": "ConfigMap", "metadata": {"name": "c"},
+           "data": {"mixed": "<path:kv/data/a#k>|ref+other://b#j", "lone": "ref+other://b#j"}}
+    out = s.resolve_stream([obj], AVP, first, s.FetchPolicy())
+    # The value read holds ref+mem:// text, which AVP's grammar owns: it was not read.
+    assert [k.path for k in first.reads] == ["kv/data/a"]
+    out = s.resolve_stream(out, OTHER, second, s.FetchPolicy())
+    assert [k.path for k in second.reads] == ["b"]
+    assert out[0]["data"] == {"mixed": f"{TRAP}|J", "lone": "J"}
+    assert s.unresolved(out) == []
+    plain = s.plain(out)
+    assert type(plain[0]["data"]["mixed"]) is str and plain[0]["data"]["mixed"] == f"{TRAP}|J"
+    # Without the marks (what a plain copy of the text would be) the trap would be reported.
+    assert len(s.unresolved(plain)) == 3
+
+
+def test_leftover_next_to_a_resolved_value_is_still_reported_without_the_value() -> None:
+    backend = DictBackend({"kv/data/a": {"k": TRAP}})
+    obj = {"kind": "ConfigMap", "metadata": {"name": "c"},
+           "data": {"v": "<path:kv/data/a#k> and ref+nobody://x#y"}}
+    out = s.resolve_stream([obj], AVP, backend, s.FetchPolicy())
+    errors = s.unresolved(out)
+    assert [e.one_line() for e in errors] == [
+        "ConfigMap/c: data.v: ref+nobody://x#y: no secrets backend is configured for this "
+        "reference (set AVP_TYPE, VAULT_ADDR, or a secrets section)"]
+
+
+def test_base64_secret_template_keeps_resolved_spans_for_the_next_resolver() -> None:
+    template = "a=<path:kv/data/a#k>\nb=ref+other://b#j\n"
+    obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+           "data": {"conf": base64.b64encode(template.encode()).decode()}}
+    first = DictBackend({"kv/data/a": {"k": TRAP}})
+    second = DictBackend({"b": {"j": "J"}, "trap": {"k": "BAD"}})
+    out = s.resolve_stream([obj], AVP, first, s.FetchPolicy())
+    out = s.resolve_stream(out, OTHER, second, s.FetchPolicy())
+    assert [k.path for k in second.reads] == ["b"]
+    decoded = base64.b64decode(s.plain(out)[0]["data"]["conf"]).decode()
+    assert decoded == f"a={TRAP}\nb=J\n"
+
+
+def test_non_string_values_and_final_marks_nested_strings() -> None:
+    backend = DictBackend({"kv/data/a": {"k": {"inner": TRAP, "n": 1}}})
+    obj = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": "<path:kv/data/a#k>"}}
+    out = s.resolve_stream([obj], AVP, backend, s.FetchPolicy())
+    assert out[0]["spec"]["x"] == {"inner": TRAP, "n": 1}
+    assert s.unresolved(out) == []
+    marked = s.final({"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"})
+    assert s.unresolved([{"kind": "ConfigMap", "data": marked}]) == []
+    assert s.plain(marked) == {"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"}
+
+
+# -- time limits --------------------------------------------------------------------------------
+
+
+def test_read_time_limit_is_total_and_includes_retries() -> None:
+    """A backend that fails transiently after 0.3 s each time: with a 1 s limit and 10 retries
+    the read gives up after about 1 s, not 10 x 0.3 s."""
+    backend = DictBackend({"a": {"k": "v"}}, transient=100, delay=0.3)
+    started = time.monotonic()
+    data = s.fetch_all(backend, [s.ReadKey("a")], s.FetchPolicy(timeout=1.0, retries=10,
+                                                                backoff=0.01))
+    elapsed = time.monotonic() - started
+    assert isinstance(data[s.ReadKey("a")], SecretError)
+    assert elapsed < 1.6, elapsed
+    assert 2 <= len(backend.reads) <= 4
+
+
+def test_a_read_that_never_finishes_is_given_up() -> None:
+    backend = DictBackend({"a": {"k": "v"}}, delay=30)
+    started = time.monotonic()
+    data = s.fetch_all(backend, [s.ReadKey("a")], s.FetchPolicy(timeout=0.5, retries=0))
+    assert time.monotonic() - started < 1.5
+    err = data[s.ReadKey("a")]
+    assert isinstance(err, SecretError) and "within 0.5s" in err.message
+
+
+def test_the_command_deadline_names_every_pending_read() -> None:
+    from kiln.core.deadline import Deadline, DeadlineExceeded
+
+    backend = DictBackend({"a": {"k": "v"}, "b": {"k": "v"}, "c": {"k": "v"}}, delay=30)
+    policy = s.FetchPolicy(timeout=30, deadline=Deadline(0.5))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as info:
+        s.fetch_all(backend, [s.ReadKey(p) for p in "abc"], policy)
+    assert time.monotonic() - started < 1.5
+    assert info.value.one_line() == (
+        "gave up after the 0.5s deadline (KILN_TIMEOUT) while reading from mem: 3 read(s) "
+        "pending: a, b, c")
+
+
+def test_kiln_timeout_parsing() -> None:
+    from kiln.core.deadline import Deadline
+    from kiln.core.errors import ConfigError
+
+    assert Deadline.from_env({}).seconds is None
+    assert Deadline.from_env({}, 55).seconds == 55
+    assert Deadline.from_env({"KILN_TIMEOUT": "3.5"}, 55).seconds == 3.5
+    assert Deadline.from_env({"KILN_TIMEOUT": "0"}, 55).seconds is None
+    assert Deadline.from_env({"KILN_TIMEOUT": "0"}).remaining() == float("inf")
+    for bad in ("soon", "-1", "inf", "nan"):
+        with pytest.raises(ConfigError, match="KILN_TIMEOUT must be a number of seconds"):
+            Deadline.from_env({"KILN_TIMEOUT": bad})
+    d = Deadline(10)
+    assert 9 < d.cap(30) <= 10 and d.cap(2) == 2

@@ -31,3 +31,25 @@ def test_scan_is_quiet_without_the_value(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("<path:secret/data/app#pw>")
     assert find_plaintext([tmp_path], ["another-value"]) == []
     assert find_plaintext([tmp_path / "missing"], ["another-value"]) == []
+
+
+def test_scan_counts_cache_entries_and_the_fixture_insists_on_one(tmp_path: Path) -> None:
+    import pytest
+
+    from tests.secrets_scan import PlaintextScan, assert_no_plaintext
+
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "helm.cfg").write_text("not a cache entry")
+    assert assert_no_plaintext([tmp_path], ["some-value"]) == 0
+    scan = PlaintextScan([tmp_path])
+    scan.add("some-value")
+    with pytest.raises(AssertionError, match="read 0 cache entries"):
+        scan.check()
+    scan.expect_no_entries()
+    assert scan.check() == 0
+    for name in ("one", "two"):
+        (tmp_path / name).write_bytes(KILN_MAGIC + b"0" * 64 + b"\n" + zlib.compress(b"{}"))
+    assert assert_no_plaintext([tmp_path], ["some-value"]) == 2
+    strict = PlaintextScan([tmp_path])
+    strict.add("some-value")
+    assert strict.check() == 2

@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiln.core.context import SecretContext
 from kiln.core.redact import Redactor
@@ -164,7 +166,9 @@ def test_wants_is_cheap_and_flux_like() -> None:
     disabled = {**whole, "metadata": {"name": "c", "annotations": {
         "kustomize.toolkit.fluxcd.io/decrypt": "Disabled"}}}
     assert not r.wants([disabled], _ctx())
-    assert not r.wants([{**whole, "sops": {"version": "3"}}], _ctx())  # no mac: not SOPS
+    # A sops map without its MAC is still SOPS (it is refused when decrypted: fail closed).
+    assert r.wants([{**whole, "sops": {"version": "3"}}], _ctx())
+    assert not r.wants([{**whole, "sops": {"note": "not sops metadata"}}], _ctx())
 
 
 def test_plugin_import_is_lazy() -> None:
@@ -195,3 +199,21 @@ def test_keyring_sources(tmp_path: Any) -> None:
     assert "AGE-SECRET-KEY" not in repr(ring)
     with pytest.raises(ConfigError, match="cannot read"):
         load_keyring({}, age_key_file="missing.txt", base=tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind=st.one_of(st.sampled_from(["str", "bytes", "int", "float", "bool", "time",
+                                       "comment"]), st.text(max_size=12)),
+       plain=st.binary(max_size=40))
+def test_any_type_annotation_decrypts_or_raises_cipher_error(kind: str, plain: bytes) -> None:
+    """The ``type:`` field is not authenticated: whatever it says, the result is a value or a
+    CipherError, never another exception (an edited annotation is a clean error)."""
+    from kiln.plugins.secrets_sops.cipher import _typed
+
+    try:
+        value = _typed(plain, kind)
+    except CipherError:
+        return
+    assert kind in ("str", "int", "float", "bool", "time", "comment")
+    if kind == "str":
+        assert value == plain.decode("utf-8")

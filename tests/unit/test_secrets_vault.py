@@ -76,9 +76,14 @@ def test_which_references_vault_owns() -> None:
 
 def test_uri_paths_follow_vals_and_annotations_pick_the_kv_version() -> None:
     grammar = vault_grammar(load_settings(BASE, None), True)
+    # No AVP_KV_VERSION: the variant stays empty (the backend asks the mount).
     assert grammar.uri_read("secret/app", {"version": "3"}) == \
+        secrets.ReadKey("secret/data/app", "3", "")
+    assert grammar.uri_read("secret/data/app", {}) == secrets.ReadKey("secret/data/app", None, "")
+    assert grammar.read_key("kv1/app", "4", {}) == secrets.ReadKey("kv1/app", "4", "")
+    pinned = vault_grammar(load_settings({**BASE, "AVP_KV_VERSION": "2"}, None), True)
+    assert pinned.uri_read("secret/app", {"version": "3"}) == \
         secrets.ReadKey("secret/data/app", "3", "2")
-    assert grammar.uri_read("secret/data/app", {}) == secrets.ReadKey("secret/data/app", None, "2")
     assert grammar.uri_read("kv1/app", {"kv": "1", "version": "3"}) == \
         secrets.ReadKey("kv1/app", None, "1")
     assert grammar.read_key("kv1/app", "4", {secrets.AVP_KV_VERSION: "1"}) == \

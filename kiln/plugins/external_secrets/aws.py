@@ -162,6 +162,12 @@ class AwsBackend:
         self._clients: dict[str, Any] = {}
         self._session: Any = None
 
+    def prepare(self) -> None:
+        """Import boto3 and build the default region's client (local work, no network)."""
+        self.open()
+        if self.settings.region:
+            self._client(self.settings.region)
+
     def open(self) -> None:
         """Create the boto3 session (the credential chain is consulted on the first call)."""
         with self._lock:

@@ -77,6 +77,6 @@ class CloudResolver(Generic[OptionsT]):
         """Read every referenced secret once, concurrently, and substitute."""
         backend, lim = self.backend(ctx, self._options(ctx))
         policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
-                                     retries=lim.retries)
+                                     retries=lim.retries, deadline=ctx.deadline)
         grammar = self.grammar(avp_type(ctx.env) == self.avp_name, path_validation(ctx.env))
         return secrets.resolve_stream(objects, grammar, backend, policy, ctx.redactor)

@@ -124,6 +124,10 @@ class GcpBackend:
         self._lock = threading.Lock()
         self._client: Any = None
 
+    def prepare(self) -> None:
+        """Create the client (no network: the channel connects on the first call)."""
+        self.open()
+
     def open(self) -> None:
         """Create the client (ADC, or an insecure channel to the endpoint override)."""
         with self._lock:

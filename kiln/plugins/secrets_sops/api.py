@@ -30,7 +30,7 @@ from kiln.plugins.secrets_sops.keys import (
     load_keyring,
     unwrap_data_key,
 )
-from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
+from kiln.plugins.secrets_sops.markers import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 from kiln.plugins.secrets_sops.tree import (
     Metadata,
@@ -154,14 +154,14 @@ class Decryptor:
         groups: dict[str, list[dict[str, Any]]] = {}
         for doc in docs:
             meta = doc.get("sops") if isinstance(doc, dict) else None
-            if isinstance(meta, dict) and "mac" in meta:
+            if is_sops_metadata(meta):
                 ident = json.dumps(meta, sort_keys=True, default=str)
                 groups.setdefault(ident, []).append(doc)
         strict = Decryptor(self.ring, msgspec.structs.replace(self.options, ignore_mac=False))
         tokens: list[str] = []
         for group in groups.values():
             strict.decrypt_objects(group, name=name)
-            tokens.append(str(group[0]["sops"]["mac"]))
+            tokens.append(str(group[0]["sops"].get("mac")))
         return tokens
 
     # -- objects ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ _ENC_RE = re.compile(r"^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]")
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _INTEGRAL = re.compile(r"^[-+]?[0-9]+$")
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+_KINDS = frozenset({"str", "bytes", "int", "float", "bool", "time", "comment"})
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class CipherError(Exception):
@@ -70,13 +72,19 @@ def decrypt_value(token: str, key: bytes, aad: str) -> Any:
 
 
 def _typed(plain: bytes, kind: str) -> Any:
+    """Turn plaintext bytes into the value ``kind`` says. The ``type:`` field is not covered by
+    the encryption, so every mismatch (an edited annotation) is a CipherError, never a crash;
+    ``bytes`` is refused as sops (which cannot decrypt it either) never writes it in a file."""
+    if kind not in _KINDS:
+        raise CipherError(f"unknown value type {kind!r} (the type annotation was edited?)")
+    if kind == "bytes":
+        raise CipherError("value type 'bytes' is not one sops writes in a file (the type "
+                          "annotation was edited?)")
     try:
         text = plain.decode("utf-8")
     except UnicodeDecodeError:
-        if kind == "bytes":
-            return plain.decode("utf-8", "surrogateescape")
         raise CipherError(f"decrypted {kind} value is not UTF-8") from None
-    if kind in ("str", "bytes"):
+    if kind == "str":
         return text
     if kind == "int":
         try:
@@ -97,6 +105,8 @@ def _typed(plain: bytes, kind: str) -> Any:
             return False
         raise CipherError("decrypted bool value is not a boolean")
     if kind == "time":
+        if not _RFC3339.match(text):
+            raise CipherError("decrypted time value is not an RFC 3339 timestamp")
         return TimeText(text)
     if kind == "comment":
         return Comment(text)

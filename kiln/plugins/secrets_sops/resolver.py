@@ -1,7 +1,8 @@
 """The ``sops`` secret resolver: decrypt SOPS-encrypted objects and Secret values, Flux's way.
 
-- An object with a top-level ``sops`` map holding ``mac`` is decrypted whole (Flux's
-  ``isSOPSEncryptedResource``); the result has no ``sops`` key.
+- An object with a top-level ``sops`` map is decrypted whole (Flux's
+  ``isSOPSEncryptedResource``, which asks for ``mac``; a map without one is refused unless
+  ``ignoreMac``); the result has no ``sops`` key.
 - A ``Secret`` whose ``data`` (base64) or ``stringData`` value is itself a SOPS document (YAML,
   JSON, dotenv, INI or binary envelope, spotted by its MAC marker) is decrypted per key; the
   format comes from the key's extension, binary otherwise.
@@ -11,7 +12,8 @@ Unlike Flux, the MAC is verified unless ``secrets.sops.ignoreMac`` is set; for o
 source file the renderer verified before a build that reorders fields (their MAC token is in
 ``SecretContext.verified``, see :meth:`SopsResolver.verify_file`) it is checked there instead.
 Every error in a stream is collected and reported together; nothing is returned partially
-decrypted.
+decrypted. Decrypted values are marked final (:func:`kiln.core.secrets.final`): a placeholder
+that happens to be inside a secret is never read or substituted by a later resolver.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import binascii
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
-from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
+from kiln.plugins.secrets_sops.markers import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 
 if TYPE_CHECKING:
@@ -35,9 +38,10 @@ _MARKER_HINTS = ("ENC[", "[sops]")
 
 
 def is_sops_object(obj: dict[str, Any]) -> bool:
-    """Flux's test for a whole-object SOPS resource: a top-level ``sops`` map with ``mac``."""
-    meta = obj.get("sops")
-    return isinstance(meta, dict) and "mac" in meta
+    """A whole-object SOPS resource: a top-level ``sops`` map of sops metadata. Flux asks for
+    ``mac``; kiln also takes a map whose MAC was removed, so that it fails closed (refused
+    unless ``ignoreMac``) instead of passing ciphertext through as data."""
+    return is_sops_metadata(obj.get("sops"))
 
 
 def _disabled(obj: dict[str, Any]) -> bool:
@@ -144,7 +148,7 @@ class SopsResolver:
             try:
                 for i, plain in zip(indices, _for_group(dec, group, ctx).decrypt_objects(
                         group, name=name), strict=True):
-                    out[i] = plain
+                    out[i] = _final_decrypted(objects[i], plain)
                     _register_secret_data(plain, ctx)
             except SecretError as exc:
                 errors.append(exc)
@@ -173,9 +177,9 @@ class SopsResolver:
                 dec.on_plain(plain)
             section = dict(obj[field])
             if field == "data":
-                section[key] = base64.b64encode(plain).decode()
+                section[key] = secrets.final(base64.b64encode(plain).decode())
             else:
-                section[key] = plain.decode("utf-8", "replace")
+                section[key] = secrets.final(plain.decode("utf-8", "replace"))
             obj[field] = section
         return obj
 
@@ -213,6 +217,21 @@ class SopsResolver:
         if dec.options.ignore_mac:
             return None
         return dec.verify_documents(data, name=name, fmt=fmt or "yaml") or None
+
+
+def _final_decrypted(before: Any, after: Any) -> Any:
+    """``after`` with every value that was ciphertext in ``before`` marked as resolver output."""
+    from kiln.plugins.secrets_sops.cipher import is_encrypted
+
+    if isinstance(before, dict) and isinstance(after, dict):
+        return {k: _final_decrypted(before[k], v) if k in before else v
+                for k, v in after.items()}
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [_final_decrypted(b, a) for b, a in zip(before, after, strict=True)]
+    if not is_encrypted(before):
+        return after
+    # A typed scalar (type:time's TimeText) is plain text in an object, as in sops' JSON.
+    return secrets.final(str.__str__(after) if isinstance(after, str) else after)
 
 
 def _for_group(dec: Decryptor, group: list[dict[str, Any]], ctx: SecretContext) -> Decryptor:

@@ -220,6 +220,10 @@ def decrypt_branches(branches: list[Any], meta: Metadata, key: bytes, *,
                     raise TreeError(str(exc), ":".join(path)) from None
             if is_comment and not isinstance(plain, Comment):
                 plain = Comment(plain)
+            elif isinstance(plain, Comment) and not is_comment:
+                # type:comment on a value: sops would leave it out of the MAC (a mismatch).
+                raise TreeError("the value's type annotation says comment (the file was "
+                                "edited after it was encrypted)", ":".join(path))
             if on_plain is not None and not is_comment:
                 on_plain(plain)
             value = plain
@@ -250,9 +254,14 @@ def _key(key: Any, path: tuple[str, ...]) -> str:
 
 
 def check_mac(meta: Metadata, key: bytes, computed: str) -> None:
-    """Raise TreeError('MAC mismatch') unless the stored MAC decrypts to ``computed``."""
+    """Raise TreeError unless the stored MAC decrypts to ``computed``; a document without a
+    MAC fails too (as with sops: only ``ignoreMac`` skips this check)."""
+    if not meta.mac:
+        raise TreeError("the document has no MAC (sops.mac is missing or empty), so its "
+                        "integrity cannot be checked (ignoreMac / --sops-ignore-mac decrypts "
+                        "it anyway)", "sops:mac")
     try:
-        stored = decrypt_value(meta.mac, key, meta.lastmodified) if meta.mac else ""
+        stored = decrypt_value(meta.mac, key, meta.lastmodified)
     except CipherError:
         raise TreeError("cannot decrypt the MAC (tampered MAC or lastmodified)", "sops:mac") \
             from None

@@ -31,9 +31,11 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
     """The references the Vault resolver owns, with Vault's read keys.
 
     AVP placeholders read the path as written (KV v2 paths carry ``/data/``), with the KV
-    version from ``avp.kubernetes.io/kv-version`` or ``AVP_KV_VERSION``; ``ref+vault://MOUNT/
-    PATH`` URIs get ``data/`` inserted after the mount on KV v2 (vals' convention) unless the
-    path already has it.
+    version from ``avp.kubernetes.io/kv-version`` or ``AVP_KV_VERSION``; when neither is set
+    the read key's variant is empty and the backend asks the mount (see
+    :meth:`.backend.VaultBackend.kv_version`). ``ref+vault://MOUNT/PATH`` URIs get ``data/``
+    inserted after the mount unless the KV version (``?kv=``, else ``AVP_KV_VERSION``) is 1
+    (vals' convention) or the path already has it.
     """
     from kiln.core import secrets
 
@@ -41,16 +43,18 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
 
     def read_key(path: str, version: str | None, annotations: Mapping[str, str]) -> secrets.ReadKey:
         kv = annotations.get(secrets.AVP_KV_VERSION, "").strip() or default_kv
-        return secrets.ReadKey(path, version if kv == "2" else None, kv)
+        return secrets.ReadKey(path, None if kv == "1" else version, kv)
 
     def uri_read(path: str, query: Mapping[str, str]) -> secrets.ReadKey:
         kv = query.get("kv") or default_kv
         version = query.get("version") or None
-        if kv == "2":
+        if kv != "1":
             mount, _, rest = path.partition("/")
             if rest and not rest.startswith("data/"):
                 path = f"{mount}/data/{rest}"
-        return secrets.ReadKey(path, version if kv == "2" else None, kv)
+        # Without ?kv= or AVP_KV_VERSION the variant stays empty, as for placeholders, so a
+        # URI and a placeholder of one path share one read.
+        return secrets.ReadKey(path, None if kv == "1" else version, kv)
 
     return secrets.Grammar(
         avp=avp,
@@ -96,7 +100,7 @@ class VaultResolver:
             ctx.redactor.register(credential)
         backend = VaultBackend(settings, ctx.redactor)
         policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
-                                     retries=settings.retries)
+                                     retries=settings.retries, deadline=ctx.deadline)
         return secrets.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
                                       policy, ctx.redactor)
 

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kiln.secrets.vault")
 
+DEFAULT_KV = "2"
+"""argocd-vault-plugin's KV version when nothing says otherwise."""
 LOGIN_MOUNTS = {
     "approle": "auth/approle",
     "userpass": "auth/userpass",
@@ -42,7 +44,10 @@ class VaultBackend:
         self.settings = settings
         self.redactor = redactor
         self.reads = 0
+        self.mount_lookups = 0
         self._lock = threading.Lock()
+        self._mount_lock = threading.Lock()
+        self._mounts: dict[str, str] = {}
         self._client: hvac.Client | None = None
 
     # -- connection -----------------------------------------------------------------------------
@@ -88,6 +93,10 @@ class VaultBackend:
         verify: bool | str = s.ca_cert or not s.skip_verify
         return hvac.Client(url=s.address, token=s.token or None, namespace=s.namespace or None,
                            verify=verify, timeout=max(1, round(s.timeout)))
+
+    def prepare(self) -> None:
+        """Import hvac (local work; the core runs it outside the time limits)."""
+        import hvac  # noqa: F401
 
     def open(self) -> None:
         """Create the client and log in with the configured method (once per run)."""
@@ -149,6 +158,45 @@ class VaultBackend:
             self.redactor.register(jwt)
         return jwt
 
+    # -- KV version detection -------------------------------------------------------------------
+
+    def kv_version(self, path: str) -> str:
+        """The KV version of the mount holding ``path``, asked as the vault CLI does
+        (``sys/internal/ui/mounts/<path>``) once per mount; AVP's default (2) when the server
+        does not say (the token may not see the endpoint, or the mount is unknown).
+        Connection failures raise the usual transient error."""
+        with self._mount_lock:
+            for known, known_kv in self._mounts.items():
+                if (path + "/").startswith(known):
+                    return known_kv
+            assert self._client is not None
+            self.mount_lookups += 1
+            try:
+                response = self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{path}")
+            except Exception as exc:  # noqa: BLE001 - translated right here
+                import hvac.exceptions as hx
+
+                if isinstance(exc, hx.VaultError) and not isinstance(
+                        exc, hx.InternalServerError | hx.VaultDown | hx.BadGateway
+                        | hx.Unauthorized):
+                    log.debug("%s: the mount of %s is not visible (%s): KV version %s "
+                              "(argocd-vault-plugin's default)", self._where(), path,
+                              type(exc).__name__, DEFAULT_KV)
+                    self._mounts[path.rstrip("/") + "/"] = DEFAULT_KV
+                    return DEFAULT_KV
+                raise self._translate(exc, f"looking up the mount of {path}") from None
+            data = response.get("data") if isinstance(response, Mapping) else None
+            mount = data.get("path") if isinstance(data, Mapping) else None
+            if not isinstance(data, Mapping) or not isinstance(mount, str) or not mount:
+                self._mounts[path.rstrip("/") + "/"] = DEFAULT_KV
+                return DEFAULT_KV
+            options = data.get("options")
+            version = options.get("version") if isinstance(options, Mapping) else None
+            kv = "2" if str(version) == "2" else "1"
+            self._mounts[mount if mount.endswith("/") else mount + "/"] = kv
+            log.debug("%s: mount %s is KV v%s", self._where(), mount, kv)
+            return kv
+
     # -- reads ----------------------------------------------------------------------------------
 
     def read(self, key: ReadKey) -> Mapping[str, Any]:
@@ -156,7 +204,7 @@ class VaultBackend:
         if self._client is None:
             self.open()
         assert self._client is not None
-        kv = key.variant or self.settings.kv_version
+        kv = key.variant or self.settings.kv_version or self.kv_version(key.path)
         version = key.version if kv == "2" else None
         doing = f"reading {key.describe()}"
         params = {"version": version} if version else None

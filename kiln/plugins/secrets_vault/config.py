@@ -124,7 +124,8 @@ class VaultSettings(msgspec.Struct, frozen=True, kw_only=True):
     k8s_token_path: str = ""
     mount_path: str = ""
     github_token: str = ""
-    kv_version: str = "2"
+    kv_version: str = ""
+    """``1`` or ``2`` when AVP_KV_VERSION (or ``kvVersion``) sets it; ``""``: ask the mount."""
     path_validation: re.Pattern[str] | None = None
     namespace: str = ""
     skip_verify: bool = False
@@ -191,8 +192,8 @@ def load_settings(env: Mapping[str, str], options: VaultOptions | None,
     missing = [names[f] for f in required if not values[f]]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} must be set for {auth} authentication")
-    kv = values["kv_version"] or "2"
-    if kv not in ("1", "2"):
+    kv = values["kv_version"]
+    if kv not in ("", "1", "2"):
         raise ConfigError(f"AVP_KV_VERSION must be 1 or 2, got {kv!r}")
     pattern = None
     if values["path_validation"]:
