@@ -3,7 +3,9 @@
 Output contract (what Argo CD's CMP relies on): stdout receives the whole stream at once, only
 after every step succeeded. Any error prints one line ``kiln: error: …`` on stderr (plus the
 collected details, and a traceback with ``--debug``), nothing on stdout, and exits 1 (2 for
-usage errors).
+usage errors, with a pointer to ``--help`` on the same line). SIGTERM or SIGINT stops the tools
+(their whole process group) and removes every private tree before kiln exits ``128 + signum``
+with ``kiln: error: interrupted by SIGTERM``.
 """
 
 from __future__ import annotations
@@ -474,19 +476,43 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
     """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
-    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit."""
+    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit (2 for a usage
+    error; ``128 + signum`` when SIGTERM/SIGINT stopped it, after every cleanup ran)."""
+    from kiln.core.interrupt import Interrupted, signals_raise
+    from kiln.entry import exit_interrupted
+
     args = sys.argv[1:] if argv is None else argv
     state = _State(args)
     try:
-        group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
+        with signals_raise():
+            group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
+    except Interrupted as exc:
+        exit_interrupted(exc)
+    except KeyboardInterrupt:  # a SIGINT before the handler was in place
+        import signal
+
+        exit_interrupted(Interrupted(signal.SIGINT))
     except click.exceptions.Abort:
-        sys.stderr.write("kiln: aborted\n")
+        sys.stderr.write("kiln: error: aborted\n")
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare 'kiln' or 'kiln cmp': the help is what was asked for
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _click_failure(exc)
     except Exception as exc:  # noqa: BLE001 - every failure ends as one redacted line
         _fail(state, exc)
+
+
+def _click_failure(exc: click.ClickException) -> None:
+    """Click's own errors (unknown option, missing argument, bad value...) as one line, with
+    a pointer to the command's ``--help``; exit 2 for usage errors."""
+    text = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text += f" (see '{ctx.command_path} --help')"
+    sys.stderr.write(f"kiln: error: {text}\n")
+    sys.exit(exc.exit_code)
 
 
 def _fail(state: _State, exc: BaseException) -> None:
