@@ -499,20 +499,34 @@ def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> Non
         exc.show()  # a bare 'kiln' or 'kiln cmp': the help is what was asked for
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        _click_failure(exc)
+        _click_failure(exc, _command_path(group, args, prog_name))
     except Exception as exc:  # noqa: BLE001 - every failure ends as one redacted line
         _fail(state, exc)
 
 
-def _click_failure(exc: click.ClickException) -> None:
+def _click_failure(exc: click.ClickException, command_path: str) -> None:
     """Click's own errors (unknown option, missing argument, bad value...) as one line, with
     a pointer to the command's ``--help``; exit 2 for usage errors."""
     text = " ".join(exc.format_message().split())
-    ctx = getattr(exc, "ctx", None)
-    if isinstance(exc, click.UsageError) and ctx is not None:
-        text += f" (see '{ctx.command_path} --help')"
+    if isinstance(exc, click.UsageError):
+        ctx = exc.ctx  # the parser's own errors (an option without its value) carry none
+        where = ctx.command_path if ctx is not None else command_path
+        text = f"{text.removesuffix('.')} (see '{where} --help')"
     sys.stderr.write(f"kiln: error: {text}\n")
     sys.exit(exc.exit_code)
+
+
+def _command_path(group: click.Group, args: list[str], prog_name: str) -> str:
+    """``prog_name`` and the subcommands ``args`` name, as far as they name existing ones."""
+    words = [prog_name]
+    command: click.Command = group
+    for arg in args:
+        sub = command.commands.get(arg) if isinstance(command, click.Group) else None
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
 
 
 def _fail(state: _State, exc: BaseException) -> None:
