@@ -103,15 +103,6 @@ def _credentials(opts: HelmOptions, env: Any) -> Credentials:
     )
 
 
-def _missing_dependencies(chart_dir: Path, chart: dict[str, Any]) -> bool:
-    """True when a dependency of ``Chart.yaml`` has no archive or directory under charts/."""
-    deps = chart.get("dependencies") or []
-    if not deps:
-        return False
-    present = _present_dependencies(chart_dir)
-    return any(d["name"] not in present for d in deps)
-
-
 def _local_dependencies(chart_dir: Path, chart: dict[str, Any], root: Path) -> list[Path]:
     """The directories of ``file://`` dependencies, each confined to the source root."""
     found = []

@@ -41,7 +41,6 @@ class VaultBackend:
     def __init__(self, settings: VaultSettings, redactor: Redactor | None = None) -> None:
         self.settings = settings
         self.redactor = redactor
-        self.reads = 0
         self._lock = threading.Lock()
         self._client: hvac.Client | None = None
 
@@ -160,8 +159,6 @@ class VaultBackend:
         version = key.version if kv == "2" else None
         doing = f"reading {key.describe()}"
         params = {"version": version} if version else None
-        with self._lock:
-            self.reads += 1
         try:
             response = self._client.adapter.get(f"/v1/{key.path}", params=params)
         except Exception as exc:  # noqa: BLE001 - translated into a typed error right here
