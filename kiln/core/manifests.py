@@ -48,8 +48,10 @@ def _yaml_classes() -> tuple[type[Any], type[Any]]:
                 key = self.construct_object(key_node, deep=deep)
                 try:
                     duplicate = key in seen
-                except TypeError:
-                    duplicate = False
+                except TypeError:  # a mapping or a sequence as a key
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key that is a mapping or a sequence",
+                        key_node.start_mark) from None
                 if duplicate:
                     line = key_node.start_mark.line + 1
                     raise yaml.constructor.ConstructorError(
