@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,72 @@ def test_sigterm_mid_jsonnet_evaluation_kills_the_worker(
     assert out == ""
     assert err == "kiln: error: interrupted by SIGTERM\n"
     assert not any(alive(pid) for pid in workers)
+
+
+class BlackHole:
+    """A Vault that accepts connections and never answers (an overloaded server); counts the
+    connections it accepted."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.addr = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.accepted: list[Any] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    hole = BlackHole()
+    try:
+        yield hole
+    finally:
+        hole.close()
+
+
+def test_sigterm_while_secret_reads_hang_exits_at_once(
+        black_hole: BlackHole, killer: list[subprocess.Popen[str]], tmp_path: Path) -> None:
+    """Reads run in worker threads: kiln must not wait for them (nor for the reads still
+    queued) once interrupted; Argo CD's SIGKILL comes 5 s after its SIGTERM."""
+    stream = "".join(
+        f"---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s{i}\n"
+        f"stringData:\n  k: <path:secret/data/app{i}#k>\n" for i in range(20))
+    env = {**os.environ, "AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_TOKEN": "t",
+           "VAULT_ADDR": black_hole.addr, "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+           "PYTHONPATH": str(REPO)}
+    (tmp_path / "stream.yaml").write_text(stream)
+    proc = subprocess.Popen([sys.executable, "-m", "kiln", "generate", "stream.yaml"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killer.append(proc)
+    deadline = time.monotonic() + 60
+    while len(black_hole.accepted) < 2:  # reads are in flight in the worker threads
+        assert time.monotonic() < deadline, "kiln never reached the secrets backend"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 143, (proc.returncode, err)
+    assert took < 4, f"kiln took {took:.1f}s to stop"
+    assert out == ""
+    assert err == "kiln: error: interrupted by SIGTERM\n"
