@@ -483,6 +483,8 @@ def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> Non
 
     args = sys.argv[1:] if argv is None else argv
     state = _State(args)
+    # click >= 8.2 raises this for a bare group ('kiln', 'kiln cmp'); older click prints the help
+    no_args: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:
         with signals_raise():
             group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
@@ -495,8 +497,9 @@ def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> Non
     except click.exceptions.Abort:
         sys.stderr.write("kiln: error: aborted\n")
         sys.exit(1)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        exc.show()  # a bare 'kiln' or 'kiln cmp': the help is what was asked for
+    except no_args as exc:
+        assert isinstance(exc, click.ClickException)
+        exc.show()  # the help is what a bare group asks for
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         _click_failure(exc, _command_path(group, args, prog_name))

@@ -187,6 +187,14 @@ def test_usage_error_is_one_line_exit_2(app: Path, case: str) -> None:
     assert lines[0].endswith(f" (see '{' '.join(['kiln', *words])} --help')"), lines[0]
 
 
+@pytest.mark.parametrize("argv", [[], ["cmp"], ["cache"]], ids=["kiln", "cmp", "cache"])
+def test_a_bare_group_prints_its_help_on_stderr(argv: list[str]) -> None:
+    """No subcommand at all is a request for the list of them, not a mistake to point at."""
+    proc = run_kiln(*argv)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith(f"Usage: {' '.join(['kiln', *argv])} [OPTIONS] COMMAND")
+
+
 def test_usage_error_standalone_cmp_face_is_one_line() -> None:
     import subprocess
     import sys
