@@ -1,5 +1,6 @@
-"""Property-based fuzz tests: every input ends in a result or one ``KilnError``, never a hang.
+"""Property-based fuzz tests: every input ends in a result or one ``KilnError``, never another
+exception and never a hang.
 
-Bounded (``FUZZ`` settings) so CI stays quick; ``HYPOTHESIS_PROFILE``-style tuning is not
-needed: raise ``max_examples`` locally to fuzz longer.
+The ``FUZZ`` settings in :mod:`tests.fuzz.bounds` keep CI bounded (200 examples per property,
+no example database); raise ``max_examples`` there to fuzz longer locally.
 """
