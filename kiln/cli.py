@@ -3,7 +3,9 @@
 Output contract (what Argo CD's CMP relies on): stdout receives the whole stream at once, only
 after every step succeeded. Any error prints one line ``kiln: error: …`` on stderr (plus the
 collected details, and a traceback with ``--debug``), nothing on stdout, and exits 1 (2 for
-usage errors).
+usage errors, with a pointer to ``--help`` on the same line). SIGTERM or SIGINT stops the tools
+(their whole process group) and removes every private tree before kiln exits ``128 + signum``
+with ``kiln: error: interrupted by SIGTERM``.
 """
 
 from __future__ import annotations
@@ -502,19 +504,60 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
     """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
-    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit."""
+    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit (2 for a usage
+    error; ``128 + signum`` when SIGTERM/SIGINT stopped it, after every cleanup ran)."""
+    from kiln.core.interrupt import Interrupted, signals_raise
+    from kiln.entry import exit_interrupted
+
     args = sys.argv[1:] if argv is None else argv
     state = _State(args)
+    # click >= 8.2 raises this for a bare group ('kiln', 'kiln cmp'); older click prints the help
+    no_args: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:
-        group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
+        with signals_raise():
+            group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
+    except Interrupted as exc:
+        exit_interrupted(exc)
+    except KeyboardInterrupt:  # a SIGINT before the handler was in place
+        import signal
+
+        exit_interrupted(Interrupted(signal.SIGINT))
     except click.exceptions.Abort:
-        sys.stderr.write("kiln: aborted\n")
+        sys.stderr.write("kiln: error: aborted\n")
         sys.exit(1)
-    except click.ClickException as exc:
-        exc.show()
+    except no_args as exc:
+        assert isinstance(exc, click.ClickException)
+        exc.show()  # the help is what a bare group asks for
         sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _click_failure(exc, _command_path(group, args, prog_name))
     except Exception as exc:  # noqa: BLE001 - every failure ends as one redacted line
         _fail(state, exc)
+
+
+def _click_failure(exc: click.ClickException, command_path: str) -> None:
+    """Click's own errors (unknown option, missing argument, bad value...) as one line, with
+    a pointer to the command's ``--help``; exit 2 for usage errors."""
+    text = " ".join(exc.format_message().split())
+    if isinstance(exc, click.UsageError):
+        ctx = exc.ctx  # the parser's own errors (an option without its value) carry none
+        where = ctx.command_path if ctx is not None else command_path
+        text = f"{text.removesuffix('.')} (see '{where} --help')"
+    sys.stderr.write(f"kiln: error: {text}\n")
+    sys.exit(exc.exit_code)
+
+
+def _command_path(group: click.Group, args: list[str], prog_name: str) -> str:
+    """``prog_name`` and the subcommands ``args`` name, as far as they name existing ones."""
+    words = [prog_name]
+    command: click.Command = group
+    for arg in args:
+        sub = command.commands.get(arg) if isinstance(command, click.Group) else None
+        if sub is None:
+            break
+        words.append(arg)
+        command = sub
+    return " ".join(words)
 
 
 def _fail(state: _State, exc: BaseException) -> None:

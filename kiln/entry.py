@@ -13,8 +13,18 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run kiln: the fast answers first, else the full CLI."""
-    args = sys.argv[1:] if argv is None else argv
+    """Run kiln: the fast answers first, else the full CLI. SIGTERM/SIGINT unwind every step
+    (see :mod:`kiln.core.interrupt`) and end in :func:`exit_interrupted`."""
+    from kiln.core.interrupt import Interrupted, signals_raise
+
+    try:
+        with signals_raise():
+            _main(sys.argv[1:] if argv is None else argv)
+    except Interrupted as exc:
+        exit_interrupted(exc)
+
+
+def _main(args: list[str]) -> None:
     if args == ["--version"]:
         from kiln import __version__
 
@@ -31,3 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     from kiln.cli import main as cli_main
 
     cli_main(args)
+
+
+def exit_interrupted(exc: BaseException) -> None:
+    """End the process after a signal, once every ``finally`` block has run: one line on
+    stderr, nothing more on stdout (what is still buffered is dropped), exit ``128 + signum``.
+
+    ``os._exit`` so that no exit hook waits for a thread still talking to a secret backend.
+    """
+    code = getattr(exc, "exit_code", 130)
+    try:
+        sys.stderr.write(f"kiln: error: {exc}\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(code)

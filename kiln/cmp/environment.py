@@ -119,6 +119,8 @@ def parse_parameters_json(text: str) -> list[Parameter]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
                           source=SOURCE) from None
+    except RecursionError:
+        raise ConfigError("JSON nested too deeply", source=SOURCE) from None
     if not isinstance(data, list):
         raise ConfigError("must be a JSON list of parameters", source=SOURCE)
     params: list[Parameter] = []

@@ -21,7 +21,8 @@ class KilnError(Exception):
     def one_line(self) -> str:
         """Return the error as a single line, prefixed with its source when known."""
         text = " ".join(self.message.split())
-        return f"{self.source}: {text}" if self.source else text
+        source = " ".join(self.source.split()) if self.source else ""  # a name may hold a newline
+        return f"{source}: {text}" if source else text
 
     def details(self) -> list[str]:
         """Extra lines shown under the one-line summary (e.g. every collected reference error)."""

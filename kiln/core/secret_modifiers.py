@@ -18,6 +18,11 @@ MODIFIERS = ("base64encode", "base64decode", "jsonPath", "jsonParse", "yamlParse
              "sha256sum")
 
 
+MAX_INDENT = 1024
+"""Largest ``indent`` level: AVP's Go would panic on a negative one and run out of memory on a
+huge one; kiln refuses both."""
+
+
 class ModifierError(Exception):
     """A modifier could not apply; the message never contains the value."""
 
@@ -36,6 +41,8 @@ def apply_modifier(mod: Modifier, value: Any) -> Any:
             level = int(args[0])
         except ValueError:
             raise ModifierError("invalid indentation level") from None
+        if not 0 <= level <= MAX_INDENT:  # the level comes from the repository
+            raise ModifierError(f"indentation level must be 0 to {MAX_INDENT}")
         return _indent(_need_str(name, value), level)
     if args:
         raise ModifierError("takes no arguments")

@@ -617,8 +617,11 @@ def fetch_all(backend: Backend, keys: Iterable[ReadKey], policy: FetchPolicy,
         for key in unique:
             one(key)
     else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiln-secrets") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiln-secrets")
+        try:
             list(pool.map(one, unique))
+        finally:  # interrupted (SIGTERM): drop the queued reads, do not wait for running ones
+            pool.shutdown(wait=False, cancel_futures=True)
     log.debug("%s: %d read(s) with %d worker(s) in %.1f ms", backend.name, len(unique), workers,
               (time.perf_counter() - started) * 1000)
     if cut:

@@ -1,7 +1,10 @@
 """Run external tools (helm, kubectl, sops, ...) with a timeout, a clean failure and a version memo.
 
 A timeout kills the tool's whole process group (Argo CD's ARGOCD_EXEC_TIMEOUT semantics: SIGTERM,
-then SIGKILL). A failure becomes a one-line ToolError carrying the tail of the tool's stderr.
+then SIGKILL 5 s later). So does any exception while it runs, such as
+:class:`kiln.core.interrupt.Interrupted` when kiln itself gets SIGTERM/SIGINT, with a 1 s grace
+(Argo CD gives kiln 5 s before its own SIGKILL, and the private trees must still be removed). A
+failure becomes a one-line ToolError carrying the tail of the tool's stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ log = logging.getLogger("kiln.tools")
 
 DEFAULT_TIMEOUT = 90.0
 KILL_GRACE = 5.0
+INTERRUPT_GRACE = 1.0
 STDERR_TAIL = 2000
 
 
@@ -75,7 +79,7 @@ def run_tool(
         _kill_group(proc)
         raise ToolError(f"{Path(argv[0]).name} timed out after {timeout:g}s", source=what) from None
     except BaseException:
-        _kill_group(proc)
+        _kill_group(proc, INTERRUPT_GRACE)
         raise
     if proc.returncode != 0:
         raise ToolError(tool_message(argv[0], err), source=what)
@@ -95,20 +99,19 @@ def tool_message(tool: str, stderr: bytes) -> str:
     return f"{Path(tool).name}: {chosen}"
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
+    """SIGTERM the tool's process group, SIGKILL what is left of it after ``grace`` seconds (or
+    as soon as the tool itself has exited: its children must not outlive it); reap the tool."""
+    import contextlib
     import signal
     import subprocess
 
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, None)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 

@@ -50,12 +50,6 @@ def test_kubectl_kustomize_builds_the_sidecar() -> None:
     assert tmp_of["kiln"] != tmp_of["argocd-repo-server"]
 
 
-def _has_kustomize_renderer() -> bool:
-    return "kustomize" in kiln.Engine(entry_points=False, use_cache=False).plugins.renderers
-
-
-@pytest.mark.xfail(not _has_kustomize_renderer(), strict=True,
-                   reason="needs kiln's kustomize renderer (merged from the kustomize branch)")
 def test_kiln_renders_the_deploy_kustomization(tmp_path: Path) -> None:
     engine = kiln.Engine(cache_dir=tmp_path / "cache", entry_points=False)
     result = engine.render(kiln.App(path=DEPLOY))

@@ -8,11 +8,8 @@ excluded, file modes reset), sets exactly the environment Argo CD documents for 
 sidecar's own environment, runs the generate command in the app directory as a subprocess,
 and compares the stream with the raw tool run directly on the same input.
 
-The generate command is ``kiln generate .`` once the CLI has it; until then the harness runs
-a stand-in doing what ``generate`` does with the CMP environment
-(:func:`kiln.cmp.environment.load_app_from_environment`, render, secrets, one write).
-Cases needing a renderer or resolver that is not installed are expected failures until the
-plugin is merged (strict: they must start passing then).
+The generate command is always the real ``kiln generate .``, and every case runs: a renderer
+or resolver missing from kiln is a failure, never an expected one.
 """
 
 from __future__ import annotations
@@ -36,6 +33,7 @@ import yaml
 from kiln.core.engine import Engine
 from kiln.core.envsubst import envsubst
 from tests.helpers import EXAMPLES, REPO, assert_clean_failure, tool
+from tests.integration.openbao import start_openbao, stop_openbao
 from tests.secrets_scan import assert_no_plaintext
 
 pytestmark = pytest.mark.integration
@@ -46,31 +44,7 @@ KUBE_VERSION = "1.31.0"
 API_VERSIONS = ("v1", "apps/v1", "batch/v1", "networking.k8s.io/v1",
                 "monitoring.coreos.com/v1")
 
-# What `kiln generate .` will do; used only while the CLI lacks `generate`.
-GENERATE_STAND_IN = textwrap.dedent("""
-    import os, sys
-    from kiln.cli import _fail, _State
-    from kiln.cmp.environment import load_app_from_environment
-    from kiln.core.engine import Engine
-    state = _State()
-    try:
-        engine = Engine()
-        state.redactor = engine.redactor
-        app = load_app_from_environment(engine, ".", os.environ)
-        text = engine.render(app, secrets=True).to_yaml()
-    except Exception as exc:
-        _fail(state, exc)
-    sys.stdout.write(text)
-""")
-
-
-def generate_argv() -> list[str]:
-    """``kiln generate .`` when the CLI has it, else the stand-in above."""
-    from kiln.cli import cli
-
-    if "generate" in cli.commands:
-        return [sys.executable, "-m", "kiln", "generate", "."]
-    return [sys.executable, "-c", GENERATE_STAND_IN]
+GENERATE_ARGV = [sys.executable, "-m", "kiln", "generate", "."]
 
 
 # -- the Argo CD side ----------------------------------------------------------------------------
@@ -153,7 +127,7 @@ def run_generate(repo: Path, source_path: str, env: Mapping[str, str], tmp: Path
     root = unpack_like_cmp_server(repo, tmp / "cmp-workdir")
     full = sidecar_env(tmp / "home", cache or tmp / "kiln-cache", extra_sidecar_env)
     full.update(env)
-    return subprocess.run(generate_argv(), cwd=root / source_path, env=full,
+    return subprocess.run(GENERATE_ARGV, cwd=root / source_path, env=full,
                           capture_output=True, text=True, timeout=180)
 
 
@@ -193,7 +167,7 @@ class CmpCase:
 
     ``make_repo`` writes the repository; the app lives at ``source_path`` in it. ``expected``
     computes, with the raw tool, the objects for the pristine app directory and the Argo CD
-    env. ``needs`` names renderers/resolvers the case relies on.
+    env.
     """
 
     id: str
@@ -203,7 +177,6 @@ class CmpCase:
     params: tuple[dict[str, Any], ...] = ()
     plugin_env: dict[str, str] = field(default_factory=dict)
     param_json: bool = True
-    needs: tuple[str, ...] = ()
 
 
 def _write(root: Path, files: Mapping[str, str]) -> None:
@@ -429,34 +402,19 @@ CASES = [
             _yaml_files(["deploy.yaml", "extra/cm.yml", "svc.yaml"]), params=DIRECTORY_PARAMS,
             param_json=False),
     CmpCase("helm", _repo_with(CHART_FILES), _helm_expected_with(["values-prod.yaml"]),
-            params=HELM_PARAMS, needs=("helm",)),
+            params=HELM_PARAMS),
     CmpCase("helm-value-file-elsewhere-in-repo", _shared_values_repo,
-            _helm_expected_with(["../../shared/values-prod.yaml"]), params=SHARED_PARAMS,
-            needs=("helm",)),
+            _helm_expected_with(["../../shared/values-prod.yaml"]), params=SHARED_PARAMS),
     CmpCase("kustomize", _repo_with(KUSTOMIZE_FILES), _kustomize_expected,
-            params=KUSTOMIZE_PARAMS, needs=("kustomize",)),
-    CmpCase("jsonnet", _repo_with(JSONNET_FILES), _jsonnet_expected, params=JSONNET_PARAMS,
-            needs=("jsonnet",)),
-    CmpCase("directory-sops", _sops_repo, _sops_expected, needs=("sops",)),
+            params=KUSTOMIZE_PARAMS),
+    CmpCase("jsonnet", _repo_with(JSONNET_FILES), _jsonnet_expected, params=JSONNET_PARAMS),
+    CmpCase("directory-sops", _sops_repo, _sops_expected),
 ]
-# Vault cases: test_cmp_generate_with_vault below (it needs the OpenBao fixture module from
-# the vault branch). Still to add after the merge: a Kustomize app with AVP placeholders, and
-# SOPS secrets inside a Helm chart / a kustomize secretGenerator.
+# Vault cases: test_cmp_generate_with_vault below (a real OpenBao). Not covered here yet: a
+# Kustomize app with AVP placeholders, SOPS secrets inside a Helm chart.
 
 
-def _installed() -> set[str]:
-    engine = Engine(entry_points=False, use_cache=False, env={})
-    return set(engine.plugins.renderers) | set(engine.plugins.resolvers)
-
-
-def _params(case: CmpCase) -> Any:
-    missing = [n for n in case.needs if n not in _installed()]
-    marks = [pytest.mark.xfail(strict=True, reason=f"needs the {', '.join(missing)} plugin "
-                               "(merged from its branch)")] if missing else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_params(c) for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cmp_generate(case: CmpCase, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     sidecar_extra = case.make_repo(repo)
@@ -490,14 +448,6 @@ def test_cache_hit_across_revisions(tmp_path: Path) -> None:
     assert Engine(cache_dir=cache, entry_points=False, env={}).store.stats().entries == 1
 
 
-def _needs(*names: str) -> Any:
-    missing = [n for n in names if n not in _installed()]
-    return pytest.mark.xfail(bool(missing), strict=True,
-                             reason=f"needs the {', '.join(missing)} plugin (merged from its "
-                                    "branch)")
-
-
-@_needs("helm")
 def test_cache_follows_substituted_parameters(tmp_path: Path) -> None:
     """A Helm parameter referencing $ARGOCD_APP_REVISION_SHORT must not be served stale from
     the cache when the revision changes (same files, same parameters, new value)."""
@@ -547,12 +497,7 @@ VAULT_CHART = {
 
 @pytest.fixture(scope="module")
 def bao(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """An OpenBao dev server from the vault branch's fixture module (None before the merge)."""
-    try:
-        from tests.integration.openbao import start_openbao, stop_openbao
-    except ImportError:
-        yield None
-        return
+    """A real OpenBao dev server for the module."""
     server = start_openbao(tmp_path_factory.mktemp("openbao"))
     try:
         yield server
@@ -560,20 +505,11 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Any:
         stop_openbao(server)
 
 
-def _vault_case(kind: str) -> Any:
-    needs = ("vault", "helm") if kind == "helm" else ("vault",)
-    missing = [n for n in needs if n not in _installed()]
-    marks = [pytest.mark.xfail(strict=True, reason=f"needs the {', '.join(missing)} plugin "
-                               "(merged from its branch)")] if missing else []
-    return pytest.param(kind, id=f"{kind}-vault", marks=marks)
-
-
-@pytest.mark.parametrize("kind", [_vault_case("directory"), _vault_case("helm")])
+@pytest.mark.parametrize("kind", ["directory", "helm"], ids=["directory-vault", "helm-vault"])
 def test_cmp_generate_with_vault(kind: str, bao: Any, tmp_path: Path) -> None:
     """AVP placeholders resolved from a real OpenBao: settings from plugin.env
     (ARGOCD_ENV_AVP_TYPE, ARGOCD_ENV_VAULT_ADDR...), the token only in the sidecar's env,
     whose operator allows the application to name the address and auth method (AVP's setup)."""
-    assert bao is not None, "needs tests/integration/openbao.py (merged from the vault branch)"
     value = "pw-" + uuid.uuid4().hex
     bao.kv2_put("secret", "web", {"password": value})
     repo = tmp_path / "repo"

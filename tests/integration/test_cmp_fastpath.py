@@ -19,7 +19,6 @@ from tests.integration.test_cmp_e2e import (
     CONFIGMAP,
     DIRECTORY_APP,
     DIRECTORY_PARAMS,
-    _installed,
     _repo_with,
     _sops_repo,
     argocd_env,
@@ -143,8 +142,6 @@ def test_process_serves_without_importing_the_engine(setup: tuple[Path, Path, di
     assert proc.stdout == text
 
 
-@pytest.mark.xfail("sops" not in _installed(), strict=True,
-                   reason="needs the sops plugin (merged from its branch)")
 def test_renders_with_secrets_are_never_memoised(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     sidecar = _sops_repo(repo)

@@ -441,66 +441,15 @@ def test_helm_template_through_the_helm_plugin(tmp_path: Path, cache_dir: Path) 
     assert got == [by_kind["Deployment"], by_kind["Service"]]
 
 
-class _HelmStandIn:
-    """A stand-in for kiln's ``helm`` renderer, used only while that plugin is not in this
-    build: it runs the real ``helm template`` binary with the options helmTemplate passes."""
-
-    name = "helm"
-    version = "stand-in"
-    priority = 20
-    options_type = None
-
-    def detect(self, app: Any) -> bool:
-        return False
-
-    def tool_version(self, ctx: Any) -> str:
-        return ""
-
-    def inputs(self, app: Any, ctx: Any) -> Any:
-        from kiln.core.registry import Inputs
-
-        return Inputs(files=[p for p in Path(app.path).rglob("*") if p.is_file()])
-
-    def render(self, app: Any, ctx: Any) -> str:
-        from tests.helpers import tool
-
-        opts = app.options["helm"]
-        argv = [tool("helm"), "template", opts["releaseName"], str(app.path),
-                "--namespace", app.namespace]
-        if opts.get("skipCrds"):
-            argv.append("--skip-crds")
-        stdin = None
-        if "valuesObject" in opts:
-            argv += ["-f", "-"]
-            stdin = json.dumps(opts["valuesObject"]).encode()
-        return ctx.run(argv, what="helm", stdin=stdin).decode()
-
-
-class _StandInPlugin:
-    @staticmethod
-    def kiln_register_renderers(registry: Any) -> None:
-        registry.add(_HelmStandIn())
-
-
 def test_helm_template_plumbing(tmp_path: Path) -> None:
-    """helmTemplate through the engine's nested render, against ``helm template`` run directly.
-
-    Uses kiln's helm plugin when this build has it, else :class:`_HelmStandIn`.
-    """
-    import importlib.util
-
-    from kiln.core.hookspecs import hookimpl
-
-    plugins: list[object] = []
-    if importlib.util.find_spec("kiln.plugins.helm") is None:
-        hookimpl(_StandInPlugin.kiln_register_renderers)
-        plugins.append(_StandInPlugin)
+    """helmTemplate through the engine's nested render (kiln's helm plugin), against
+    ``helm template`` run directly."""
     project = copy_fixture("helm-app", tmp_path)
     env = project / "environments" / "default"
     expected = raw_helm(project / "charts" / "hello", "web", "demo", {"replicas": 3})
     by_kind = {o["kind"]: o for o in expected}
     by_kind["Deployment"]["metadata"]["labels"]["patched"] = "yes"
-    engine = Engine(tmp_path / "cache", entry_points=False, plugins=plugins)
+    engine = Engine(tmp_path / "cache", entry_points=False)
     result = engine.render(engine.load_app(env, source_root=tmp_path))
     assert result.objects == [by_kind["Deployment"], by_kind["Service"]]
     assert result.key is None  # not cached: the charts are known only after evaluation

@@ -136,9 +136,108 @@ def test_symlink_out_of_root(tmp_path: Path, app: Path, cache_dir: Path) -> None
     assert_clean_failure(proc, "link.yaml", "outside the source root")
 
 
-def test_usage_error_exits_2(app: Path) -> None:
-    proc = run_kiln("render", str(app), "-o", "xml")
-    assert proc.returncode == 2 and proc.stdout == ""
+USAGE_ERRORS = {
+    # case: (argv, what the one line must say)
+    "render unknown option": (["render", "{app}", "--bogus"], "No such option '--bogus'"),
+    "render missing argument": (["render"], "Missing argument 'PATH'"),
+    "render bad choice": (["render", "{app}", "-o", "xml"], "'xml' is not one of"),
+    "render extra argument": (["render", "{app}", "surplus"], "unexpected extra argument"),
+    "render option without value": (["render", "{app}", "--namespace"],
+                                    "Option '--namespace' requires an argument"),
+    "render bad choice of a secrets flag": (["render", "{app}", "--external-secrets", "x"],
+                                            "'x' is not one of"),
+    "generate unknown option": (["generate", "{app}", "--bogus"], "No such option '--bogus'"),
+    "generate missing argument": (["generate"], "Missing argument 'PATH'"),
+    "generate bad choice": (["generate", "{app}", "-o", "xml"], "'xml' is not one of"),
+    "generate extra argument": (["generate", "{app}", "surplus"], "unexpected extra argument"),
+    "cmp unknown command": (["cmp", "nope"], "No such command 'nope'"),
+    "cmp unknown option": (["cmp", "plugin-yaml", "--bogus"], "No such option '--bogus'"),
+    "cmp extra argument": (["cmp", "discover", "{app}", "surplus"],
+                           "unexpected extra argument"),
+    "cmp bad path type": (["cmp", "discover", "{app}/a.yaml"], "is a file"),
+    "cmp option without value": (["cmp", "plugin-yaml", "--name"],
+                                 "Option '--name' requires an argument"),
+    "cache unknown command": (["cache", "nope"], "No such command 'nope'"),
+    "cache unknown option": (["cache", "stats", "--bogus"], "No such option '--bogus'"),
+    "cache extra argument": (["cache", "gc", "surplus"], "unexpected extra argument"),
+    "top-level unknown command": (["nope"], "No such command 'nope'"),
+    "top-level unknown option": (["--bogus"], "No such option '--bogus'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+def test_usage_error_is_one_line_exit_2(app: Path, case: str) -> None:
+    argv, needle = USAGE_ERRORS[case]
+    args = [a.format(app=app) for a in argv]
+    proc = run_kiln(*args)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    # The command whose --help to read: the words of argv before the first argument or option
+    # (for an unknown subcommand, the group that did not know it).
+    words = []
+    for arg in args:
+        if arg.startswith("-") or arg == str(app) or arg.startswith(str(app)) \
+                or arg in ("nope", "surplus"):
+            break
+        words.append(arg)
+    assert lines[0].startswith("kiln: error: "), lines[0]
+    assert needle in lines[0], lines[0]
+    assert lines[0].endswith(f" (see '{' '.join(['kiln', *words])} --help')"), lines[0]
+
+
+@pytest.mark.parametrize("argv", [[], ["cmp"], ["cache"]], ids=["kiln", "cmp", "cache"])
+def test_a_bare_group_prints_its_help_on_stderr(argv: list[str]) -> None:
+    """No subcommand at all is a request for the list of them, not a mistake to point at."""
+    proc = run_kiln(*argv)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr.startswith(f"Usage: {' '.join(['kiln', *argv])} [OPTIONS] COMMAND")
+
+
+def test_usage_error_standalone_cmp_face_is_one_line() -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.run([sys.executable, "-c", "from kiln.cmp.commands import main; main()",
+                           "plugin-yaml", "--bogus"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == ("kiln: error: No such option '--bogus' "
+                           "(see 'kiln cmp plugin-yaml --help')\n")
+
+
+def test_kiln_usage_error_from_a_flag_value_is_one_line(app: Path) -> None:
+    proc = run_kiln("render", str(app), "--set", "novalue")
+    assert_clean_failure(proc, "--set expects KEY=VALUE", code=2)
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_redis_cache_without_the_redis_extra_is_one_line(app: Path, cache_dir: Path) -> None:
+    """``import redis`` fails (a meta-path finder refuses it), as when kiln[redis] is not
+    installed: a setting that needs it is one line naming the setting and the fix."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "class NoRedis:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'redis' or name.startswith('redis.'):\n"
+        "            raise ImportError(f'No module named {name!r}')\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, NoRedis())\n"
+        "from kiln.entry import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+           "KILN_CACHE_URL": "redis://127.0.0.1:1/0"}
+    for args in (["render", str(app)], ["cache", "stats"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert_clean_failure(proc, "KILN_CACHE_URL", "pip install 'kiln[redis]'")
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
 
 
 def test_unknown_type_is_one_line(app: Path, cache_dir: Path) -> None:

@@ -13,7 +13,7 @@ from kiln.core.tools import ToolVersions
 from kiln.plugins.helm.chartfiles import chart_files, read_chart_file
 from kiln.plugins.helm.command import TemplateArgs, escape_set_value, helm_env, template_argv
 from kiln.plugins.helm.options import HelmOptions
-from kiln.plugins.helm.renderer import HelmRenderer, _missing_dependencies, _source
+from kiln.plugins.helm.renderer import HelmRenderer, _present_dependencies, _source
 from kiln.plugins.helm.store import ChartStore, RemoteChart
 from kiln.plugins.helm.values import hcl_to_json, resolve_values, value_files
 
@@ -157,15 +157,15 @@ def test_read_chart_file_errors(tmp_path: Path) -> None:
         read_chart_file(tmp_path)
 
 
-def test_missing_dependencies(tmp_path: Path) -> None:
-    (tmp_path / "Chart.yaml").write_text(
-        "name: p\ndependencies:\n- {name: redis, version: 1.0.0}\n- {name: sub}\n")
-    chart = read_chart_file(tmp_path)
-    assert _missing_dependencies(tmp_path, chart)
+def test_present_dependencies(tmp_path: Path) -> None:
+    """Vendored dependencies are found by the name in their Chart.yaml (a directory) or in
+    the archive's file name (``NAME-VERSION.tgz``)."""
+    assert _present_dependencies(tmp_path) == set()
     (tmp_path / "charts" / "sub-dir").mkdir(parents=True)
     (tmp_path / "charts" / "sub-dir" / "Chart.yaml").write_text("name: sub\n")
     (tmp_path / "charts" / "redis-1.0.0.tgz").write_bytes(b"")
-    assert not _missing_dependencies(tmp_path, chart)
+    (tmp_path / "charts" / "notes.txt").write_text("not a chart")
+    assert _present_dependencies(tmp_path) == {"sub", "redis"}
 
 
 @pytest.mark.parametrize(("repo", "chart", "reference", "oci"), [

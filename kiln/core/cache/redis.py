@@ -34,7 +34,11 @@ class RedisStore:
 
     def __init__(self, url: str, *, ttl: int = DEFAULT_TTL, timeout: float = 5.0,
                  mac_key: bytes | None = None) -> None:
-        import redis
+        try:
+            import redis
+        except ImportError:
+            raise CacheError("a Redis cache needs the redis extra: pip install 'kiln[redis]'",
+                             source="KILN_CACHE_URL") from None
 
         self.url = url
         self.ttl = ttl

@@ -157,7 +157,6 @@ class AwsBackend:
 
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
-        self.calls = 0
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._session: Any = None
@@ -247,8 +246,6 @@ class AwsBackend:
             params["VersionId"] = key.version
         if stage:
             params["VersionStage"] = stage
-        with self._lock:
-            self.calls += 1
         try:
             response = self._client(region).get_secret_value(**params)
         except Exception as exc:  # noqa: BLE001 - translated into a typed error right here

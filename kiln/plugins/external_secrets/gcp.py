@@ -120,7 +120,6 @@ class GcpBackend:
 
     def __init__(self, settings: GcpSettings) -> None:
         self.settings = settings
-        self.calls = 0
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -188,8 +187,6 @@ class GcpBackend:
             raise SecretError(f"{key.path!r} is not projects/PROJECT/secrets/SECRET")
         if self._client is None:
             self.open()
-        with self._lock:
-            self.calls += 1
         name = f"{key.path}/versions/{key.version or 'latest'}"
         try:
             response = self._client.access_secret_version(

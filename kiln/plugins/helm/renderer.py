@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.core.argv import no_control
+from kiln.core.argv import no_control, path_value
 from kiln.core.digest import input_digest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
@@ -143,15 +143,6 @@ def _credentials(opts: HelmOptions, env: Any, where: str, targets: Sequence[str]
     )
 
 
-def _missing_dependencies(chart_dir: Path, chart: dict[str, Any]) -> bool:
-    """True when a dependency of ``Chart.yaml`` has no archive or directory under charts/."""
-    deps = chart.get("dependencies") or []
-    if not deps:
-        return False
-    present = _present_dependencies(chart_dir)
-    return any(d["name"] not in present for d in deps)
-
-
 def _local_dependencies(chart_dir: Path, chart: dict[str, Any], root: Path) -> list[Path]:
     """The directories of ``file://`` dependencies, each confined to the source root."""
     found = []
@@ -273,7 +264,8 @@ class HelmRenderer:
                 release=_release(app, opts),
                 chart=chart_path,
                 namespace=checks.namespace(app, opts),
-                value_files=materialise(values, opts, scratch.path),
+                value_files=[path_value(p, "helm.valueFiles", source=str(app.path))
+                             for p in materialise(values, opts, scratch.path)],
                 sets=values.sets,
                 kube_version=app.kube_version,
                 api_versions=app.api_versions,

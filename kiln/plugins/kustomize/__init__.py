@@ -113,6 +113,7 @@ class KustomizeRenderer:
 
     def render(self, app: App, ctx: RenderContext) -> str:
         """Build a private copy of the app with the options applied; return kustomize's stream."""
+        from kiln.core.interrupt import shielded
         from kiln.plugins.kustomize.encrypted import decrypt_sources, place, private_base
         from kiln.plugins.kustomize.mirror import lay_out, mirror_path
         from kiln.plugins.kustomize.tool import locate
@@ -159,7 +160,8 @@ class KustomizeRenderer:
             message = exc.message.replace(str(src), str(closure.root)).replace(str(work), "<tmp>")
             raise ToolError(message, source=str(app.path)) from None
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            with shielded():  # a SIGTERM must not cut the removal of plaintext in half
+                shutil.rmtree(work, ignore_errors=True)
         return out.decode("utf-8", "replace")
 
     def _plan(self, app: App, operator: Mapping[str, str]) -> _Plan:

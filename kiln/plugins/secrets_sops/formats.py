@@ -391,13 +391,13 @@ def _emit_dotenv(doc: Document, branch: dict[str, Any]) -> bytes:
 
 
 def _emit_ini(branch: dict[str, Any]) -> bytes:
-    out: list[str] = []
+    # As sops: DEFAULT's keys without a header, one blank line between sections, none after.
+    blocks: list[str] = []
     for name, section in branch.items():
         if name == "DEFAULT" and not section:
             continue
-        out.append(f"[{name}]\n")
+        lines = [] if name == "DEFAULT" else [f"[{name}]\n"]
         if isinstance(section, dict):
-            for key, value in section.items():
-                out.append(f"{key} = {_scalar_text(value)}\n")
-        out.append("\n")
-    return "".join(out).encode()
+            lines += [f"{key} = {_scalar_text(value)}\n" for key, value in section.items()]
+        blocks.append("".join(lines))
+    return "\n".join(blocks).encode()

@@ -221,7 +221,7 @@ def decrypt_branches(branches: list[Any], meta: Metadata, key: bytes, *,
             if is_comment and not isinstance(plain, Comment):
                 plain = Comment(plain)
             elif isinstance(plain, Comment) and not is_comment:
-                # type:comment on a value: sops would leave it out of the MAC (a mismatch).
+                # A value annotated as a comment: sops would leave it out of the MAC (a mismatch).
                 raise TreeError("the value's type annotation says comment (the file was "
                                 "edited after it was encrypted)", ":".join(path))
             if on_plain is not None and not is_comment:

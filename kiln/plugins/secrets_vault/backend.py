@@ -43,8 +43,6 @@ class VaultBackend:
     def __init__(self, settings: VaultSettings, redactor: Redactor | None = None) -> None:
         self.settings = settings
         self.redactor = redactor
-        self.reads = 0
-        self.mount_lookups = 0
         self._lock = threading.Lock()
         self._mount_lock = threading.Lock()
         self._mounts: dict[str, str] = {}
@@ -170,7 +168,6 @@ class VaultBackend:
                 if (path + "/").startswith(known):
                     return known_kv
             assert self._client is not None
-            self.mount_lookups += 1
             try:
                 response = self._client.adapter.get(f"/v1/sys/internal/ui/mounts/{path}")
             except Exception as exc:  # noqa: BLE001 - translated right here
@@ -208,8 +205,6 @@ class VaultBackend:
         version = key.version if kv == "2" else None
         doing = f"reading {key.describe()}"
         params = {"version": version} if version else None
-        with self._lock:
-            self.reads += 1
         try:
             response = self._client.adapter.get(f"/v1/{key.path}", params=params)
         except Exception as exc:  # noqa: BLE001 - translated into a typed error right here
