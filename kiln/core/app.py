@@ -24,7 +24,8 @@ T = TypeVar("T")
 
 APP_FILE = "kiln.yaml"
 APP_FILE_MAX_BYTES = 1 << 20
-TOP_LEVEL_KEYS = ("type", "name", "namespace", "kubeVersion", "apiVersions", "secrets")
+TOP_LEVEL_KEYS = ("type", "name", "namespace", "kubeVersion", "apiVersions", "secrets",
+                  "allowEmpty")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -38,6 +39,8 @@ class App:
     ``options`` maps a renderer name to its options (a Struct, or a plain mapping converted on
     first use); ``secrets`` does the same for secret resolvers. ``env`` is the build environment
     (Argo CD's ``ARGOCD_APP_*`` and ``ARGOCD_ENV_*`` variables) renderers may substitute.
+    ``allow_empty`` (kiln.yaml ``allowEmpty``) accepts a render of no object, which is an error
+    otherwise (Argo CD's ``allowEmpty``: an empty stream prunes every resource of the app).
     """
 
     path: Path
@@ -50,6 +53,7 @@ class App:
     options: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
+    allow_empty: bool = False
 
     def __post_init__(self) -> None:
         path = Path(os.path.abspath(self.path))
@@ -227,6 +231,9 @@ def build_app(
     for key, value in scalars.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key!r} must be a string", source=source)
+    allow_empty = settings.get("allowEmpty", False)
+    if not isinstance(allow_empty, bool):
+        raise ConfigError("'allowEmpty' must be true or false", source=source)
     if not isinstance(api_versions, (list, tuple)) or not all(
         isinstance(v, str) for v in api_versions
     ):
@@ -242,6 +249,7 @@ def build_app(
         options=options,
         secrets=secrets,
         env=env or {},
+        allow_empty=allow_empty,
     )
 
 
