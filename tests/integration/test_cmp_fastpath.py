@@ -53,6 +53,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     env = argocd_env(app_name="web", namespace="prod", source_path="apps/web",
                      params=DIRECTORY_PARAMS)
     env["KILN_CACHE_DIR"] = str(cache)
+    env["PATH"] = os.environ["PATH"]  # PATH picks the tools: part of the request
     return repo, cache, env
 
 
