@@ -200,11 +200,6 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
         if _sha256_or_none(Path(code)) != digest:
             return f"renderer code {code} changed"
     root = Path(os.path.normpath(app_dir / memo["root"]))
-    try:
-        if memo["tree"] != tree_digest(root):
-            return "the source tree changed (a path added, removed, renamed or retargeted)"
-    except TreeTooLarge:
-        return "the source tree grew too large"
     real_root = os.path.realpath(root)
     prefix = real_root.rstrip(os.sep) + os.sep
     real_dirs: dict[str, str] = {}
@@ -223,6 +218,11 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
             return f"input {declared} now resolves to another file"
         if _sha256_or_none(Path(real)) != digest:
             return f"input {declared} changed"
+    try:
+        if memo["tree"] != tree_digest(root):
+            return "the source tree changed (a path added, removed, renamed or retargeted)"
+    except TreeTooLarge:
+        return "the source tree grew too large"
     return ""
 
 
