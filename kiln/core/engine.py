@@ -250,11 +250,11 @@ class Engine:
         File digests are computed only when ``digests`` and the render is cacheable.
         """
         tools = self.tool_versions
-        asked_before = len(tools.asked)
+        tools.asked.clear()
         inputs = renderer.inputs(app, ctx)
         tool = renderer.tool_version(ctx)
-        asked = tools.asked[asked_before:]
-        del tools.asked[asked_before:]
+        asked = list(tools.asked)
+        tools.asked.clear()
         stamps = sorted({stamp for stamp in map(ToolStamp.of, asked) if stamp is not None},
                         key=lambda t: t.path)
         confiner = Confiner(app.root)
