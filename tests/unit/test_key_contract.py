@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kiln
 from kiln.core.digest import canonical_json
@@ -488,3 +490,46 @@ def test_kiln_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert data(after.objects()) == [{"v": "a"}]
     # The engine missed too: the run stored a second entry under a new key.
     assert len(sorted((cache / "objects").rglob("*"))) > len(entries)
+
+
+# -- fuzz: the memo reader and canonical JSON ------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(JSON_VALUES)
+def test_canonical_json_round_trips_plain_data(value: Any) -> None:
+    import json
+
+    text = canonical_json({"v": value})
+    assert json.loads(text) == {"v": value}
+    assert canonical_json(json.loads(text)) == text  # one form per value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), st.sampled_from(["", "hmac-key"]))
+def test_no_memo_bytes_crash_or_get_served(blob: bytes, key: str) -> None:
+    import tempfile
+
+    from kiln.cmp import fastpath
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "app").mkdir()
+        env = {"KILN_CACHE_DIR": str(base / "cache"), "KILN_CACHE_HMAC_KEY": key}
+        request = fastpath.request_for(["render", "app"], env, cwd=base)
+        assert request is not None
+        memo = fastpath._memo_path(request, env)
+        memo.parent.mkdir(parents=True)
+        memo.write_bytes(blob)
+        outcome = fastpath.check(request, env)
+        assert not outcome.ok and outcome.text is None and outcome.reason
+        # Sealed properly, a body that is not a memo is still refused, never served.
+        memo.write_bytes(fastpath._seal(blob, env))
+        outcome = fastpath.check(request, env)
+        assert not outcome.ok and outcome.text is None
