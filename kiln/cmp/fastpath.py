@@ -65,8 +65,11 @@ REQUEST_VARS = ("ARGOCD_APP_NAME", "ARGOCD_APP_NAMESPACE", "ARGOCD_APP_PARAMETER
                 "ARGOCD_APP_SOURCE_PATH", *KUBE_VARS, "KILN_DISABLE_PLUGINS",
                 "KILN_STRICT_PLUGINS", "PATH")
 HMAC_ENV = "KILN_CACHE_HMAC_KEY"
+HMAC_FILE_ENV = "KILN_CACHE_HMAC_KEY_FILE"
+MIN_KEY_BYTES = 16
+MAX_KEY_BYTES = 4096
 DEBUG_ENV = "KILN_DEBUG_FASTPATH"
-NOT_REQUEST_VARS = frozenset({HMAC_ENV, DEBUG_ENV, "KILN_CMP_FASTPATH"})
+NOT_REQUEST_VARS = frozenset({HMAC_ENV, HMAC_FILE_ENV, DEBUG_ENV, "KILN_CMP_FASTPATH"})
 """``KILN_*`` settings that do not shape the render (and a secret that must not name a file)."""
 SKIPPED_DIRS = frozenset({".git"})
 MAX_TREE_ENTRIES = 20_000
@@ -282,12 +285,16 @@ def _record(engine: Engine, app: App, result: RenderResult, text: str,
         "env": dict(app.identity().get("env", {})),
         "yaml": text,
     }
+    try:
+        sealed = _seal(json.dumps(memo, sort_keys=True).encode(), env)
+    except KeyUnusable as exc:
+        return Outcome(False, f"{exc}")
     path = _memo_path(request, env)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".memo-")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(_seal(json.dumps(memo, sort_keys=True).encode(), env))
+            handle.write(sealed)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -349,11 +356,37 @@ def _metadata_files(distribution: str) -> list[str]:
     return found
 
 
+class KeyUnusable(ValueError):
+    """The operator's HMAC key settings are unusable (the engine reports why)."""
+
+
+def _mac_key(env: Mapping[str, str]) -> bytes | None:
+    """The operator's cache HMAC key, read as the cache reads it: ``$KILN_CACHE_HMAC_KEY``, or
+    the file ``$KILN_CACHE_HMAC_KEY_FILE`` names (whitespace stripped); None when neither is
+    set. KeyUnusable when both are set, the file is unreadable, or the key is too short/long."""
+    value, path = env.get(HMAC_ENV, ""), env.get(HMAC_FILE_ENV, "")
+    if value and path:
+        raise KeyUnusable("both HMAC key variables are set")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                key = handle.read(MAX_KEY_BYTES + 1).strip()
+        except OSError:
+            raise KeyUnusable("the HMAC key file cannot be read") from None
+    elif value:
+        key = value.encode()
+    else:
+        return None
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise KeyUnusable("the HMAC key has an unusable length")
+    return key
+
+
 def _seal(body: bytes, env: Mapping[str, str]) -> bytes:
     """The memo file: a header with the body's sha256 and HMAC (``-`` without a key)."""
     digest = hashlib.sha256(body).hexdigest()
-    key = env.get(HMAC_ENV, "")
-    mac = hmac.new(key.encode(), body, hashlib.sha256).hexdigest() if key else "-"
+    key = _mac_key(env)
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest() if key else "-"
     return f"{MAGIC} {digest} {mac}\n".encode() + body
 
 
@@ -365,9 +398,12 @@ def _open(blob: bytes, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, s
         return None, "memo of another format"
     if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), parts[1]):
         return None, "memo failed its integrity check (sha256)"
-    key = env.get(HMAC_ENV, "")
+    try:
+        key = _mac_key(env)
+    except KeyUnusable as exc:
+        return None, f"{exc}"
     if key:
-        expected = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, parts[2]):
             return None, f"memo failed its integrity check (HMAC with {HMAC_ENV})"
     memo = json.loads(body)

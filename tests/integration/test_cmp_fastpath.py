@@ -271,3 +271,21 @@ def test_an_edited_memo_falls_through_to_a_correct_render(
     again = generate()
     assert "kiln: fastpath: miss: memo failed its integrity check (sha256)" in again.stderr
     assert again.returncode == 0 and again.stdout == first.stdout
+
+
+def test_the_hmac_key_may_come_from_a_file(setup: tuple[Path, Path, dict[str, str]],
+                                           tmp_path: Path) -> None:
+    """KILN_CACHE_HMAC_KEY_FILE (a mounted Secret) seals memos as the key itself would."""
+    repo, cache, env = setup
+    key_file = tmp_path / "hmac.key"
+    key_file.write_text("f" * 32 + "\n")
+    env = {**env, "KILN_CACHE_HMAC_KEY_FILE": str(key_file)}
+    app_dir = repo / "apps" / "web"
+    text, written = _generate(app_dir, env, cache)
+    assert written and serve(app_dir, env) == text  # positive control
+    same = {k: v for k, v in env.items() if k != "KILN_CACHE_HMAC_KEY_FILE"}
+    assert why(app_dir, {**same, "KILN_CACHE_HMAC_KEY": "f" * 32}) == ""
+    key_file.write_text("g" * 32 + "\n")  # the key rotated: the old memo no longer verifies
+    assert why(app_dir, env) == "memo failed its integrity check (HMAC with KILN_CACHE_HMAC_KEY)"
+    assert why(app_dir, {**env, "KILN_CACHE_HMAC_KEY": "g" * 32}) == \
+        "both HMAC key variables are set"
