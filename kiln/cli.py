@@ -100,6 +100,7 @@ def _settings(**flags: Any) -> dict[str, Any]:
         "namespace": flags.get("namespace"),
         "kubeVersion": flags.get("kube_version"),
         "apiVersions": list(flags["api_versions"]) if flags.get("api_versions") else None,
+        "allowEmpty": True if flags.get("allow_empty") else None,
     }
     sections: dict[str, dict[str, Any]] = {
         "directory": {
@@ -190,6 +191,8 @@ _APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                            "kustomize's helm charts."}),
     (("--api-versions",), {"multiple": True, "metavar": "GROUP/VERSION",
                            "help": "API versions for .Capabilities (repeatable)."}),
+    (("--allow-empty",), {"is_flag": True, "help": "Accept a render of no object (an error "
+                          "otherwise: Argo CD would prune every resource of the app)."}),
     (("--recurse",), {"is_flag": True, "help": "Directory: read sub-directories too."}),
     (("--include",), {"metavar": "GLOB", "help": "Directory: only files matching GLOB."}),
     (("--exclude",), {"metavar": "GLOB", "help": "Directory: skip files matching GLOB."}),

@@ -9,6 +9,9 @@ announces what it can see in the files, without running any tool:
 - Kustomize: the kustomization's images, namespace, name prefix/suffix, components and labels.
 - Jsonnet: the entry file (``jsonnet-main``).
 - Plain directory: nothing beyond the static announcements.
+
+The kind is the engine's one detection (:func:`kiln.cmp.detect.detect`), the same answer
+``kiln generate`` and ``kiln cmp discover`` get for the directory.
 """
 
 from __future__ import annotations
@@ -18,26 +21,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kiln.cmp.detect import CHART, detect_kind, kustomization_file
+from kiln.cmp.detect import detect
 from kiln.cmp.environment import app_name
 from kiln.cmp.parameters import BY_NAME
-from kiln.core.app import read_app_file
 from kiln.core.manifests import load_yaml_documents
 from kiln.core.paths import confine, read_bytes_capped
 
 MAX_FILE_BYTES = 4 << 20
 MAX_VALUES = 1000
 VALUES_EXTENSIONS = (".yaml", ".yml")
+KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
     """The dynamic announcements for the app in ``app_dir`` (``[]`` when there is nothing
     app-specific to say). Raises InputError/ConfigError on an unreadable or malformed file."""
     app_dir = Path(os.path.abspath(app_dir))
-    kind = detect_kind(app_dir)
-    if kind == "kiln.yaml":
-        declared = read_app_file(app_dir).get("type")
-        kind = declared if isinstance(declared, str) else _detect_without_app_file(app_dir)
+    if not app_dir.is_dir():
+        return []
+    kind = detect(app_dir, env).kind
     if kind == "helm":
         return _helm(app_dir, env)
     if kind == "kustomize":
@@ -47,13 +49,11 @@ def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]
     return []
 
 
-def _detect_without_app_file(app_dir: Path) -> str | None:
-    if kustomization_file(app_dir):
-        return "kustomize"
-    if (app_dir / CHART).is_file():
-        return "helm"
-    if _jsonnet_files(app_dir):
-        return "jsonnet"
+def kustomization_file(app_dir: Path) -> Path | None:
+    """The kustomization file in ``app_dir``, if any (Argo CD's three accepted names)."""
+    for name in KUSTOMIZATIONS:
+        if (app_dir / name).is_file():
+            return app_dir / name
     return None
 
 

@@ -1,8 +1,9 @@
 """The ``kiln cmp`` command group: what the Argo CD sidecar calls besides ``kiln generate``.
 
 - ``kiln cmp plugin-yaml``: print the ConfigManagementPlugin (or a ConfigMap holding it).
-- ``kiln cmp discover [PATH]``: print the app kind and exit 0 when kiln can render PATH;
-  print nothing and exit 1 otherwise.
+- ``kiln cmp discover [PATH]``: print the renderer kiln would use and exit 0 when kiln can
+  render PATH; print nothing and exit 1 otherwise (the engine's one detection, see
+  :mod:`kiln.cmp.detect`).
 - ``kiln cmp parameters [PATH]``: print the dynamic ParameterAnnouncement JSON list.
 
 stdout is written once, only after the command succeeded; errors go to stderr.
@@ -47,10 +48,11 @@ def plugin_yaml(configmap: bool, name: str | None, namespace: str | None) -> Non
 @cmp.command("discover")
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
 def discover(path: str) -> None:
-    """Print the app kind and exit 0 if kiln can render PATH; else print nothing, exit 1."""
-    from kiln.cmp.detect import detect_kind
+    """Print the renderer kiln would use and exit 0 if kiln can render PATH; else print
+    nothing and exit 1."""
+    from kiln.cmp.detect import discover as discover_kind
 
-    kind = detect_kind(Path(path))
+    kind = discover_kind(Path(path), os.environ)
     if kind is None:
         sys.exit(1)
     _emit(f"{kind}\n")

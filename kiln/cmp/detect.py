@@ -1,56 +1,83 @@
-"""Decide whether kiln can render a directory, the way Argo CD detects an app's type.
+"""Which renderer an app directory gets, asked of the engine's one detection.
 
-Only the directory's own entries count (as in Argo CD's detection): a ``kiln.yaml``, a
-kustomization, a ``Chart.yaml``, a ``*.jsonnet`` file, or a YAML/JSON file holding a
+``kiln render``, ``kiln generate``, ``kiln cmp discover`` and ``kiln cmp parameters`` all load
+the app the same way (its kiln.yaml under Argo CD's plugin environment) and ask
+:meth:`kiln.core.engine.Engine.renderer_for`: an explicit ``type`` wins, else the renderers'
+``detect()`` in descending priority, which follows Argo CD's order (a kustomization wins over a
+``Chart.yaml``, then a ``*.jsonnet`` entry file, else a plain directory).
+
+Discovery only claims what kiln can render: the plain-directory fallback is claimed when the
+directory has a ``kiln.yaml`` or one of the files the directory renderer would read holds a
 Kubernetes object (``apiVersion`` and ``kind``).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kiln.core.app import App
+    from kiln.core.engine import Engine
+    from kiln.core.registry import Renderer
 
 APP_FILE = "kiln.yaml"
-KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-CHART = "Chart.yaml"
-MANIFEST_EXTENSIONS = (".yaml", ".yml", ".json")
+FALLBACK = "directory"
 SNIFF_BYTES = 1 << 20
+MAX_SNIFFED = 1000
+"""Most files discovery reads looking for a Kubernetes object in a plain directory."""
 _API_VERSION = re.compile(rb"""(?:^|[\s{,'"])apiVersion["']?\s*:""")
 _KIND = re.compile(rb"""(?:^|[\s{,'"])kind["']?\s*:""")
 
 
-def detect_kind(app_dir: Path) -> str | None:
-    """The kind of app in ``app_dir``: ``kiln.yaml``, ``kustomize``, ``helm``, ``jsonnet``,
-    ``directory``, or None when kiln finds nothing to render there."""
-    if not app_dir.is_dir():
+@dataclass(frozen=True)
+class Detection:
+    """The app as ``kiln generate`` would load it, and the renderer the engine picked."""
+
+    engine: Engine
+    app: App
+    renderer: Renderer
+
+    @property
+    def kind(self) -> str:
+        """The renderer's name (``helm``, ``kustomize``, ``jsonnet``, ``directory``...)."""
+        return self.renderer.name
+
+
+def detect(app_dir: Path | str, env: Mapping[str, str],
+           engine: Engine | None = None) -> Detection:
+    """Load the app in ``app_dir`` under the CMP environment ``env`` and ask the engine which
+    renderer it gets. Raises ConfigError/InputError for a bad kiln.yaml, parameter or type."""
+    from kiln.cmp.environment import load_app_from_environment
+    from kiln.core.engine import Engine
+
+    engine = engine or Engine(env=env)
+    app = load_app_from_environment(engine, Path(os.path.abspath(app_dir)), env)
+    return Detection(engine, app, engine.renderer_for(app))
+
+
+def discover(app_dir: Path | str, env: Mapping[str, str],
+             engine: Engine | None = None) -> str | None:
+    """The kind kiln renders ``app_dir`` as, or None when there is nothing for kiln there.
+
+    A missing directory is None. Raises like :func:`detect` for a bad app spec.
+    """
+    if not Path(app_dir).is_dir():
         return None
-    names = {entry.name for entry in app_dir.iterdir()}
-    if APP_FILE in names:
-        return APP_FILE
-    if any(name in names for name in KUSTOMIZATIONS):
-        return "kustomize"
-    if CHART in names:
-        return "helm"
-    if any(name.endswith(".jsonnet") and (app_dir / name).is_file() for name in names):
-        return "jsonnet"
-    for name in sorted(names):
-        if name.endswith(MANIFEST_EXTENSIONS) and _holds_object(app_dir / name):
-            return "directory"
-    return None
-
-
-def kustomization_file(app_dir: Path) -> Path | None:
-    """The kustomization file in ``app_dir``, if any (Argo CD's three accepted names)."""
-    for name in KUSTOMIZATIONS:
-        if (app_dir / name).is_file():
-            return app_dir / name
-    return None
+    found = detect(app_dir, env, engine)
+    if found.kind != FALLBACK or found.app.type or (found.app.path / APP_FILE).is_file():
+        return found.kind
+    ctx = found.engine.render_context(secrets=False)
+    files = found.renderer.inputs(found.app, ctx).files
+    return found.kind if any(_holds_object(Path(f)) for f in files[:MAX_SNIFFED]) else None
 
 
 def _holds_object(path: Path) -> bool:
     """True when the file's first MiB names both an ``apiVersion`` and a ``kind``."""
-    if not path.is_file():
-        return False
     try:
         with open(path, "rb") as handle:
             head = handle.read(SNIFF_BYTES)

@@ -4,22 +4,34 @@
 Argo CD starts a new ``kiln generate .`` process for every manifest request, and CI loops run
 ``kiln render`` over and over. On a cache hit most of such a process's time goes to importing
 click, msgspec, pluggy and every plugin, before the cache is even looked at. This module
-answers a repeated request with the standard library only:
+answers a repeated request with the standard library only.
 
-- :func:`record` runs after a successful normal run and writes a *memo* under
-  ``<cache dir>/cmp-fast/``: the exact output printed, the sha256 of every input file the
-  renderer declared, the values of the build-env variables the options reference, and a
-  digest of the source tree's *shape* (every file and directory path under the source root).
-- :func:`serve` looks the memo up by the request (the command, CMP settings, ``KILN_*``
-  settings, kiln code, tool and installed-distribution stamps) and returns the output only
-  when the tree shape, every input file and every referenced variable are unchanged; anything
-  else returns None and the caller takes the normal path.
+It has no notion of "unchanged" of its own: :func:`record` runs after a successful normal run
+and writes a *memo* holding the engine's cache key (:class:`kiln.core.digest.KeyRecipe`) and,
+for every part of that key, what the standard library can re-check without the engine:
 
-Only renders that needed no secret resolution, no post-render hook and no non-file input
-(``Inputs.extra``), and whose output holds nothing a secret resolver would look at, are
-memoised: a memo never holds a secret and never stands for anything the files do not
-determine. Adding or removing any file under the source root invalidates every memo of that
-tree (a miss, never a stale hit).
+- the input files: the path the renderer declared, where it resolves (symlinks followed,
+  relative to the source root, which it must not leave) and the sha256 of its content;
+- the tools: every binary the renderer asked for its version (resolved path, size, mtime);
+- the renderer's code when it comes from a third-party plugin: the sha256 of its loaded
+  modules and of its distribution's metadata (its version lives there or in the code);
+- kiln's own code, its tools and the installed distributions (:func:`code_stamp`), the app's
+  options (the request: kiln.yaml, Argo CD's variables and parameters, ``KILN_*`` settings,
+  and the values of the build-env variables the options reference);
+- the app's location, when the renderer said its output depends on it;
+- the shape of the source tree (every path, and every symlink's target), which stands for
+  whatever else the renderer derived from the tree (``Inputs.portable``).
+
+:func:`serve` returns the printed output only when every re-check passes, so the engine's key
+would be the same; anything else is a miss and the caller takes the normal path (which refuses
+what must be refused, e.g. a symlink now leaving the source root). The memo file carries the
+sha256 of its body, and an HMAC-SHA256 with ``$KILN_CACHE_HMAC_KEY`` when the operator set
+one: a memo that fails either check is a miss. ``KILN_DEBUG_FASTPATH=1`` writes each decision
+to stderr (``kiln: fastpath: miss: <reason>``).
+
+Only renders that needed no secret resolution and no post-render hook, rendered at least one
+object, and whose output holds nothing a secret resolver would look at are memoised: a memo
+never holds a secret and never stands for anything the re-checks do not determine.
 
 Wiring: :mod:`kiln.entry` calls :func:`serve_args` before importing click; ``kiln generate``
 and ``kiln render`` call :func:`record` after a successful run of a request
@@ -29,6 +41,7 @@ and ``kiln render`` call :func:`record` after a successful run of a request
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import sys
@@ -44,12 +57,20 @@ if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.engine import Engine, RenderResult
 
-FORMAT = 1
+FORMAT = 2
+MAGIC = "kiln-memo-2"
 MEMO_DIR = "cmp-fast"
 TOOLS = ("helm", "kubectl", "kustomize", "sops", "jsonnet")
 REQUEST_VARS = ("ARGOCD_APP_NAME", "ARGOCD_APP_NAMESPACE", "ARGOCD_APP_PARAMETERS",
                 "ARGOCD_APP_SOURCE_PATH", *KUBE_VARS, "KILN_DISABLE_PLUGINS",
-                "KILN_STRICT_PLUGINS")
+                "KILN_STRICT_PLUGINS", "PATH")
+HMAC_ENV = "KILN_CACHE_HMAC_KEY"
+HMAC_FILE_ENV = "KILN_CACHE_HMAC_KEY_FILE"
+MIN_KEY_BYTES = 16
+MAX_KEY_BYTES = 4096
+DEBUG_ENV = "KILN_DEBUG_FASTPATH"
+NOT_REQUEST_VARS = frozenset({HMAC_ENV, HMAC_FILE_ENV, DEBUG_ENV, "KILN_CMP_FASTPATH"})
+"""``KILN_*`` settings that do not shape the render (and a secret that must not name a file)."""
 SKIPPED_DIRS = frozenset({".git"})
 MAX_TREE_ENTRIES = 20_000
 """Largest source tree (files and directories) a memo is kept for."""
@@ -71,6 +92,18 @@ class Request:
     app_dir: Path
     command: tuple[str, ...]
     directory: Path
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the fast path decided: ``ok`` (served or recorded), why, and the text served."""
+
+    ok: bool
+    reason: str
+    text: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
 
 
 def request_for(args: Sequence[str], env: Mapping[str, str],
@@ -103,87 +136,280 @@ def request_for(args: Sequence[str], env: Mapping[str, str],
             directory = Path(os.path.join(base, value))
         else:
             command += ["--output", value]
-    return Request(Path(os.path.join(base, args[1])), tuple(command), directory)
+    return Request(Path(os.path.abspath(os.path.join(base, args[1]))), tuple(command),
+                   directory)
 
 
 def serve_args(args: Sequence[str], env: Mapping[str, str],
                cwd: str | Path | None = None) -> str | None:
-    """What :func:`serve` answers for the request ``args`` make (None when they make none)."""
+    """What :func:`serve` answers for the request ``args`` make (None when they make none).
+    With ``KILN_DEBUG_FASTPATH=1`` the decision and its reason go to stderr."""
     request = request_for(args, env, cwd)
-    return serve(request, env) if request is not None else None
+    if request is None:
+        _debug(env, "miss: not a memoisable request")
+        return None
+    outcome = check(request, env)
+    _debug(env, "hit" if outcome.ok else f"miss: {outcome.reason}")
+    return outcome.text
 
 
 def serve(request: Request, env: Mapping[str, str]) -> str | None:
     """The output a previous run printed for this very request, if nothing it depends on
     changed; None otherwise (including on any read problem)."""
+    return check(request, env).text
+
+
+def check(request: Request, env: Mapping[str, str]) -> Outcome:
+    """Serve ``request`` from its memo, or say why not (the first re-check that failed)."""
     try:
-        app_path = request.app_dir
-        memo_path = _memo_path(request, env)
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
-        if memo.get("format") != FORMAT:
-            return None
-        if memo["tree"] != tree_digest(app_path / memo["root"]):
-            return None
-        for rel, digest in memo["files"].items():
-            if _sha256(app_path / rel) != digest:
-                return None
-        for name, value in memo["env"].items():
-            if env.get(name, "") != value:
-                return None
+        path = _memo_path(request, env)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return Outcome(False, "no memo for this request")
+        memo, problem = _open(blob, env)
+        if memo is None:
+            return Outcome(False, problem)
+        problem = _recheck(memo, request, env)
+        if problem:
+            return Outcome(False, problem)
         text = memo["yaml"]
-        return text if isinstance(text, str) else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        if not isinstance(text, str):
+            return Outcome(False, "memo holds no text")
+        return Outcome(True, "every part of the key re-checked", text)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        return Outcome(False, f"memo unreadable ({type(exc).__name__})")
+
+
+def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> str:
+    """The first part of the engine's key that may have changed since ``memo`` ("" if none)."""
+    app_dir = request.app_dir
+    if memo.get("format") != FORMAT:
+        return "memo of another format"
+    location = memo["location"]
+    if location is not None and location != str(app_dir):
+        return f"the render depends on the app's location ({location}), not {app_dir}"
+    for name, value in memo["env"].items():
+        if env.get(name, "") != value:
+            return f"build-env variable {name} changed"
+    for tool, size, mtime in memo["tools"]:
+        try:
+            st = os.stat(tool)
+        except OSError:
+            return f"tool {tool} is gone"
+        if (st.st_size, st.st_mtime_ns) != (size, mtime):
+            return f"tool {tool} changed"
+    for code, digest in memo["code"]:
+        if _sha256_or_none(Path(code)) != digest:
+            return f"renderer code {code} changed"
+    root = Path(os.path.normpath(app_dir / memo["root"]))
+    real_root = os.path.realpath(root)
+    prefix = real_root.rstrip(os.sep) + os.sep
+    real_dirs: dict[str, str] = {}
+    for declared, real_rel, digest in memo["files"]:
+        path = os.path.normpath(os.path.join(app_dir, declared))
+        parent, name = os.path.split(path)
+        real_parent = real_dirs.get(parent)
+        if real_parent is None:
+            real_parent = real_dirs[parent] = os.path.realpath(parent)
+        real = os.path.join(real_parent, name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        if real != real_root and not real.startswith(prefix):
+            return f"input {declared} resolves outside the source root"
+        if os.path.relpath(real, real_root) != real_rel:
+            return f"input {declared} now resolves to another file"
+        if _sha256_or_none(Path(real)) != digest:
+            return f"input {declared} changed"
+    try:
+        if memo["tree"] != tree_digest(root):
+            return "the source tree changed (a path added, removed, renamed or retargeted)"
+    except TreeTooLarge:
+        return "the source tree grew too large"
+    return ""
 
 
 def record(engine: Engine, app: App, result: RenderResult, text: str,
-           env: Mapping[str, str], request: Request) -> bool:
-    """Memoise a successful run of ``request`` for ``app`` that printed ``text``; True if
-    written.
+           env: Mapping[str, str], request: Request) -> Outcome:
+    """Memoise a successful run of ``request`` for ``app`` that printed ``text``; the outcome
+    is true when the memo was written, else says why not.
 
-    Skipped (False) when the render was uncacheable, resolved secrets, ran post-render hooks,
-    depends on anything but files, or when its output holds anything a secret resolver looks
-    at (its ``markers``: a reference left for lack of a backend must not be served once a
-    backend is configured). The memo therefore never holds a secret value.
+    Skipped when the render was uncacheable, resolved secrets, ran post-render hooks, printed
+    no object, depends on anything the re-checks cannot see (``Inputs.extra`` not portable),
+    or when its output holds anything a secret resolver looks at (its ``markers``: a reference
+    left for lack of a backend must not be served once a backend is configured). The memo
+    therefore never holds a secret value.
     """
-    if result.key is None or result.secrets_resolved or request.directory != engine.cache_dir:
-        return False
+    outcome = _record(engine, app, result, text, env, request)
+    _debug(env, "recorded" if outcome.ok else f"not recorded: {outcome.reason}")
+    return outcome
+
+
+def _record(engine: Engine, app: App, result: RenderResult, text: str,
+            env: Mapping[str, str], request: Request) -> Outcome:
+    recipe = result.recipe
+    if recipe is None or recipe.key is None or result.key != recipe.key:
+        return Outcome(False, "the render has no cache key (uncacheable or --no-cache)")
+    if result.secrets_resolved:
+        return Outcome(False, "secrets were resolved")
+    if request.directory != engine.cache_dir:
+        return Outcome(False, "another cache directory")
     if engine.plugins.has_post_render():
-        return False
+        return Outcome(False, "a post-render hook ran")
+    if result.is_empty():
+        return Outcome(False, "the render has no object")
     for resolver in engine.plugins.resolvers.ordered():
         markers = getattr(resolver, "markers", None)
         if markers is None or any(m in text for m in markers):
-            return False
-    renderer = engine.renderer_for(app)
-    inputs = renderer.inputs(app, engine.render_context())
-    if not inputs.cacheable or inputs.extra:
-        return False
+            return Outcome(False, f"the output may hold references for {resolver.name}")
+    if not recipe.portable:
+        return Outcome(False, f"{recipe.renderer}'s key depends on more than the files")
+    if os.path.abspath(app.path) != str(request.app_dir):
+        return Outcome(False, "the app is not the request's directory")
     try:
         tree = tree_digest(app.root)
     except TreeTooLarge:
-        return False
-    real_app = os.path.realpath(app.path)
-    files = {os.path.relpath(os.path.realpath(path), real_app): _sha256(Path(path))
-             for path in inputs.files}
+        return Outcome(False, "the source tree is too large")
+    real_root = os.path.realpath(app.root)
     memo = {
         "format": FORMAT,
-        "root": os.path.relpath(os.path.realpath(app.root), real_app),
+        "key": recipe.key,
+        "renderer": [recipe.renderer, recipe.renderer_version, dict(recipe.plugin)],
+        "root": os.path.relpath(app.root, app.path),
         "tree": tree,
-        "files": dict(sorted(files.items())),
+        "files": [[os.path.relpath(f.declared, app.path), os.path.relpath(f.real, real_root),
+                   f.sha256] for f in recipe.inputs],
+        "tools": [[t.path, t.size, t.mtime_ns] for t in recipe.tools],
+        "code": _plugin_code(engine, recipe.renderer),
+        "location": recipe.location,
         "env": dict(app.identity().get("env", {})),
         "yaml": text,
     }
+    try:
+        sealed = _seal(json.dumps(memo, sort_keys=True).encode(), env)
+    except KeyUnusable as exc:
+        return Outcome(False, f"{exc}")
     path = _memo_path(request, env)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".memo-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(memo, handle)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(sealed)
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        return False
-    return True
+        return Outcome(False, f"cannot write the memo: {exc.strerror}")
+    return Outcome(True, "recorded")
+
+
+def _plugin_code(engine: Engine, renderer: str) -> list[list[str]]:
+    """(path, sha256) of a third-party renderer's loaded modules and distribution metadata.
+
+    Built-in renderers are kiln's code (see :func:`code_stamp`). For another plugin, every
+    loaded module of the top-level packages holding the renderer and the plugin object is
+    stamped, with its distribution's ``METADATA`` and ``entry_points.txt``: its version lives
+    in one or the other, and neither can change without a stamp changing.
+    """
+    import types
+
+    registry = engine.plugins.renderers
+    owner = registry.owner(renderer)
+    info = engine.plugins.info(owner)
+    if info is not None and info.builtin:
+        return []
+    tops: set[str] = set()
+    for obj in (registry.get(renderer), engine.plugins.pm.get_plugin(owner)):
+        if obj is None:
+            continue
+        module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__
+        tops.add(module.partition(".")[0])
+    files: set[str] = set()
+    for name, loaded in list(sys.modules.items()):
+        file = getattr(loaded, "__file__", None)
+        if file and name.partition(".")[0] in tops:
+            files.add(os.path.realpath(file))
+    if info is not None and info.distribution not in ("", "(library)"):
+        files.update(_metadata_files(info.distribution))
+    stamped: list[list[str]] = []
+    for file in sorted(files):
+        digest = _sha256_or_none(Path(file))
+        if digest is not None:
+            stamped.append([file, digest])
+    return stamped
+
+
+def _metadata_files(distribution: str) -> list[str]:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import distribution as find
+
+    try:
+        dist = find(distribution)
+    except PackageNotFoundError:
+        return []
+    found = []
+    for name in ("METADATA", "PKG-INFO", "entry_points.txt"):
+        if dist.read_text(name) is None:
+            continue
+        base = getattr(dist, "_path", None)  # PathDistribution: its .dist-info directory
+        if base is not None:
+            found.append(os.path.realpath(os.path.join(str(base), name)))
+    return found
+
+
+class KeyUnusable(ValueError):
+    """The operator's HMAC key settings are unusable (the engine reports why)."""
+
+
+def _mac_key(env: Mapping[str, str]) -> bytes | None:
+    """The operator's cache HMAC key, read as the cache reads it: ``$KILN_CACHE_HMAC_KEY``, or
+    the file ``$KILN_CACHE_HMAC_KEY_FILE`` names (whitespace stripped); None when neither is
+    set. KeyUnusable when both are set, the file is unreadable, or the key is too short/long."""
+    value, path = env.get(HMAC_ENV, ""), env.get(HMAC_FILE_ENV, "")
+    if value and path:
+        raise KeyUnusable("both HMAC key variables are set")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                key = handle.read(MAX_KEY_BYTES + 1).strip()
+        except OSError:
+            raise KeyUnusable("the HMAC key file cannot be read") from None
+    elif value:
+        key = value.encode()
+    else:
+        return None
+    if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        raise KeyUnusable("the HMAC key has an unusable length")
+    return key
+
+
+def _seal(body: bytes, env: Mapping[str, str]) -> bytes:
+    """The memo file: a header with the body's sha256 and HMAC (``-`` without a key)."""
+    digest = hashlib.sha256(body).hexdigest()
+    key = _mac_key(env)
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest() if key else "-"
+    return f"{MAGIC} {digest} {mac}\n".encode() + body
+
+
+def _open(blob: bytes, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, str]:
+    """The memo's body if its integrity holds, else None and why."""
+    header, _, body = blob.partition(b"\n")
+    parts = header.decode("ascii", "replace").split(" ")
+    if len(parts) != 3 or parts[0] != MAGIC:
+        return None, "memo of another format"
+    if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), parts[1]):
+        return None, "memo failed its integrity check (sha256)"
+    try:
+        key = _mac_key(env)
+    except KeyUnusable as exc:
+        return None, f"{exc}"
+    if key:
+        expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, parts[2]):
+            return None, f"memo failed its integrity check (HMAC with {HMAC_ENV})"
+    memo = json.loads(body)
+    if not isinstance(memo, dict):
+        return None, "memo of another format"
+    return memo, ""
 
 
 class TreeTooLarge(ValueError):
@@ -191,15 +417,26 @@ class TreeTooLarge(ValueError):
 
 
 def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
-    """sha256 over every file and directory path under ``root`` (``.git`` skipped): changes
-    when anything is added, removed or renamed, not when contents change. A tree of more than
-    ``limit`` paths raises TreeTooLarge (walking it would cost more than the memo saves)."""
+    """sha256 over every file and directory path under ``root`` (``.git`` skipped) and every
+    symlink's target: changes when anything is added, removed, renamed or retargeted, not when
+    contents change. A tree of more than ``limit`` paths raises TreeTooLarge (walking it would
+    cost more than the memo saves)."""
     entries: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
-        rel = os.path.relpath(dirpath, root)
-        entries.extend(f"d {rel}/{d}" for d in dirnames)
-        entries.extend(f"f {rel}/{f}" for f in filenames)
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(os.path.join(root, rel) if rel else root) as it:
+            for entry in it:
+                path = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_symlink():
+                    entries.append(f"l {path} {os.readlink(entry.path)}")
+                elif entry.is_dir():
+                    if entry.name in SKIPPED_DIRS:
+                        continue
+                    entries.append(f"d {path}")
+                    stack.append(path)
+                else:
+                    entries.append(f"f {path}")
         if len(entries) > limit:
             raise TreeTooLarge(f"more than {limit} paths under {root}")
     return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8", "surrogateescape")
@@ -207,18 +444,20 @@ def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
 
 
 def request_key(request: Request, env: Mapping[str, str]) -> str:
-    """The memo's name: the command, the CMP request (settings, PARAM_* forms), every KILN_*
-    setting such as a tool override, plus stamps of kiln's code and tools, so an upgrade in
-    place never serves an old render."""
+    """The memo's name: the command, the app directory's name (a default release name), the
+    CMP request (settings, PARAM_* forms), every KILN_* setting such as a tool override, PATH,
+    plus stamps of kiln's code and tools, so an upgrade in place never serves an old render."""
     variables: dict[str, Any] = {k: env.get(k) for k in REQUEST_VARS}
-    variables.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))})
+    variables.update({k: v for k, v in env.items() if k.startswith((PARAM_PREFIX, "KILN_"))
+                      and k not in NOT_REQUEST_VARS})
     for name, value in env.items():  # a tool named by KILN_HELM etc. replaced in place
-        if name.startswith("KILN_") and os.path.isfile(value):
+        if name.startswith("KILN_") and name not in NOT_REQUEST_VARS and os.path.isfile(value):
             st = os.stat(value)
             variables[f"{name}@stat"] = [st.st_size, st.st_mtime_ns]
     return hashlib.sha256(json.dumps({
         "format": FORMAT,
         "command": list(request.command),
+        "dirName": request.app_dir.name,
         "request": variables,
         "appFile": _sha256_or_none(request.app_dir / "kiln.yaml"),
         "code": code_stamp(),
@@ -257,7 +496,12 @@ def code_stamp() -> list[Any]:
 
 
 def _memo_path(request: Request, env: Mapping[str, str]) -> Path:
-    return request.directory / MEMO_DIR / f"{request_key(request, env)}.json"
+    return request.directory / MEMO_DIR / f"{request_key(request, env)}.memo"
+
+
+def _debug(env: Mapping[str, str], message: str) -> None:
+    if env.get(DEBUG_ENV, "") not in ("", "0"):
+        sys.stderr.write(f"kiln: fastpath: {message}\n")
 
 
 def _sha256(path: Path) -> str:
@@ -272,5 +516,5 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
-__all__ = ["Request", "code_stamp", "record", "request_for", "request_key", "serve", "serve_args",
-           "tree_digest"]
+__all__ = ["Outcome", "Request", "check", "code_stamp", "record", "request_for", "request_key",
+           "serve", "serve_args", "tree_digest"]

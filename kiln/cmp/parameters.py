@@ -78,6 +78,8 @@ def _p(name: str, collection: Collection, target: str, shape: Shape, title: str,
 TABLE: tuple[ParamSpec, ...] = (
     _p("type", "string", "type", "str", "Renderer",
        "Force a renderer: helm, kustomize, jsonnet or directory (default: detected)."),
+    _p("allow-empty", "string", "allowEmpty", "bool", "Allow an empty render",
+       "Accept a render of no object (otherwise an error: Argo CD would prune the app)."),
     # Helm
     _p("helm-release-name", "string", "helm.releaseName", "str", "Helm release name",
        "Release name (default: the Argo CD application name)."),

@@ -25,7 +25,8 @@ T = TypeVar("T")
 
 APP_FILE = "kiln.yaml"
 APP_FILE_MAX_BYTES = 1 << 20
-TOP_LEVEL_KEYS = ("type", "name", "namespace", "kubeVersion", "apiVersions", "secrets")
+TOP_LEVEL_KEYS = ("type", "name", "namespace", "kubeVersion", "apiVersions", "secrets",
+                  "allowEmpty")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -41,6 +42,8 @@ class App:
     (Argo CD's ``ARGOCD_APP_*`` and ``ARGOCD_ENV_*`` variables) renderers may substitute.
     ``origins`` maps a dotted settings path (``secrets.vault.address``) to the level and file
     or variable that set it (:mod:`kiln.core.trust`); a path absent from it is the operator's.
+    ``allow_empty`` (kiln.yaml ``allowEmpty``) accepts a render of no object, which is an error
+    otherwise (Argo CD's ``allowEmpty``: an empty stream prunes every resource of the app).
     """
 
     path: Path
@@ -54,6 +57,7 @@ class App:
     secrets: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     origins: Mapping[str, Origin] = field(default_factory=dict)
+    allow_empty: bool = False
 
     def __post_init__(self) -> None:
         path = Path(os.path.abspath(self.path))
@@ -230,6 +234,9 @@ def build_app(
     for key, value in scalars.items():
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"{key!r} must be a string", source=source)
+    allow_empty = settings.get("allowEmpty", False)
+    if not isinstance(allow_empty, bool):
+        raise ConfigError("'allowEmpty' must be true or false", source=source)
     if not isinstance(api_versions, (list, tuple)) or not all(
         isinstance(v, str) for v in api_versions
     ):
@@ -246,6 +253,7 @@ def build_app(
         secrets=secrets,
         env=env or {},
         origins=origins,
+        allow_empty=allow_empty,
     )
 
 

@@ -7,6 +7,7 @@ ciphertext. One Engine owns one PluginManager, one cache store and one redactor.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -23,17 +24,17 @@ from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
 from kiln.core.context import RenderContext, SecretContext
 from kiln.core.deadline import Deadline
-from kiln.core.digest import cache_key, input_digest
+from kiln.core.digest import InputFile, KeyRecipe, ToolStamp, file_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
 from kiln.core.paths import Confiner, default_cache_dir, relative_to
 from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
-from kiln.core.registry import Renderer
+from kiln.core.registry import Inputs, Renderer
 from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
 
 log = logging.getLogger("kiln.engine")
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 class _Entry(msgspec.Struct):
@@ -50,7 +51,7 @@ class RenderResult:
     ``objects`` are the Kubernetes objects (secrets resolved unless asked otherwise; decoded
     lazily on a cache hit), ``cache_hit`` tells whether the render came from the cache, ``key``
     is the cache key (None when uncacheable), ``renderer`` the renderer used and ``inputs`` the
-    input files relative to the app directory.
+    input files relative to the app directory, ``recipe`` the parts its key was made of.
     """
 
     def __init__(self, objects: list[dict[str, Any]] | None, cache_hit: bool, key: str | None,
@@ -64,6 +65,7 @@ class RenderResult:
         self.renderer = renderer
         self.inputs = inputs
         self.secrets_resolved = False
+        self.recipe: KeyRecipe | None = None
         self.leftover: list[SecretError] | None = None
 
     def unresolved(self) -> list[SecretError]:
@@ -73,6 +75,12 @@ class RenderResult:
         from kiln.core import secrets
 
         return secrets.unresolved(self.objects)
+
+    def is_empty(self) -> bool:
+        """True when the render produced no object (decided without decoding a cache hit)."""
+        if self._objects is not None:
+            return not self._objects
+        return (self._raw or b"[]").strip() == b"[]"
 
     @property
     def objects(self) -> list[dict[str, Any]]:
@@ -146,7 +154,7 @@ class Engine:
         self.timeout = timeout
         self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
                                state_dir=self.cache_dir)
-        self.tool_versions = ToolVersions(self.cache_dir)
+        self.tool_versions = _StampingToolVersions(self.cache_dir)
 
     # -- app loading -------------------------------------------------------------------------
 
@@ -215,8 +223,10 @@ class Engine:
             tool_versions=self.tool_versions,
             timeout=self.timeout,
             deadline=deadline,
-            render_nested=lambda nested: self.render(nested, secrets=False,
-                                                     deadline=deadline).objects,
+            # A nested render (jsonnet's helmTemplate) may legitimately render nothing.
+            render_nested=lambda nested: self.render(
+                dataclasses.replace(nested, allow_empty=True), secrets=False,
+                deadline=deadline).objects,
             redactor=self.redactor,
             decrypt_file=self._decrypt_file if secrets else None,
             verify_file=self._verify_file if secrets else None,
@@ -244,13 +254,97 @@ class Engine:
                     return out
         return None
 
+    def key_recipe(self, app: App, *, secrets: bool = True) -> KeyRecipe:
+        """Every part of the cache key ``render(app)`` would use, digests included.
+
+        Raises like :meth:`render` for a bad app (unknown type, input outside the source root).
+        ``recipe.key`` is None when the renderer declared the render uncacheable.
+        """
+        renderer = self.renderer_for(app)
+        recipe, _ = self._recipe(app, renderer, self.render_context(secrets=secrets),
+                                 digests=True)
+        return recipe
+
+    def _recipe(self, app: App, renderer: Renderer, ctx: RenderContext, *, digests: bool
+                ) -> tuple[KeyRecipe, Inputs]:
+        """Ask the renderer for its inputs and tool version and put the key together.
+
+        Every binary asked through ``ctx.tool_versions`` meanwhile is stamped into the key.
+        File digests are computed only when ``digests`` and the render is cacheable.
+        """
+        tools = self.tool_versions
+        tools.asked.clear()
+        inputs = renderer.inputs(app, ctx)
+        tool = renderer.tool_version(ctx)
+        asked = list(tools.asked)
+        tools.asked.clear()
+        stamps = sorted({stamp for stamp in map(ToolStamp.of, asked) if stamp is not None},
+                        key=lambda t: t.path)
+        confiner = Confiner(app.root)
+        real_app = os.path.realpath(app.path)
+        hashed = digests and inputs.cacheable
+        files: dict[str, InputFile] = {}
+        for declared in inputs.files:
+            real = confiner.resolve(declared)
+            rel = relative_to(real, real_app)
+            if rel not in files:
+                files[rel] = InputFile(str(declared), real, rel,
+                                       file_digest(real) if hashed else "")
+        recipe = KeyRecipe(
+            kiln=_kiln_version(),
+            renderer=renderer.name,
+            renderer_version=str(renderer.version),
+            plugin=self._plugin_of(renderer),
+            tool=tool,
+            app={**self._identity(app), "type": renderer.name},
+            inputs=tuple(files[rel] for rel in sorted(files)),
+            tools=tuple(stamps),
+            extra=inputs.extra,
+            location=str(app.path) if inputs.located else None,
+            cacheable=inputs.cacheable,
+            reason=inputs.reason,
+            portable=inputs.portable or inputs.extra is None,
+            format=CACHE_FORMAT,
+        )
+        if hashed:
+            recipe = dataclasses.replace(recipe, key=recipe.compute_key())
+        return recipe, inputs
+
+    def _plugin_of(self, renderer: Renderer) -> dict[str, str]:
+        """Name, distribution and distribution version of the plugin that registered it."""
+        registry = self.plugins.renderers
+        owner = registry.owner(renderer.name) if renderer.name in registry else "?"
+        info = self.plugins.info(owner)
+        if info is None:
+            return {"name": owner, "distribution": "", "version": ""}
+        return {"name": info.name, "distribution": info.distribution, "version": info.version}
+
+    def _identity(self, app: App) -> dict[str, Any]:
+        """``app.identity()`` with every option section normalised through its registered
+        type: an absent section, an empty mapping and a default Struct are the same (left
+        out), and a mapping and the equal Struct give the same data."""
+        identity = app.identity()
+        renderers = self.plugins.renderers
+        options: dict[str, Any] = {}
+        for section, value in sorted(app.options.items()):
+            cls = renderers.get(section).options_type if section in renderers else None
+            if cls is None:
+                options[section] = msgspec.to_builtins(value)
+                continue
+            typed = app.options_for(section, cls)
+            if typed != cls():
+                options[section] = msgspec.to_builtins(typed)
+        identity["options"] = options
+        return identity
+
     def render(self, app: App, *, secrets: bool = True, deadline: Deadline | None = None
                ) -> RenderResult:
         """Render ``app``: from the cache when its inputs are unchanged, then resolve secrets.
 
         With ``secrets=False`` references stay as they are. ``deadline`` bounds the whole
         render (default: ``KILN_TIMEOUT`` when set). Raises a KilnError subclass on any
-        failure; nothing partial is returned.
+        failure; nothing partial is returned. A render of no object is a RenderError unless
+        ``app.allow_empty`` (an empty stream makes Argo CD prune every resource of the app).
         """
         started = time.perf_counter()
         if not app.path.is_dir():
@@ -259,35 +353,27 @@ class Engine:
         deadline.check(f"rendering {app.display_name}")
         renderer = self.renderer_for(app)
         ctx = self.render_context(secrets=secrets, deadline=deadline)
-        inputs = renderer.inputs(app, ctx)
-        confiner = Confiner(app.root)
-        real_app = os.path.realpath(app.path)
-        pairs = sorted({(relative_to(real, real_app), real)
-                        for real in map(confiner.resolve, inputs.files)})
-        rel_inputs = tuple(rel for rel, _ in pairs)
-        key: str | None = None
-        if self.use_cache and inputs.cacheable:
-            key = cache_key({
-                "format": CACHE_FORMAT,
-                "kiln": _kiln_version(),
-                "renderer": renderer.name,
-                "rendererVersion": renderer.version,
-                "tool": renderer.tool_version(ctx),
-                "app": {**app.identity(), "type": renderer.name},
-                "inputs": input_digest(pairs),
-                "extra": inputs.extra,
-            })
-        elif not inputs.cacheable:
+        recipe, inputs = self._recipe(app, renderer, ctx, digests=self.use_cache)
+        rel_inputs = tuple(f.rel for f in recipe.inputs)
+        key = recipe.key
+        if not inputs.cacheable:
             log.info("%s: not cached: %s", app.display_name, inputs.reason or "uncacheable")
         result = self._from_cache(key, renderer.name, rel_inputs) if key else None
         if result is None:
             result = self._render_fresh(app, renderer, ctx, key, rel_inputs)
+        result.recipe = recipe
         log.debug("%s: %s via %s in %.1f ms (key %s)", app.display_name,
                   "cache hit" if result.cache_hit else "rendered", renderer.name,
                   (time.perf_counter() - started) * 1000, (key or "-")[:12])
         if self.plugins.has_post_render():
             self.plugins.post_render(app, result.objects)
             result.changed()
+        if not app.allow_empty and result.is_empty():
+            raise RenderError(
+                f"app {app.display_name!r} rendered no objects, and an empty stream makes "
+                "Argo CD prune all its resources; if that is intended set allowEmpty: true in "
+                "kiln.yaml, pass --allow-empty or the plugin parameter allow-empty=true",
+                source=str(app.path))
         if secrets:
             self._resolve_result(result, app, inputs.verified, deadline)
         return result
@@ -314,9 +400,6 @@ class Engine:
             objects = manifests.parse_stream(output, where)
         else:
             objects = manifests.normalise(output, where)
-        if not objects:
-            # Legitimate, but worth a word: Argo CD prunes everything on an empty stream.
-            log.warning("%s: the render produced no objects", app.path)
         text = manifests.dump_yaml_stream(objects)
         raw = msgspec.json.encode(objects)
         if key is not None:
@@ -398,3 +481,17 @@ def _kiln_version() -> str:
     from kiln import __version__
 
     return __version__
+
+
+class _StampingToolVersions(ToolVersions):
+    """Tool versions that also note every binary asked, so the key can stamp it."""
+
+    def __init__(self, directory: Path | None) -> None:
+        super().__init__(directory)
+        self.asked: list[str] = []
+
+    def get(self, binary: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
+            timeout: float = 30.0) -> str:
+        """See :meth:`ToolVersions.get`; ``binary`` is noted for the key recipe."""
+        self.asked.append(binary)
+        return super().get(binary, args, env=env, timeout=timeout)

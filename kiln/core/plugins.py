@@ -184,6 +184,10 @@ class Plugins:
         """Call every ``kiln_before_apply`` implementation on ``objects`` (in place)."""
         self.pm.hook.kiln_before_apply(app=app, objects=objects)
 
+    def info(self, name: str) -> PluginInfo | None:
+        """The loaded plugin called ``name`` (version and distribution), None if unknown."""
+        return self._info.get(name)
+
     def describe(self) -> list[PluginInfo]:
         """Return every loaded plugin with what it registers."""
         registries = (("renderer", self.renderers), ("secret resolver", self.resolvers))

@@ -29,6 +29,12 @@ class Inputs:
     ``verified`` holds the tokens ``RenderContext.verify_file`` returned for encrypted source
     files the renderer checked; the engine hands them to secret resolvers
     (``SecretContext.verified``). They are not part of the cache key (the files are).
+
+    ``located=True`` says the output depends on where the app lives (e.g. Jsonnet's
+    ``std.thisFile``): the app's absolute path then enters the key, so another copy of the app
+    never hits this entry. ``portable=True`` says ``extra`` is determined by the app's options,
+    the input files and the shape of the source tree alone (nothing fetched, no state outside
+    the tree), so the CLI's fast path may stand for it by re-checking those.
     """
 
     files: Sequence[Path] = ()
@@ -36,6 +42,8 @@ class Inputs:
     cacheable: bool = True
     reason: str = ""
     verified: frozenset[str] = frozenset()
+    located: bool = False
+    portable: bool = False
 
 
 @runtime_checkable
@@ -48,11 +56,21 @@ class Renderer(Protocol):
     options_type: type[Any] | None
 
     def detect(self, app: App) -> bool:
-        """Return True when this renderer recognises the app directory (no explicit type set)."""
+        """Return True when this renderer recognises the app directory (no explicit type set).
+
+        The engine asks renderers by descending ``priority`` and takes the first yes
+        (:meth:`kiln.core.engine.Engine.renderer_for`); ``kiln render``, ``kiln cmp discover``
+        and ``kiln cmp parameters`` all use that one answer.
+        """
         ...
 
     def tool_version(self, ctx: RenderContext) -> str:
-        """Return the external tool's version string ('' when no tool is used)."""
+        """Return the external tool's version string ('' when no tool is used).
+
+        Ask binaries through ``ctx.tool_versions.get``: the engine stamps every binary asked
+        (resolved path, size, mtime) into the cache key, so a tool replaced in place misses
+        even when it reports the same version.
+        """
         ...
 
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:

@@ -44,6 +44,14 @@ def serve(app_dir: Path, env: dict[str, str]) -> str | None:
     return fastpath.serve_args(["generate", "."], env, cwd=app_dir)
 
 
+def why(app_dir: Path, env: dict[str, str]) -> str:
+    """Why a repeated ``kiln generate .`` in ``app_dir`` is not served ("" when it is)."""
+    request = fastpath.request_for(["generate", "."], env, cwd=app_dir)
+    assert request is not None
+    outcome = fastpath.check(request, env)
+    return "" if outcome.ok else outcome.reason
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     repo = tmp_path / "repo"
@@ -52,6 +60,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     env = argocd_env(app_name="web", namespace="prod", source_path="apps/web",
                      params=DIRECTORY_PARAMS)
     env["KILN_CACHE_DIR"] = str(cache)
+    env["PATH"] = os.environ["PATH"]  # PATH picks the tools: part of the request
     return repo, cache, env
 
 
@@ -74,30 +83,35 @@ def test_any_dependency_change_is_a_miss(setup: tuple[Path, Path, dict[str, str]
     repo, cache, env = setup
     app_dir = repo / "apps" / "web"
     text, _ = _generate(app_dir, env, cache)
+    assert serve(app_dir, env) == text and why(app_dir, env) == ""  # positive control
     # An input file's content.
     deploy = app_dir / "deploy.yaml"
     original = deploy.read_text()
     deploy.write_text(original.replace("replicas: 2", "replicas: 3"))
     assert serve(app_dir, env) is None
+    assert why(app_dir, env) == "input deploy.yaml changed"
     deploy.write_text(original)
     assert serve(app_dir, env) == text
     # A new file anywhere in the source tree (it might be a new input).
     (app_dir / "extra" / "new.yaml").write_text(CONFIGMAP.replace("other", "new"))
     assert serve(app_dir, env) is None
+    assert why(app_dir, env).startswith("the source tree changed")
     (app_dir / "extra" / "new.yaml").unlink()
     (repo / "apps" / "other" / "more.yaml").write_text(CONFIGMAP)
-    assert serve(app_dir, env) is None
+    assert why(app_dir, env).startswith("the source tree changed")
     (repo / "apps" / "other" / "more.yaml").unlink()
     assert serve(app_dir, env) == text
-    # Parameters, the PARAM_* forms, the namespace, kiln.yaml.
+    # Parameters, the PARAM_* forms, the namespace, kiln.yaml: another request, no memo.
     params = json.loads(env["ARGOCD_APP_PARAMETERS"])[:1]
-    assert serve(app_dir, {**env, "ARGOCD_APP_PARAMETERS": json.dumps(params)}) is None
-    assert serve(app_dir, {**env, "PARAM_DIRECTORY_RECURSE": "false"}) is None
-    assert serve(app_dir, {**env, "ARGOCD_APP_NAMESPACE": "staging"}) is None
-    assert serve(app_dir, {**env, "KUBE_VERSION": "1.32.0"}) is None
-    assert serve(app_dir, {**env, "KILN_HELM": "/opt/other/helm"}) is None
+    for changed in ({"ARGOCD_APP_PARAMETERS": json.dumps(params)},
+                    {"PARAM_DIRECTORY_RECURSE": "false"}, {"ARGOCD_APP_NAMESPACE": "staging"},
+                    {"KUBE_VERSION": "1.32.0"}, {"KILN_HELM": "/opt/other/helm"},
+                    {"PATH": "/opt/other/bin"}):
+        assert serve(app_dir, {**env, **changed}) is None
+        assert why(app_dir, {**env, **changed}) == "no memo for this request", changed
+    assert serve(app_dir, env) == text
     (app_dir / "kiln.yaml").write_text("namespace: x\n")
-    assert serve(app_dir, env) is None
+    assert why(app_dir, env) == "no memo for this request"
 
 
 def test_referenced_variable_change_is_a_miss(setup: tuple[Path, Path, dict[str, str]]
@@ -111,6 +125,8 @@ def test_referenced_variable_change_is_a_miss(setup: tuple[Path, Path, dict[str,
     assert written
     assert serve(app_dir, env) == text
     assert serve(app_dir, {**env, "ARGOCD_ENV_SKIP": "none"}) is None
+    assert why(app_dir, {**env, "ARGOCD_ENV_SKIP": "none"}) == \
+        "build-env variable ARGOCD_ENV_SKIP changed"
 
 
 def test_memo_survives_a_fresh_unpack(setup: tuple[Path, Path, dict[str, str]],
@@ -150,8 +166,9 @@ def test_renders_with_secrets_are_never_memoised(tmp_path: Path) -> None:
            "KILN_CACHE_DIR": str(cache)}
     text, written = _generate(repo / "apps" / "web", env, cache)
     assert "s3cr3t-from-sops" in text
-    assert not written
+    assert not written and written.reason == "secrets were resolved"
     assert serve(repo / "apps" / "web", env) is None
+    assert why(repo / "apps" / "web", env) == "no memo for this request"
     assert assert_no_plaintext([cache], ["s3cr3t-from-sops"]) > 0
 
 
@@ -182,3 +199,93 @@ def test_kiln_generate_dot_answers_a_repeat_without_the_framework(
                          env={**poisoned, "KILN_CMP_FASTPATH": "0"}, capture_output=True,
                          text=True, timeout=120)
     assert off.returncode != 0 and off.stdout == ""
+
+
+def _memo_file(cache: Path) -> Path:
+    (memo,) = (cache / "cmp-fast").glob("*.memo")
+    return memo
+
+
+def test_an_edited_memo_is_refused(setup: tuple[Path, Path, dict[str, str]]) -> None:
+    """The memo is integrity-checked like a cache entry: edited, it is a miss (the engine then
+    renders correctly), never printed as the app's manifests."""
+    repo, cache, env = setup
+    app_dir = repo / "apps" / "web"
+    text, written = _generate(app_dir, env, cache)
+    assert written and serve(app_dir, env) == text  # positive control
+    memo = _memo_file(cache)
+    original = memo.read_bytes()
+    assert b"replicas: 2" in original
+    memo.write_bytes(original.replace(b"replicas: 2", b"replicas: 9"))
+    assert serve(app_dir, env) is None
+    assert why(app_dir, env) == "memo failed its integrity check (sha256)"
+    memo.write_bytes(original)
+    assert serve(app_dir, env) == text
+
+
+def test_a_forged_memo_is_refused_with_an_hmac_key(setup: tuple[Path, Path, dict[str, str]]
+                                                   ) -> None:
+    """With KILN_CACHE_HMAC_KEY set, a memo whose sha256 was recomputed after an edit (or
+    written without the key) is refused; the untouched memo is served."""
+    import hashlib
+
+    repo, cache, env = setup
+    env = {**env, "KILN_CACHE_HMAC_KEY": "k" * 32}
+    app_dir = repo / "apps" / "web"
+    text, written = _generate(app_dir, env, cache)
+    assert written and serve(app_dir, env) == text  # positive control
+    memo = _memo_file(cache)
+    assert b"k" * 32 not in memo.read_bytes() and "k" * 32 not in memo.name
+    header, _, body = memo.read_bytes().partition(b"\n")
+    magic, _, mac = header.split(b" ")
+    forged = body.replace(b"replicas: 2", b"replicas: 9")
+    memo.write_bytes(b" ".join([magic, hashlib.sha256(forged).hexdigest().encode(), mac])
+                     + b"\n" + forged)
+    assert serve(app_dir, env) is None
+    assert why(app_dir, env) == "memo failed its integrity check (HMAC with KILN_CACHE_HMAC_KEY)"
+    # The same body sealed without a key is refused too while the operator sets one.
+    memo.write_bytes(b" ".join([magic, hashlib.sha256(body).hexdigest().encode(), b"-"])
+                     + b"\n" + body)
+    assert why(app_dir, env) == "memo failed its integrity check (HMAC with KILN_CACHE_HMAC_KEY)"
+    assert why(app_dir, {k: v for k, v in env.items() if k != "KILN_CACHE_HMAC_KEY"}) == ""
+
+
+def test_an_edited_memo_falls_through_to_a_correct_render(
+    setup: tuple[Path, Path, dict[str, str]]
+) -> None:
+    """The real console path: an edited memo is never printed; the engine renders."""
+    repo, cache, env = setup
+    app_dir = repo / "apps" / "web"
+    base = {**os.environ, **env, "PYTHONPATH": str(REPO), "KILN_DEBUG_FASTPATH": "1"}
+
+    def generate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "kiln", "generate", "."], cwd=app_dir,
+                              env=base, capture_output=True, text=True, timeout=120)
+
+    first = generate()
+    assert first.returncode == 0 and "replicas: 2" in first.stdout, first.stderr
+    served = generate()
+    assert "kiln: fastpath: hit" in served.stderr and served.stdout == first.stdout
+    memo = _memo_file(cache)
+    memo.write_bytes(memo.read_bytes().replace(b"replicas: 2", b"replicas: 9"))
+    again = generate()
+    assert "kiln: fastpath: miss: memo failed its integrity check (sha256)" in again.stderr
+    assert again.returncode == 0 and again.stdout == first.stdout
+
+
+def test_the_hmac_key_may_come_from_a_file(setup: tuple[Path, Path, dict[str, str]],
+                                           tmp_path: Path) -> None:
+    """KILN_CACHE_HMAC_KEY_FILE (a mounted Secret) seals memos as the key itself would."""
+    repo, cache, env = setup
+    key_file = tmp_path / "hmac.key"
+    key_file.write_text("f" * 32 + "\n")
+    env = {**env, "KILN_CACHE_HMAC_KEY_FILE": str(key_file)}
+    app_dir = repo / "apps" / "web"
+    text, written = _generate(app_dir, env, cache)
+    assert written and serve(app_dir, env) == text  # positive control
+    same = {k: v for k, v in env.items() if k != "KILN_CACHE_HMAC_KEY_FILE"}
+    assert why(app_dir, {**same, "KILN_CACHE_HMAC_KEY": "f" * 32}) == ""
+    key_file.write_text("g" * 32 + "\n")  # the key rotated: the old memo no longer verifies
+    assert why(app_dir, env) == "memo failed its integrity check (HMAC with KILN_CACHE_HMAC_KEY)"
+    assert why(app_dir, {**env, "KILN_CACHE_HMAC_KEY": "g" * 32}) == \
+        "both HMAC key variables are set"

@@ -341,7 +341,7 @@ def test_ambiguous_entry_file(tmp_path: Path, cache_dir: Path) -> None:
     app = write_app(tmp_path, {"a.jsonnet": "[]", "b.jsonnet": "[]"})
     assert_clean_failure(fail(app, app, cache_dir, "--type", "jsonnet"), "jsonnet.main")
     ok = run_kiln("render", str(app), "--cache-dir", str(cache_dir), "--type", "jsonnet",
-                  "-O", "jsonnet.main=b.jsonnet")
+                  "-O", "jsonnet.main=b.jsonnet", "--allow-empty")
     assert ok.returncode == 0 and ok.stdout == "", ok.stderr
 
 

@@ -285,8 +285,10 @@ def test_version_and_cache_hit_do_not_import_heavy_modules(app: Path, cache_dir:
         assert "HEAVY=\n" in proc.stderr, proc.stderr
 
 
-def test_empty_render_warns_on_stderr(tmp_path: Path, cache_dir: Path) -> None:
+def test_empty_render_is_an_error_unless_allowed(tmp_path: Path, cache_dir: Path) -> None:
     (tmp_path / "README.md").write_text("no manifests here")
     proc = run_kiln("render", str(tmp_path), "--cache-dir", str(cache_dir))
-    assert proc.returncode == 0 and proc.stdout == ""
-    assert "produced no objects" in proc.stderr
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "rendered no objects" in proc.stderr
+    allowed = run_kiln("render", str(tmp_path), "--cache-dir", str(cache_dir), "--allow-empty")
+    assert allowed.returncode == 0 and allowed.stdout == "", allowed.stderr

@@ -110,7 +110,7 @@ POSITIVE: dict[str, tuple[dict[str, str], str]] = {
     "yaml": ({"deploy.yaml": DEPLOYMENT}, "directory"),
     "yml-list": ({"all.yml": "- apiVersion: v1\n  kind: ConfigMap\n"}, "directory"),
     "json": ({"cm.json": '{"apiVersion":"v1","kind":"ConfigMap"}'}, "directory"),
-    "kiln.yaml": ({"kiln.yaml": "type: helm\n"}, "kiln.yaml"),
+    "kiln.yaml": ({"kiln.yaml": "type: helm\n"}, "helm"),
 }
 
 NEGATIVE: dict[str, dict[str, str]] = {

@@ -31,6 +31,7 @@ def _settings(*params: dict[str, Any], **env: str) -> dict[str, Any]:
 # One case per table row: the parameter as Argo CD sends it and the settings it must give.
 ROWS: list[tuple[dict[str, Any], dict[str, Any]]] = [
     ({"name": "type", "string": "helm"}, {"type": "helm"}),
+    ({"name": "allow-empty", "string": "true"}, {"allowEmpty": True}),
     ({"name": "helm-release-name", "string": "web"}, {"helm": {"releaseName": "web"}}),
     ({"name": "helm-namespace", "string": "web-ns"}, {"helm": {"namespace": "web-ns"}}),
     ({"name": "helm-values-files", "array": ["values.yaml", "values-prod.yaml"]},

@@ -130,3 +130,30 @@ def test_result_objects_can_be_mutated_without_touching_the_cache(
     again = engine.render(App(path=path))
     assert again.objects[0]["metadata"]["name"] == "a"
     assert "mutated" not in again.to_yaml()
+
+
+def test_key_recipe_is_the_key_render_uses(tmp_path: Path, engine: Engine) -> None:
+    import hashlib
+
+    import kiln
+
+    path = make_app(tmp_path / "app")
+    recipe = engine.key_recipe(App(path=path))
+    result = engine.render(App(path=path))
+    assert result.recipe is not None
+    assert recipe.key == result.key == result.recipe.key == recipe.compute_key()
+    assert [(f.rel, f.sha256) for f in recipe.inputs] == [
+        (name, hashlib.sha256((path / name).read_bytes()).hexdigest())
+        for name in ("a.yaml", "b.yaml")]
+    assert (recipe.renderer, recipe.kiln) == ("directory", kiln.__version__)
+    assert dict(recipe.plugin) == {"name": "directory", "distribution": "kiln",
+                                   "version": kiln.__version__}
+    assert recipe.location is None and recipe.tools == ()
+
+
+def test_uncacheable_recipe_has_no_key(tmp_path: Path, cache_dir: Path) -> None:
+    path = make_app(tmp_path / "app")
+    engine = Engine(cache_dir=cache_dir, use_cache=False, entry_points=False)
+    result = engine.render(App(path=path))
+    assert result.key is None and result.recipe is not None and result.recipe.key is None
+    assert engine.key_recipe(App(path=path)).key is not None  # the recipe itself is computed

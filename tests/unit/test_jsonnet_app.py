@@ -18,11 +18,13 @@ def app_with(tmp_path: Path, names: list[str], **options: object) -> App:
     return App(path=tmp_path, options={"jsonnet": options} if options else {})
 
 
-def test_detects_main_or_a_single_jsonnet_file(tmp_path: Path) -> None:
+def test_detects_any_jsonnet_file_or_a_main_option(tmp_path: Path) -> None:
     renderer = JsonnetRenderer()
     assert not renderer.detect(app_with(tmp_path, ["a.yaml", "lib.libsonnet"]))
+    assert renderer.detect(app_with(tmp_path / ".", [], main="sub/x.jsonnet"))
     assert renderer.detect(app_with(tmp_path, ["app.jsonnet"]))
-    assert not renderer.detect(app_with(tmp_path, ["other.jsonnet"]))
+    # Several entry candidates are still a jsonnet app (the render asks for jsonnet.main).
+    assert renderer.detect(app_with(tmp_path, ["other.jsonnet"]))
     assert renderer.detect(app_with(tmp_path, ["main.jsonnet"]))
     assert renderer.priority == 10 and renderer.name == "jsonnet"
 

@@ -61,8 +61,9 @@ class DirectoryRenderer:
         return ""
 
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:
-        """List the manifest files, confined to the source root and within the size cap."""
-        return Inputs(files=[path for _, path in self._files(app)])
+        """List the manifest files (as found, symlinks unresolved: the engine resolves and
+        confines them), checked to lie in the source root and within the size cap."""
+        return Inputs(files=[app.path / rel for rel, _ in self._files(app)])
 
     def render(self, app: App, ctx: RenderContext) -> list[dict[str, Any]]:
         """Parse every manifest file in lexical path order."""

@@ -113,10 +113,16 @@ class JsonnetRenderer:
         self.version = __version__
 
     def detect(self, app: App) -> bool:
-        """True when the app root holds ``main.jsonnet`` or exactly one ``*.jsonnet`` file."""
-        if (app.path / MAIN_FILE).is_file():
+        """True when the app root holds a ``*.jsonnet`` file or ``jsonnet.main`` is set.
+
+        Several ``*.jsonnet`` files and no ``main.jsonnet`` still make a jsonnet app, whose
+        render then fails asking for ``jsonnet.main``: falling back to the plain-directory
+        renderer would print an empty stream, and Argo CD would prune the whole app.
+        """
+        if _jsonnet_files(app.path):
             return True
-        return len(_jsonnet_files(app.path)) == 1
+        raw = app.options.get(self.name)
+        return raw is not None and bool(app.options_for(self.name, JsonnetOptions).main)
 
     def tool_version(self, ctx: RenderContext) -> str:
         """The installed gojsonnet package's version (read from its metadata, no process)."""
@@ -130,8 +136,10 @@ class JsonnetRenderer:
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:
         """The import closure of the entry file, plus the substituted variables as identity.
 
-        A program that mentions ``helmTemplate`` is not cached: the charts it renders are known
-        only once it runs (each nested Helm render is still cached on its own).
+        Files imported by ext-code or TLA code values are inputs too. A program that mentions
+        ``helmTemplate`` is not cached: the charts it renders are known only once it runs (each
+        nested Helm render is still cached on its own). One that mentions ``thisFile`` is
+        keyed by the app's location (``std.thisFile`` is an absolute path, as in Argo CD).
         """
         from kiln.plugins.jsonnet.scan import ImportMemo, import_closure
 
@@ -141,7 +149,9 @@ class JsonnetRenderer:
         except OSError as exc:  # a read-only state directory only costs speed
             log.debug("jsonnet import memo disabled: %s", exc)
             memo = ImportMemo(None)
-        closure = import_closure(plan.entry, Resolver(app.root, plan.jpath), memo)
+        snippets = [(f"<extcode:{k}>", v) for k, v in sorted(plan.ext_codes.items())]
+        snippets += [(f"<tlacode:{k}>", v) for k, v in sorted(plan.tla_codes.items())]
+        closure = import_closure(plan.entry, Resolver(app.root, plan.jpath), memo, snippets)
         extra = {
             "extVars": plan.ext_vars, "extCodes": plan.ext_codes,
             "tlaVars": plan.tla_vars, "tlaCodes": plan.tla_codes,
@@ -155,6 +165,8 @@ class JsonnetRenderer:
             cacheable=not closure.uses_helm,
             reason="uses helmTemplate: the charts it renders are known only after evaluation"
             if closure.uses_helm else "",
+            located=closure.uses_this_file,
+            portable=True,
         )
 
     def render(self, app: App, ctx: RenderContext) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,12 +141,14 @@ def skip_text_block(text: str, pos: int) -> int:
 @dataclass
 class Closure:
     """What a Jsonnet program may read: ``files`` (absolute, entry first), imports that resolve
-    nowhere (``missing``, as ``(importing file, path)``), and whether any code file mentions the
-    ``helmTemplate`` native function."""
+    nowhere (``missing``, as ``(importing file, path)``), whether any code file mentions the
+    ``helmTemplate`` native function, and whether any mentions ``thisFile`` (``std.thisFile``
+    is the file's absolute path: the output then depends on where the app lives)."""
 
     files: list[str] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)
     uses_helm: bool = False
+    uses_this_file: bool = False
 
 
 class ImportMemo:
@@ -184,22 +186,35 @@ class ImportMemo:
         return refs
 
 
-def import_closure(entry: str, resolver: Resolver, memo: ImportMemo | None = None) -> Closure:
-    """Follow every import from ``entry`` through ``resolver``; raise InputError for a file that
+SNIPPET_DIR = "/"
+"""Where go-jsonnet resolves an import written in ext-code or TLA code: the binding hands the
+import callback an empty directory, which the worker reads as ``/`` (so in practice the JPATH,
+the app directory among it, is searched)."""
+
+
+def import_closure(entry: str, resolver: Resolver, memo: ImportMemo | None = None,
+                   snippets: Sequence[tuple[str, str]] = ()) -> Closure:
+    """Follow every import from ``entry`` and from the code ``snippets`` (``(name, code)``:
+    ext-code and TLA code values) through ``resolver``; raise InputError for a file that
     cannot be read, is oversize, or resolves outside the source root."""
     memo = memo or ImportMemo(None)
     closure = Closure(files=[entry])
     seen_code = {entry}
     seen_any = {entry}
-    queue: deque[str] = deque([entry])
+    queue: deque[tuple[str, bytes | None]] = deque([(entry, None)])
+    for name, code in snippets:
+        queue.append((name, code.encode("utf-8", "surrogateescape")))
     while queue:
-        current = queue.popleft()
-        data = read_bytes_capped(Path(current), MAX_FILE_BYTES)
+        current, snippet = queue.popleft()
+        data = snippet if snippet is not None else read_bytes_capped(Path(current),
+                                                                     MAX_FILE_BYTES)
         if b"helmTemplate" in data:
             closure.uses_helm = True
+        if b"thisFile" in data:
+            closure.uses_this_file = True
         if b"import" not in data:
             continue
-        importer_dir = os.path.dirname(current)
+        importer_dir = SNIPPET_DIR if snippet is not None else os.path.dirname(current)
         for ref in memo.imports(data):
             found = resolver.resolve(importer_dir, ref.path, where=f"{current}:{ref.line}")
             if found is None:
@@ -210,5 +225,5 @@ def import_closure(entry: str, resolver: Resolver, memo: ImportMemo | None = Non
                 closure.files.append(found)
             if ref.kind == "import" and found not in seen_code:
                 seen_code.add(found)
-                queue.append(found)
+                queue.append((found, None))
     return closure
