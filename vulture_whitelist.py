@@ -43,3 +43,7 @@ shamir_threshold  # tree.py: Metadata field parsed but never read
 _.descend_resolver
 _.ascend_resolver
 _.ignore_aliases
+
+# Public API: the engine's key recipe (issue: "the engine exposes its key recipe"), for library
+# callers and the contract tests; render() uses the same _recipe.
+_.key_recipe

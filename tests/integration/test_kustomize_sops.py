@@ -387,3 +387,24 @@ def test_hard_linked_sources_are_replaced_never_written_through(
         now = os.stat(root / "app" / name)
         assert (now.st_ino, now.st_nlink, now.st_mtime_ns) == (st.st_ino, 1, st.st_mtime_ns)
     assert not list((tmp_path / "kiln-cache" / "tools" / "kustomize" / "builds").iterdir())
+
+
+def test_generator_source_without_its_mac_is_refused_not_built_encrypted(
+        tmp_path: Path, key: AgeKey, env: dict[str, str], cache: Path) -> None:
+    """A secretGenerator file whose MAC line was removed is still a SOPS document: kiln refuses
+    it (naming the file) instead of handing its ciphertext to kustomize as data."""
+    root = make_repo(tmp_path, key)
+    source = root / "app" / "config.yaml"
+    text = source.read_text()
+    stripped = "".join(line for line in text.splitlines(keepends=True)
+                       if not line.lstrip().startswith("mac:"))
+    assert stripped != text and "ENC[AES256_GCM," in stripped
+    source.write_text(stripped)
+    proc = render(root, cache, env)
+    assert_clean_failure(proc, "config.yaml", "MAC")
+    # The operator's explicit switch decrypts it anyway, as `sops --ignore-mac` would.
+    ignored = render(root, cache, env, "app", "--sops-ignore-mac")
+    assert ignored.returncode == 0, ignored.stderr
+    secret = next(d for d in yaml.safe_load_all(ignored.stdout) if d and d["kind"] == "Secret")
+    config = base64.b64decode(secret["data"]["config.yaml"])
+    assert yaml.safe_load(config) == yaml.safe_load(CONFIG_PLAIN)

@@ -12,7 +12,8 @@ from kiln.core.context import SecretContext
 from kiln.core.engine import Engine
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import ResolverRegistry
-from kiln.plugins.kustomize.encrypted import find_encrypted, looks_encrypted, source_format
+from kiln.core.sops_format import looks_encrypted
+from kiln.plugins.kustomize.encrypted import find_encrypted, source_format
 from kiln.plugins.kustomize.walk import walk
 from tests.helpers import write_tree
 

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from kiln.core.context import SecretContext
 from kiln.core.redact import Redactor
+from kiln.core.sops_format import format_for_name, looks_encrypted
 from kiln.plugins.secrets_sops.api import Decryptor
 from kiln.plugins.secrets_sops.cipher import CipherError, decrypt_value, go_float, mac_bytes
 from kiln.plugins.secrets_sops.errors import SopsError
 from kiln.plugins.secrets_sops.formats import go_time_text, load, unflatten
 from kiln.plugins.secrets_sops.keys import KeyRing, age_identities_in
-from kiln.plugins.secrets_sops.markers import format_for_name, looks_encrypted
 from kiln.plugins.secrets_sops.resolver import SopsResolver
 from kiln.plugins.secrets_sops.tree import Selector, parse_metadata
 from tests.helpers import REPO

@@ -12,8 +12,9 @@ objects were verified.
 
 This plugin never imports the SOPS plugin: ``RenderContext.decrypt_file`` / ``verify_file`` reach
 whichever enabled secret resolver handles such files. Spotting an encrypted file needs only
-Flux's marker bytes, so a disabled SOPS plugin is a clear error, never ciphertext fed to
-kustomize.
+marker bytes (:mod:`kiln.core.sops_format`, the one test the SOPS resolver uses too: a file whose
+MAC was removed still counts), so a disabled SOPS plugin is a clear error, never ciphertext fed
+to kustomize.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.core.errors import ConfigError
+from kiln.core.sops_format import format_for_name, looks_encrypted
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -34,11 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kiln.kustomize")
 
-MARKERS = (b"mac: ENC[", b'"mac": "ENC[', b"sops_mac=ENC[", b"[sops]")
-"""What Flux looks for to call a file SOPS-encrypted (YAML, JSON/binary, dotenv, INI)."""
-RESOURCE_MARKERS = MARKERS[:2]
-_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv",
-               ".ini": "ini"}
 SHM = Path("/dev/shm")
 
 
@@ -52,18 +49,10 @@ class Encrypted:
     data: bytes
 
 
-def looks_encrypted(data: bytes, markers: tuple[bytes, ...] = MARKERS) -> bool:
-    """Flux's cheap test: does the file carry a SOPS MAC marker?"""
-    return any(marker in data for marker in markers)
-
-
 def source_format(what: str, name: str) -> str:
     """The format Flux decrypts a source with: by the name's extension (a ``files`` entry's
     key, else the path), ``binary`` otherwise, except env files which default to dotenv."""
-    lower = name.lower()
-    if lower.endswith(".dockerconfigjson"):
-        return "json"
-    fmt = _EXTENSIONS.get(os.path.splitext(lower)[1], "binary")
+    fmt = format_for_name(name)
     if fmt == "binary" and what.endswith("env file"):
         return "dotenv"
     return fmt
@@ -82,7 +71,7 @@ def find_encrypted(closure: Closure) -> tuple[Encrypted, ...]:
 def find_sealed_resources(closure: Closure) -> tuple[Path, ...]:
     """Resource files holding a SOPS-encrypted object (a YAML or JSON MAC marker)."""
     return tuple(p for p in sorted(closure.resource_files)
-                 if looks_encrypted(p.read_bytes(), RESOURCE_MARKERS))
+                 if looks_encrypted(p.read_bytes(), structured=True))
 
 
 def verify_resources(app: App, ctx: RenderContext, paths: tuple[Path, ...]) -> frozenset[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import ToolError
+from kiln.core.sops_format import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops import formats
 from kiln.plugins.secrets_sops.binary import sops_decrypt
 from kiln.plugins.secrets_sops.cipher import CipherError, Comment, decrypt_value, is_encrypted
@@ -30,7 +31,6 @@ from kiln.plugins.secrets_sops.keys import (
     load_keyring,
     unwrap_data_key,
 )
-from kiln.plugins.secrets_sops.markers import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 from kiln.plugins.secrets_sops.tree import (
     Metadata,

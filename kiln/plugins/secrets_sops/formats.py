@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from kiln.core.manifests import reject_duplicate_keys
+from kiln.core.sops_format import FORMATS
 from kiln.plugins.secrets_sops.cipher import Comment, TimeText
-from kiln.plugins.secrets_sops.markers import FORMATS
 
 MAP_SEP = "__map_"
 LIST_SEP = "__list_"

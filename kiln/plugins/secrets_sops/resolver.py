@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
-from kiln.plugins.secrets_sops.markers import format_for_name, is_sops_metadata, looks_encrypted
+from kiln.core.sops_format import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 
 if TYPE_CHECKING:

@@ -1,7 +1,9 @@
 """Recognise SOPS documents cheaply, without parsing them (no YAML import on the hot path).
 
-``wants()`` runs on every render, cache hits included, so what it needs lives here rather than
-in :mod:`.formats`, which loads PyYAML.
+A file format, not a plugin: the SOPS resolver (whose ``wants()`` runs on every render, cache
+hits included) and any renderer that must not feed ciphertext to its tool (kustomize's
+``secretGenerator`` sources) use this one test, so they cannot disagree about what is
+encrypted.
 """
 
 from __future__ import annotations
@@ -32,12 +34,19 @@ def format_for_name(name: str) -> str:
     return "binary"
 
 
-def looks_encrypted(data: bytes) -> bool:
+STRUCTURED_MARKERS = MARKERS[:2]
+STRUCTURED_METADATA = METADATA_MARKERS[:2]
+
+
+def looks_encrypted(data: bytes, *, structured: bool = False) -> bool:
     """Flux's cheap test (a SOPS MAC marker of any format), or ciphertext next to sops
-    metadata: a document whose MAC was removed is still one (and is refused, fail closed)."""
-    if any(marker in data for marker in MARKERS):
+    metadata: a document whose MAC was removed is still one (and is refused, fail closed).
+    ``structured`` looks for the YAML/JSON forms only (a Kubernetes object file)."""
+    markers, metadata = ((STRUCTURED_MARKERS, STRUCTURED_METADATA) if structured
+                         else (MARKERS, METADATA_MARKERS))
+    if any(marker in data for marker in markers):
         return True
-    return CIPHERTEXT in data and any(marker in data for marker in METADATA_MARKERS)
+    return CIPHERTEXT in data and any(marker in data for marker in metadata)
 
 
 def is_sops_metadata(value: object) -> bool:
