@@ -66,18 +66,19 @@ def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
 
 
 def _parse_option(text: str) -> tuple[list[str], Any]:
-    import yaml
-
-    from kiln.core.errors import UsageError
+    """``SECTION.KEY=VALUE``: the value read as YAML by the rules kiln.yaml is read with
+    (go-yaml v2: ``y`` is true, ``12:30`` a string); text that is not YAML stays a string."""
+    from kiln.core.errors import InputError, UsageError
+    from kiln.core.manifests import load_yaml_documents
 
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise UsageError(f"--option expects SECTION.KEY=VALUE, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
+        docs = list(load_yaml_documents(raw, f"-O {key}")) if raw else [""]
+    except InputError:
+        docs = [raw]
+    return key.split("."), docs[0] if len(docs) == 1 else raw
 
 
 def _pairs(values: tuple[str, ...] | None, flag: str) -> list[tuple[str, str]]:
@@ -541,7 +542,10 @@ def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> Non
 def _click_failure(exc: click.ClickException, command_path: str) -> None:
     """Click's own errors (unknown option, missing argument, bad value...) as one line, with
     a pointer to the command's ``--help``; exit 2 for usage errors."""
-    text = " ".join(exc.format_message().split())
+    from kiln.core.redact import mask_credentials
+
+    # The message echoes what was typed (an extra argument, a bad value): treat it as published.
+    text = mask_credentials(" ".join(exc.format_message().split()))
     if isinstance(exc, click.UsageError):
         ctx = exc.ctx  # the parser's own errors (an option without its value) carry none
         where = ctx.command_path if ctx is not None else command_path

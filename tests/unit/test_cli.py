@@ -292,3 +292,27 @@ def test_empty_render_is_an_error_unless_allowed(tmp_path: Path, cache_dir: Path
     assert proc.stderr.count("\n") == 1 and "rendered no objects" in proc.stderr
     allowed = run_kiln("render", str(tmp_path), "--cache-dir", str(cache_dir), "--allow-empty")
     assert allowed.returncode == 0 and allowed.stdout == "", allowed.stderr
+
+
+def test_usage_error_masks_credentials_it_echoes(app: Path) -> None:
+    """Click echoes what was typed; a URL with a password in it is masked like any error."""
+    proc = run_kiln("render", str(app), "https://deployer:hunter2-pw@charts.example.com/")
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert "hunter2-pw" not in proc.stderr and "deployer" not in proc.stderr
+    assert proc.stderr.startswith("kiln: error: ") and "https://***@charts.example.com" in \
+        proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("a.b=12:30", "12:30"),                     # YAML 1.1 would read 750
+    ("a.b=2001-12-14T21:59:43Z", "2001-12-14T21:59:43Z"),  # not a datetime
+    ("a.b==", "="),
+    ("a.b=y", True),                            # go-yaml v2, as kiln.yaml reads it
+    ("a.b=[1, 2]", [1, 2]),
+    ("a.b=", ""),
+    ("a.b=: not [ yaml", ": not [ yaml"),        # not YAML: the text itself
+])
+def test_option_values_are_read_like_kiln_yaml(text: str, value: object) -> None:
+    from kiln.cli import _parse_option
+
+    assert _parse_option(text) == (["a", "b"], value)

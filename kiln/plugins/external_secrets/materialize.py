@@ -139,7 +139,8 @@ class _Stores:
             ctx.redactor.register_many(settings.credentials())
             backend = VaultBackend(settings, ctx.redactor)
             policy = secrets.FetchPolicy(concurrency=settings.concurrency,
-                                         timeout=settings.timeout, retries=settings.retries)
+                                         timeout=settings.timeout, retries=settings.retries,
+                                         deadline=ctx.deadline)
         elif provider == "aws":
             from kiln.plugins.external_secrets.aws import AwsBackend
             from kiln.plugins.external_secrets.aws import load_settings as aws_settings
@@ -152,7 +153,7 @@ class _Stores:
             backend = AwsBackend(aws)
             policy = secrets.FetchPolicy(concurrency=aws.limits.concurrency,
                                          timeout=aws.limits.timeout,
-                                         retries=aws.limits.retries)
+                                         retries=aws.limits.retries, deadline=ctx.deadline)
         else:
             from kiln.plugins.external_secrets.config import GcpOptions
             from kiln.plugins.external_secrets.gcp import GcpBackend
@@ -164,7 +165,7 @@ class _Stores:
             backend = GcpBackend(gcp)
             policy = secrets.FetchPolicy(concurrency=gcp.limits.concurrency,
                                          timeout=gcp.limits.timeout,
-                                         retries=gcp.limits.retries)
+                                         retries=gcp.limits.retries, deadline=ctx.deadline)
         return stores.Store(ref, provider, spec, backend, policy)
 
 
