@@ -31,13 +31,9 @@ _.exc_text
 # PyYAML: the YAML 1.2 loader's resolver table, read by PyYAML itself.
 _.yaml_implicit_resolvers
 
-# TODO dead? kiln/plugins/secrets_sops/* is being rewritten by another helper: left for it.
-is_sops_document  # api.py: no caller in kiln (tests only)
-_.decrypt_path  # api.py: no caller in kiln (tests only)
-_.verify_bytes  # api.py: no caller in kiln (tests only)
-_.decrypt_object  # api.py: no caller in kiln (tests only)
-MAP_SEP  # formats.py: never read
-shamir_threshold  # tree.py: Metadata field parsed but never read
+# sops metadata: parsed and checked for shape (a malformed value is an error naming it); the
+# in-process path reads key groups, the sops binary applies the threshold.
+shamir_threshold
 
 # PyYAML: the loader's resolver hooks, called by name while composing (kiln/core/manifests.py).
 _.descend_resolver

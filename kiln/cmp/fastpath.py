@@ -52,6 +52,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.cmp.environment import KUBE_VARS, PARAM_PREFIX
+from kiln.core.digest import file_digest
+from kiln.core.errors import InputError
+from kiln.core.paths import default_cache_dir
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -74,14 +77,6 @@ NOT_REQUEST_VARS = frozenset({HMAC_ENV, HMAC_FILE_ENV, DEBUG_ENV, "KILN_CMP_FAST
 SKIPPED_DIRS = frozenset({".git"})
 MAX_TREE_ENTRIES = 20_000
 """Largest source tree (files and directories) a memo is kept for."""
-
-
-def cache_dir(env: Mapping[str, str]) -> Path:
-    """The cache directory, as :func:`kiln.core.engine.default_cache_dir` decides it."""
-    if env.get("KILN_CACHE_DIR"):
-        return Path(env["KILN_CACHE_DIR"])
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kiln"
 
 
 @dataclass(frozen=True)
@@ -118,10 +113,10 @@ def request_for(args: Sequence[str], env: Mapping[str, str],
     if list(args) == ["generate", "."]:
         if not env.get("ARGOCD_APP_NAME"):
             return None
-        return Request(base, ("generate", "."), cache_dir(env))
+        return Request(base, ("generate", "."), default_cache_dir(env))
     if len(args) < 2 or args[0] != "render" or args[1].startswith("-"):
         return None
-    directory = cache_dir(env)
+    directory = default_cache_dir(env)
     command = ["render"]
     rest = list(args[2:])
     while rest:
@@ -504,15 +499,11 @@ def _debug(env: Mapping[str, str], message: str) -> None:
         sys.stderr.write(f"kiln: fastpath: {message}\n")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _sha256_or_none(path: Path) -> str | None:
+    """The file's digest by the engine's own helper; None when it cannot be read."""
     try:
-        return _sha256(path)
-    except OSError:
+        return file_digest(path)
+    except InputError:
         return None
 
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.helpers import assert_clean_failure, run_kiln, tool
+from tests.integration.argo_yaml import argo_objects
 from tests.integration.sops_helpers import AgeKey, new_age_key, sops_decrypt, sops_encrypt, sops_env
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def test_whole_object_without_mac_is_refused_unless_ignored(
     ok = _render(app, tmp_path, env, "--sops-ignore-mac")
     assert ok.returncode == 0, ok.stderr
     expected = json.loads(sops_decrypt(_json_form(doc), "json", env, "--ignore-mac"))
-    (got,) = [d for d in yaml.safe_load_all(ok.stdout) if d]
+    (got,) = argo_objects(ok.stdout)  # what Argo CD reads (a timestamp is a string)
     assert got == {k: v for k, v in expected.items() if k != "sops"}
 
 
@@ -170,7 +171,7 @@ def test_timestamp_values_decrypt_like_sops(tmp_path: Path, env: dict[str, str],
                                             encrypted: bytes) -> None:
     proc = _render(_app(tmp_path, encrypted), tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    (got,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    (got,) = argo_objects(proc.stdout)  # what Argo CD reads (a timestamp is a string)
     expected: dict[str, Any] = json.loads(sops_decrypt(_json_form(encrypted), "json", env))
     assert got == {k: v for k, v in expected.items() if k != "sops"}
     assert got["stringData"]["at"] == "2024-05-06T07:08:09Z"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import ToolError
-from kiln.core.sops_format import format_for_name, is_sops_metadata, looks_encrypted
+from kiln.core.sops_format import format_for_name, is_sops_metadata
 from kiln.plugins.secrets_sops import formats
 from kiln.plugins.secrets_sops.binary import sops_decrypt
 from kiln.plugins.secrets_sops.cipher import CipherError, Comment, decrypt_value, is_encrypted
@@ -48,11 +48,6 @@ log = logging.getLogger("kiln.sops")
 
 OnPlain = Callable[[Any], None]
 _BINARY_ENV = ("SOPS_AGE_KEY_CMD", "SOPS_AGE_SSH_PRIVATE_KEY_FILE", "SOPS_AGE_SSH_PRIVATE_KEY_CMD")
-
-
-def is_sops_document(data: bytes) -> bool:
-    """Cheaply tell whether file bytes look SOPS-encrypted (Flux's MAC markers, any format)."""
-    return looks_encrypted(data)
 
 
 class Decryptor:
@@ -105,33 +100,6 @@ class Decryptor:
             _report_changed(doc.branches, _plain_branches(out, fmt), self.on_plain)
         return out
 
-    def decrypt_path(self, path: Path, root: Path, *, fmt: str | None = None) -> bytes:
-        """Read a SOPS file inside ``root`` and return its plaintext, in memory only.
-
-        Flux's rules: the path must stay inside ``root`` after symlinks are resolved, must be a
-        regular file (not a symlink), and at most ``maxFileBytes`` long. The format comes from
-        the file name unless ``fmt`` is given.
-        """
-        from kiln.core.errors import InputError
-        from kiln.core.paths import confine, read_bytes_capped
-
-        if path.is_symlink():
-            raise InputError("is a symlink; SOPS files must be regular files", source=str(path))
-        real = confine(path, root)
-        data = read_bytes_capped(real, self.options.max_file_bytes)
-        return self.decrypt_bytes(data, name=str(path), fmt=fmt)
-
-    def verify_bytes(self, data: bytes, *, name: str, fmt: str | None = None) -> None:
-        """Check a SOPS document's MAC (and every value's tag) without keeping any plaintext.
-
-        For renderers that reorder fields (kustomize sorts keys, so the MAC of a rendered
-        object no longer matches): verify the source file before the build instead.
-        """
-        import msgspec
-
-        strict = Decryptor(self.ring, msgspec.structs.replace(self.options, ignore_mac=False))
-        strict.decrypt_bytes(data, name=name, fmt=fmt)
-
     def verify_documents(self, data: bytes, *, name: str, fmt: str = "yaml") -> list[str]:
         """Check the MAC of every whole-object SOPS document in a YAML/JSON manifest file.
 
@@ -165,13 +133,6 @@ class Decryptor:
         return tokens
 
     # -- objects ---------------------------------------------------------------------------
-
-    def decrypt_object(self, obj: dict[str, Any], *, name: str) -> dict[str, Any]:
-        """Decrypt a Kubernetes object with a top-level ``sops`` map (Flux's JSON-store way).
-
-        Returns a new object without ``sops``. ``name`` names it in errors.
-        """
-        return self.decrypt_objects([obj], name=name)[0]
 
     def decrypt_objects(self, objs: list[dict[str, Any]], *, name: str) -> list[dict[str, Any]]:
         """Decrypt objects that share one ``sops`` map: the documents of one multi-document file.

@@ -26,7 +26,6 @@ from kiln.core.manifests import reject_duplicate_keys
 from kiln.core.sops_format import FORMATS
 from kiln.plugins.secrets_sops.cipher import Comment, TimeText
 
-MAP_SEP = "__map_"
 LIST_SEP = "__list_"
 
 
