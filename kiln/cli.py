@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.deadline import Deadline
     from kiln.core.engine import Engine, RenderResult
-    from kiln.core.redact import Redactor
+    from kiln.core.redact import RedactingFilter, Redactor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,18 +40,25 @@ def _redact(state: _State, text: str) -> str:
     return (state.redactor or Redactor()).redact(text)  # credential shapes even with no secrets
 
 
-def _setup_logging(debug: bool, engine: Engine) -> None:
+def _setup_logging(debug: bool) -> RedactingFilter:
+    """Send the ``kiln`` logger to stderr as ``kiln: LEVEL: message``, once per record.
+
+    Set up before the Engine exists, so what plugin loading reports (a broken plugin) gets
+    the same prefix; the returned filter is pointed at the engine's redactor afterwards.
+    """
     import logging
 
-    from kiln.core.redact import RedactingFilter
+    from kiln.core.redact import RedactingFilter, Redactor
 
     logger = logging.getLogger("kiln")
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("kiln: %(levelname)s: %(message)s"))
-    handler.addFilter(RedactingFilter(engine.redactor))
+    redacting = RedactingFilter(Redactor())
+    handler.addFilter(redacting)
     logger.handlers[:] = [handler]
     logger.propagate = False
+    return redacting
 
 
 def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
@@ -59,9 +66,9 @@ def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
     state.debug = debug
     from kiln.core.engine import Engine
 
+    redacting = _setup_logging(debug)
     engine = Engine(cache_dir=cache_dir, use_cache=not no_cache, cache_url=cache_url)
-    state.redactor = engine.redactor
-    _setup_logging(debug, engine)
+    state.redactor = redacting.redactor = engine.redactor
     return engine
 
 
@@ -487,8 +494,6 @@ def plugins(state: _State) -> None:
         origin = "built-in" if info.builtin else info.distribution
         what = ", ".join(info.registers) or "nothing"
         lines.append(f"{info.name} {info.version} ({origin}): {what}")
-    for warning in engine.plugins.warnings:
-        lines.append(f"warning: {warning}")
     click.echo("\n".join(lines))
 
 
