@@ -134,23 +134,76 @@ def _typed(value: Any, cls: type[T], where: str, source: str | None = None) -> T
     return convert_section(value, cls, where, source)
 
 
-def convert_section(data: Any, cls: type[T], where: str, source: str | None) -> T:
-    """Convert plain data into the Struct ``cls``; a schema violation is a ConfigError."""
+COMMAND_LINE = "command line"
+"""The source :meth:`kiln.core.engine.Engine.load_app` records for settings given as flags."""
+
+
+def convert_section(data: Any, cls: type[T], where: str, source: str | None,
+                    origins: Mapping[str, Origin] | None = None) -> T:
+    """Convert plain data into the Struct ``cls``; a schema violation is a ConfigError.
+
+    The error names the offending key's dotted path, suggests the closest known key for an
+    unknown one, and names where that key was set (``origins``; else ``source``).
+    """
     try:
         return msgspec.convert(data, type=cls, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_schema_message(str(exc), where), source=source) from None
+        message, path = _schema_message(str(exc), where, cls)
+        raise ConfigError(message, source=source_of(path, origins, source)) from None
 
 
-def _schema_message(msg: str, where: str) -> str:
+def _schema_message(msg: str, where: str, cls: Any = None) -> tuple[str, str]:
+    """``(message, dotted path of the key at fault)`` for a msgspec validation message."""
     text, _, at = msg.partition(" - at `$")
     at = at.rstrip("`")
-    loc = where + at.replace("[", "[").strip()
+    loc = where + at.strip()
     unknown = "Object contains unknown field `"
     if text.startswith(unknown):
         key = text[len(unknown):].rstrip("`")
-        return f"unknown key {loc + '.' + key if loc else key!r}"
-    return f"{loc or 'top level'}: {text[0].lower() + text[1:]}" if text else loc
+        path = f"{loc}.{key}" if loc else key
+        known = _field_names(cls) if not at else []
+        return f"unknown key {path!r}{did_you_mean(key, known)}", path
+    if text:
+        return f"{loc or 'top level'}: {text[0].lower() + text[1:]}", loc
+    return loc, loc
+
+
+def _field_names(cls: Any) -> list[str]:
+    """The kiln.yaml spellings of a Struct's fields ([] for anything else)."""
+    try:
+        return [f.encode_name for f in msgspec.structs.fields(cls)]
+    except TypeError:
+        return []
+
+
+def did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``word``, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    if not close:
+        lowered = {k.lower(): k for k in known}
+        close = [lowered[word.lower()]] if word.lower() in lowered else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def source_of(path: str, origins: Mapping[str, Origin] | None, default: str | None) -> str | None:
+    """Where setting ``path`` was given, for an error about it: the kiln.yaml file or the
+    variable that set it, ``-O PATH`` for a setting given on the command line (every app flag
+    is a spelling of some ``-O PATH``, and only ``-O`` gives keys the schema does not know;
+    a part of a list or map names the setting holding it), else ``default``."""
+    if not origins:
+        return default
+    parts = path.replace("[", ".[").split(".")
+    for end in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:end]).replace(".[", "[")
+        found = [o for p, o in origins.items() if p == prefix or p.startswith(prefix + ".")]
+        if found:
+            origin = min(found, key=lambda o: o.level)
+            if origin.source == COMMAND_LINE:
+                return f"-O {path}" if prefix == path else f"{COMMAND_LINE} ({prefix})"
+            return origin.source
+    return default
 
 
 def find_source_root(app_dir: Path) -> Path:
@@ -212,20 +265,26 @@ def build_app(
         if key in TOP_LEVEL_KEYS:
             continue
         if key not in renderer_types:
-            raise ConfigError(f"unknown key {key!r}", source=source)
+            known = [*TOP_LEVEL_KEYS, *renderer_types]
+            raise ConfigError(f"unknown key {key!r}{did_you_mean(key, known)}",
+                              source=source_of(key, origins, source))
         cls = renderer_types[key]
         if cls is None:
-            raise ConfigError(f"renderer {key!r} takes no options", source=source)
-        options[key] = convert_section(value or {}, cls, key, source)
+            raise ConfigError(f"renderer {key!r} takes no options",
+                              source=source_of(key, origins, source))
+        options[key] = convert_section(value or {}, cls, key, source, origins)
         check_section(key, cls, origins, allow)
     raw_secrets = settings.get("secrets") or {}
     if not isinstance(raw_secrets, Mapping):
-        raise ConfigError("'secrets' must be a mapping", source=source)
+        raise ConfigError("'secrets' must be a mapping",
+                          source=source_of("secrets", origins, source))
     for key, value in raw_secrets.items():
         cls = resolver_types.get(key)
         if cls is None:
-            raise ConfigError(f"unknown key 'secrets.{key}'", source=source)
-        secrets[key] = convert_section(value or {}, cls, f"secrets.{key}", source)
+            hint = did_you_mean(key, list(resolver_types))
+            raise ConfigError(f"unknown key 'secrets.{key}'{hint}",
+                              source=source_of(f"secrets.{key}", origins, source))
+        secrets[key] = convert_section(value or {}, cls, f"secrets.{key}", source, origins)
         check_section(f"secrets.{key}", cls, origins, allow)
     api_versions = settings.get("apiVersions") or ()
     if isinstance(api_versions, str):
@@ -233,14 +292,16 @@ def build_app(
     scalars = {k: settings.get(k) for k in ("type", "name", "namespace", "kubeVersion")}
     for key, value in scalars.items():
         if value is not None and not isinstance(value, str):
-            raise ConfigError(f"{key!r} must be a string", source=source)
+            raise ConfigError(f"{key!r} must be a string", source=source_of(key, origins, source))
     allow_empty = settings.get("allowEmpty", False)
     if not isinstance(allow_empty, bool):
-        raise ConfigError("'allowEmpty' must be true or false", source=source)
+        raise ConfigError("'allowEmpty' must be true or false",
+                          source=source_of("allowEmpty", origins, source))
     if not isinstance(api_versions, (list, tuple)) or not all(
         isinstance(v, str) for v in api_versions
     ):
-        raise ConfigError("'apiVersions' must be a list of strings", source=source)
+        raise ConfigError("'apiVersions' must be a list of strings",
+                          source=source_of("apiVersions", origins, source))
     return App(
         path=path,
         name=scalars["name"],
