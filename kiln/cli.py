@@ -67,9 +67,22 @@ def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
     from kiln.core.engine import Engine
 
     redacting = _setup_logging(debug)
-    engine = Engine(cache_dir=cache_dir, use_cache=not no_cache, cache_url=cache_url)
+    engine = Engine(cache_dir=cache_dir, use_cache=not no_cache, cache_url=cache_url,
+                    max_cache_bytes=_max_cache_bytes())
     state.redactor = redacting.redactor = engine.redactor
     return engine
+
+
+def _max_cache_bytes() -> int:
+    """``--cache-max-bytes`` of the running command, else ``$KILN_CACHE_MAX_BYTES``, else 1 GiB."""
+    import os
+
+    from kiln.core.cache.fs import DEFAULT_MAX_BYTES
+    from kiln.core.cache.size import max_bytes_setting
+
+    ctx = click.get_current_context(silent=True)
+    flag = ctx.params.get("cache_max_bytes") if ctx is not None else None
+    return max_bytes_setting(flag, os.environ, DEFAULT_MAX_BYTES)
 
 
 def _parse_option(text: str) -> tuple[list[str], Any]:
@@ -263,6 +276,9 @@ def _common_cache_options(func: F) -> F:
                         help="Cache directory (default $XDG_CACHE_HOME/kiln).")(func)
     func = click.option("--cache-url", envvar="KILN_CACHE_URL", metavar="URL",
                         help="Keep manifests in Redis (redis://host:port/db) instead.")(func)
+    func = click.option("--cache-max-bytes", metavar="SIZE",
+                        help="Size bound of the cache directory, e.g. 500MiB or 2GiB "
+                        "(default $KILN_CACHE_MAX_BYTES, else 1GiB).")(func)
     func = click.option("--no-cache", is_flag=True, help="Render without reading or "
                         "writing the cache.")(func)
     func = click.option("--debug", is_flag=True, help="Log every step and show tracebacks.")(func)
@@ -452,13 +468,17 @@ def cache() -> None:
 def _store_options(func: F) -> F:
     func = click.option("--cache-dir", envvar="KILN_CACHE_DIR", metavar="DIR")(func)
     func = click.option("--cache-url", envvar="KILN_CACHE_URL", metavar="URL")(func)
+    func = click.option("--cache-max-bytes", metavar="SIZE",
+                        help="Size bound of the cache directory, e.g. 500MiB or 2GiB "
+                        "(default $KILN_CACHE_MAX_BYTES, else 1GiB).")(func)
     return func
 
 
 @cache.command("stats")
 @_store_options
 @click.pass_obj
-def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
+def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None,
+                cache_max_bytes: str | None) -> None:
     """Show where the cache is and how much it holds."""
     engine = _engine(state, cache_dir, False, False, cache_url)
     stats = engine.store.stats()
@@ -469,7 +489,8 @@ def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None) -> 
 @cache.command("clear")
 @_store_options
 @click.pass_obj
-def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
+def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None,
+                cache_max_bytes: str | None) -> None:
     """Remove every cached render."""
     engine = _engine(state, cache_dir, False, False, cache_url)
     click.echo(f"removed {engine.store.clear()} entries")
@@ -478,7 +499,8 @@ def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None) -> 
 @cache.command("gc")
 @_store_options
 @click.pass_obj
-def cache_gc(state: _State, cache_dir: str | None, cache_url: str | None) -> None:
+def cache_gc(state: _State, cache_dir: str | None, cache_url: str | None,
+             cache_max_bytes: str | None) -> None:
     """Evict least-recently-used renders until the cache is under its size bound."""
     engine = _engine(state, cache_dir, False, False, cache_url)
     click.echo(f"evicted {engine.store.gc()} entries")

@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from kiln.core.cache.size import parse_size
+from kiln.core.errors import ConfigError
 from tests.helpers import EXAMPLES, assert_clean_failure, run_kiln
 from tests.unit.test_plugins import install_dist
+
+_FACTORS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10, "m": 1 << 20,
+            "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
 
 
 @pytest.mark.parametrize("command", ["render", "plugins"])
@@ -70,3 +77,62 @@ def test_option_errors_name_the_flag_not_kiln_yaml(tmp_path: Path, cache_dir: Pa
     assert_clean_failure(bad, "kiln: error: -O directory.recurse: directory.recurse:")
     for proc in (unknown, typo, bad):
         assert "kiln.yaml" not in proc.stderr
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1GiB", 1 << 30), ("500MiB", 500 << 20), ("4096", 4096), ("64k", 64 * 1024),
+    ("2 gib", 2 << 30), ("10B", 10), ("3T", 3 << 40), ("7KB", 7 * 1024),
+])
+def test_cache_size_forms(text: str, expected: int) -> None:
+    assert parse_size(text, source="--cache-max-bytes") == expected
+
+
+@pytest.mark.parametrize("text", ["", "1.5GiB", "-1", "0", "GiB", "1 PiB", "1GiBB", "1e9"])
+def test_cache_size_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_size(text, source="KILN_CACHE_MAX_BYTES")
+    assert err.value.source == "KILN_CACHE_MAX_BYTES"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=1 << 20), st.sampled_from(list(_FACTORS)),
+       st.booleans())
+def test_cache_size_units_multiply(number: int, unit: str, upper: bool) -> None:
+    written = f"{number}{unit.upper() if upper else unit}"
+    assert parse_size(written, source="x") == number * _FACTORS[unit]
+
+
+def _render_apps(tmp_path: Path, cache_dir: Path, count: int) -> None:
+    for i in range(count):
+        app = tmp_path / f"app{i}"
+        app.mkdir()
+        (app / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\n"
+                                     f"metadata: {{name: c{i}}}\ndata: {{k: '{'x' * 4000}{i}'}}\n")
+        proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+        assert proc.returncode == 0, proc.stderr
+
+
+def _cache_bytes(cache_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (cache_dir / "objects").rglob("*") if p.is_file())
+
+
+def test_cache_bound_from_flag_and_env(tmp_path: Path, cache_dir: Path) -> None:
+    _render_apps(tmp_path, cache_dir, 4)
+    total = _cache_bytes(cache_dir)
+    stats = run_kiln("cache", "stats", "--cache-dir", str(cache_dir), "--cache-max-bytes", "2MiB")
+    assert f"max-bytes: {2 << 20}" in stats.stdout, stats.stderr
+    env_stats = run_kiln("cache", "stats", "--cache-dir", str(cache_dir),
+                         env={"KILN_CACHE_MAX_BYTES": "3k"})
+    assert "max-bytes: 3072" in env_stats.stdout, env_stats.stderr
+    bound = total // 2
+    gc = run_kiln("cache", "gc", "--cache-dir", str(cache_dir), "--cache-max-bytes", str(bound),
+                  env={"KILN_CACHE_MAX_BYTES": "1GiB"})  # the flag wins
+    assert gc.returncode == 0, gc.stderr
+    assert gc.stdout.startswith("evicted ") and not gc.stdout.startswith("evicted 0 ")
+    assert 0 < _cache_bytes(cache_dir) <= bound
+    bad = run_kiln("render", str(tmp_path / "app0"), "--cache-dir", str(cache_dir),
+                   "--cache-max-bytes", "lots")
+    assert_clean_failure(bad, "--cache-max-bytes: not a size: 'lots'")
+    bad_env = run_kiln("cache", "gc", "--cache-dir", str(cache_dir),
+                       env={"KILN_CACHE_MAX_BYTES": "1.5G"})
+    assert_clean_failure(bad_env, "KILN_CACHE_MAX_BYTES: not a size: '1.5G'")
