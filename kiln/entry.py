@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,9 +27,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     if args == ["--version"]:
-        from kiln import __version__
-
-        sys.stdout.write(f"kiln {__version__}\n")
+        sys.stdout.write(version_text(os.environ))
         return
     if args[:1] in (["generate"], ["render"]) and os.environ.get("KILN_CMP_FASTPATH") != "0":
         from kiln.cmp.fastpath import serve_args
@@ -41,6 +40,39 @@ def _main(args: list[str]) -> None:
     from kiln.cli import main as cli_main
 
     cli_main(args)
+
+
+def version_text(env: os._Environ[str] | dict[str, str]) -> str:
+    """``kiln X.Y.Z`` and one line per external tool the registered plugins use (version and
+    binary, or why it is missing). Remembered beside the cache while nothing it depends on
+    changed (:func:`kiln.core.tools.listing_key`, the binaries' size and mtime), so a repeated
+    ``--version`` imports no plugin and runs no tool; else the plugins are loaded and asked."""
+    from kiln import __version__
+    from kiln.core.paths import default_cache_dir
+    from kiln.core.tool_listing import listing_key, remembered_listing
+
+    directory = default_cache_dir(env)
+    key = listing_key(env, __version__)
+    lines = remembered_listing(directory, key)
+    if lines is None:
+        lines = _ask_plugins(env, directory, key)
+    return "".join(f"{line}\n" for line in [f"kiln {__version__}", *lines])
+
+
+def _ask_plugins(env: os._Environ[str] | dict[str, str], directory: Path, key: str
+                 ) -> list[str]:
+    from kiln.core.engine import Engine
+    from kiln.core.errors import KilnError
+    from kiln.core.tool_listing import listed_tools, listing_lines, remember_listing
+
+    try:
+        engine = Engine(cache_dir=directory, use_cache=False, env=env)
+        entries = listed_tools(engine.plugins, engine.render_context(secrets=False),
+                               engine.tool_versions)
+    except KilnError as exc:  # a broken plugin setup: say so, kiln's own version still stands
+        return [f"plugins: {exc.one_line()}"]
+    remember_listing(directory, key, entries)
+    return listing_lines(entries)
 
 
 def exit_interrupted(exc: BaseException) -> None:

@@ -171,3 +171,4 @@ class ToolVersions:
             os.replace(tmp, self._file)
         except OSError as exc:
             log.debug("cannot save tool versions: %s", exc)
+

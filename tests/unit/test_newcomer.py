@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import kiln
 from kiln.core.cache.size import parse_size
 from kiln.core.errors import ConfigError
-from tests.helpers import EXAMPLES, assert_clean_failure, run_kiln
+from tests.helpers import EXAMPLES, assert_clean_failure, run_kiln, tool
 from tests.unit.test_plugins import install_dist
 
 _FACTORS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10, "m": 1 << 20,
@@ -136,3 +140,55 @@ def test_cache_bound_from_flag_and_env(tmp_path: Path, cache_dir: Path) -> None:
     bad_env = run_kiln("cache", "gc", "--cache-dir", str(cache_dir),
                        env={"KILN_CACHE_MAX_BYTES": "1.5G"})
     assert_clean_failure(bad_env, "KILN_CACHE_MAX_BYTES: not a size: '1.5G'")
+
+
+def _real(argv: list[str]) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_version_lists_the_real_tools(cache_dir: Path) -> None:
+    helm, kubectl, sops = tool("helm"), tool("kubectl"), tool("sops")
+    proc = run_kiln("--version", env={"KILN_CACHE_DIR": str(cache_dir)})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"kiln {kiln.__version__}"
+    by_name = {line.split(" ", 1)[0].rstrip(":"): line for line in lines[1:]}
+    assert by_name["helm"] == (f"helm {_real([helm, 'version', '--short'])} "
+                               f"({os.path.realpath(helm)})")
+    sops_version = _real([sops, "--version", "--disable-version-check"]).splitlines()[0]
+    assert by_name["sops"] == (f"sops {sops_version.removeprefix('sops ')} "
+                               f"({os.path.realpath(sops)})")
+    kustomize = [ln for ln in _real([kubectl, "version", "--client"]).splitlines()
+                 if ln.startswith("Kustomize Version:")]
+    assert kustomize and kustomize[0] in by_name["kustomize"]
+    assert by_name["kustomize"].endswith(f"({os.path.realpath(kubectl)})")
+    assert by_name["jsonnet"] == f"jsonnet gojsonnet {importlib.metadata.version('gojsonnet')}"
+    assert proc.stderr == ""
+
+
+def test_version_memo_runs_no_tool_until_the_binary_changes(tmp_path: Path,
+                                                           cache_dir: Path) -> None:
+    helm = tool("helm")
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "helm-wrapper"
+    wrapper.write_text(f"#!/bin/sh\necho run >> {calls}\nexec {helm} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = {"KILN_CACHE_DIR": str(cache_dir), "KILN_HELM": str(wrapper)}
+    first = run_kiln("--version", env=env)
+    second = run_kiln("--version", env=env)
+    assert first.returncode == 0 and first.stdout == second.stdout, (first, second)
+    assert f"({wrapper})" in first.stdout
+    assert calls.read_text().count("run") == 1  # the second answer came from the memo
+    wrapper.write_text(wrapper.read_text() + "# changed\n")
+    third = run_kiln("--version", env=env)
+    assert third.stdout == first.stdout
+    assert calls.read_text().count("run") == 2
+
+
+def test_version_says_a_tool_is_missing(tmp_path: Path, cache_dir: Path) -> None:
+    missing = tmp_path / "no-such-helm"
+    proc = run_kiln("--version", env={"KILN_CACHE_DIR": str(cache_dir),
+                                      "KILN_HELM": str(missing)})
+    assert proc.returncode == 0, proc.stderr
+    assert f"helm: {missing} not found" in proc.stdout.splitlines()
+    assert proc.stdout.startswith("kiln ")

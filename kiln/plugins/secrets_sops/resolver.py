@@ -30,7 +30,7 @@ from kiln.core.sops_format import format_for_name, is_sops_metadata, looks_encry
 from kiln.plugins.secrets_sops.options import SopsOptions
 
 if TYPE_CHECKING:
-    from kiln.core.context import SecretContext
+    from kiln.core.context import RenderContext, SecretContext
     from kiln.plugins.secrets_sops.api import Decryptor
 
 DISABLE_ANNOTATION = "kustomize.toolkit.fluxcd.io/decrypt"
@@ -124,6 +124,16 @@ class SopsResolver:
     """Text whose absence from a rendered stream proves there is nothing to decrypt: a
     top-level ``sops`` map, or a Secret (whose values may be base64-encoded SOPS documents)."""
     options_type = SopsOptions
+
+    def tool_version(self, ctx: RenderContext) -> str:
+        """``sops --version`` (the binary used for key types not decrypted in-process),
+        memoised on disk; no update check (no network)."""
+        from kiln.core.tools import find_tool
+
+        binary = find_tool("sops", "KILN_SOPS", ctx.env)
+        text = ctx.tool_versions.get(binary, ["--version", "--disable-version-check"],
+                                     env=ctx.env)
+        return text.splitlines()[0].removeprefix("sops ").strip() if text else ""
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
         """True when an object has a top-level ``sops`` map or a Secret value looks encrypted."""
