@@ -310,8 +310,27 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
     app = engine.load_app(path, _settings(**flags), source_root=source_root)
     result = engine.render(app, secrets=not no_secrets)
     text = result.to_json() if output == "json" else result.to_yaml()
+    if not no_secrets:
+        _warn_unresolved(result)
     _emit(text)
     _remember_for_fastpath(state, engine, app, result, text)
+
+
+def _warn_unresolved(result: RenderResult) -> None:
+    """One warning on stderr when references were left because no backend handles them
+    (``kiln generate`` fails instead): how many, and the first as written, never a value."""
+    from kiln.core import secrets
+
+    if not secrets.may_hold_references(result.to_yaml()):
+        return
+    leftover = result.unresolved()
+    if leftover:
+        import logging
+
+        first = leftover[0].one_line().partition(": no secrets backend")[0]
+        logging.getLogger("kiln").warning(
+            "%d secret reference(s) left unresolved: no backend configured (first: %s)",
+            len(leftover), first)
 
 
 STREAM_MAX_BYTES = 256 << 20

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -192,3 +193,25 @@ def test_version_says_a_tool_is_missing(tmp_path: Path, cache_dir: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert f"helm: {missing} not found" in proc.stdout.splitlines()
     assert proc.stdout.startswith("kiln ")
+
+
+def test_render_warns_once_about_references_no_backend_handles(tmp_path: Path,
+                                                               cache_dir: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    docs = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+             "stringData": {"password": "<path:secret/data/db#password>"}},
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"},
+             "data": {"url": "ref+vault://secret/app#/url"}}]
+    (app / "objects.yaml").write_text(yaml.safe_dump_all(docs))
+    for _ in range(2):  # a fresh render, then a cache hit
+        proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir))
+        assert proc.returncode == 0, proc.stderr
+        assert list(yaml.safe_load_all(proc.stdout)) == docs
+        assert proc.stderr.splitlines() == [
+            "kiln: WARNING: 2 secret reference(s) left unresolved: no backend configured "
+            "(first: Secret/db: stringData.password: <path:secret/data/db#password>)"]
+    quiet = run_kiln("render", str(app), "--cache-dir", str(cache_dir), "--no-secrets")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    plain = run_kiln("render", str(EXAMPLES / "guestbook"), "--cache-dir", str(cache_dir))
+    assert plain.returncode == 0 and plain.stderr == "", plain.stderr
