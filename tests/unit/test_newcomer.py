@@ -271,3 +271,20 @@ def test_readme_library_example(tmp_path: Path) -> None:
     assert first == f"{len(expected)} {expected[0]['kind']}"
     assert second.startswith("False ")  # a fresh cache: the first render is a miss
     assert list(yaml.safe_load_all(run.stdout.split("\n", 2)[2])) == expected
+
+
+def test_render_keeps_the_cache_under_the_flag_bound(tmp_path: Path, cache_dir: Path) -> None:
+    _render_apps(tmp_path, cache_dir, 1)
+    one = _cache_bytes(cache_dir)
+    bound = one * 3 // 2  # room for one entry, not two
+    for i in range(1, 4):
+        app = tmp_path / f"app{i}"
+        app.mkdir()
+        (app / "cm.yaml").write_text((tmp_path / "app0" / "cm.yaml").read_text()
+                                     .replace("name: c0", f"name: c{i}"))
+        proc = run_kiln("render", str(app), "--cache-dir", str(cache_dir),
+                        "--cache-max-bytes", str(bound))
+        assert proc.returncode == 0, proc.stderr
+        assert 0 < _cache_bytes(cache_dir) <= bound
+    entries = [p for p in (cache_dir / "objects").rglob("*") if p.is_file()]
+    assert len(entries) == 1
