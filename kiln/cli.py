@@ -62,26 +62,28 @@ def _setup_logging(debug: bool) -> RedactingFilter:
 
 
 def _engine(state: _State, cache_dir: str | None, no_cache: bool, debug: bool,
-            cache_url: str | None = None) -> Engine:
+            cache_url: str | None = None, max_bytes: str | None = None) -> Engine:
     state.debug = debug
     from kiln.core.engine import Engine
 
     redacting = _setup_logging(debug)
     engine = Engine(cache_dir=cache_dir, use_cache=not no_cache, cache_url=cache_url,
-                    max_cache_bytes=_max_cache_bytes())
+                    max_cache_bytes=_max_cache_bytes(max_bytes))
     state.redactor = redacting.redactor = engine.redactor
     return engine
 
 
-def _max_cache_bytes() -> int:
-    """``--cache-max-bytes`` of the running command, else ``$KILN_CACHE_MAX_BYTES``, else 1 GiB."""
+def _max_cache_bytes(flag: str | None) -> int:
+    """``flag`` (else the running command's ``--cache-max-bytes``), else
+    ``$KILN_CACHE_MAX_BYTES``, else 1 GiB."""
     import os
 
     from kiln.core.cache.fs import DEFAULT_MAX_BYTES
     from kiln.core.cache.size import max_bytes_setting
 
     ctx = click.get_current_context(silent=True)
-    flag = ctx.params.get("cache_max_bytes") if ctx is not None else None
+    if flag is None and ctx is not None:
+        flag = ctx.params.get("cache_max_bytes")
     return max_bytes_setting(flag, os.environ, DEFAULT_MAX_BYTES)
 
 
@@ -499,7 +501,7 @@ def _store_options(func: F) -> F:
 def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None,
                 cache_max_bytes: str | None) -> None:
     """Show where the cache is and how much it holds."""
-    engine = _engine(state, cache_dir, False, False, cache_url)
+    engine = _engine(state, cache_dir, False, False, cache_url, cache_max_bytes)
     stats = engine.store.stats()
     click.echo(f"location: {stats.location}\nentries: {stats.entries}\nbytes: {stats.bytes}\n"
                f"max-bytes: {stats.max_bytes}")
@@ -511,7 +513,7 @@ def cache_stats(state: _State, cache_dir: str | None, cache_url: str | None,
 def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None,
                 cache_max_bytes: str | None) -> None:
     """Remove every cached render."""
-    engine = _engine(state, cache_dir, False, False, cache_url)
+    engine = _engine(state, cache_dir, False, False, cache_url, cache_max_bytes)
     click.echo(f"removed {engine.store.clear()} entries")
 
 
@@ -521,7 +523,7 @@ def cache_clear(state: _State, cache_dir: str | None, cache_url: str | None,
 def cache_gc(state: _State, cache_dir: str | None, cache_url: str | None,
              cache_max_bytes: str | None) -> None:
     """Evict least-recently-used renders until the cache is under its size bound."""
-    engine = _engine(state, cache_dir, False, False, cache_url)
+    engine = _engine(state, cache_dir, False, False, cache_url, cache_max_bytes)
     click.echo(f"evicted {engine.store.gc()} entries")
 
 
