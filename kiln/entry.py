@@ -65,14 +65,34 @@ def _ask_plugins(env: os._Environ[str] | dict[str, str], directory: Path, key: s
     from kiln.core.errors import KilnError
     from kiln.core.tool_listing import listed_tools, listing_lines, remember_listing
 
+    _warnings_to_stderr()
     try:
-        engine = Engine(cache_dir=directory, use_cache=False, env=env)
+        # No manifest is read or written: a local store, whatever KILN_CACHE_URL says.
+        from kiln.core.cache.fs import FsStore
+
+        engine = Engine(cache_dir=directory, use_cache=False, env=env,
+                        store=FsStore(directory))
         entries = listed_tools(engine.plugins, engine.render_context(secrets=False),
                                engine.tool_versions)
-    except KilnError as exc:  # a broken plugin setup: say so, kiln's own version still stands
-        return [f"plugins: {exc.one_line()}"]
+    except KilnError as exc:  # e.g. a broken plugin (strict mode): say so, kiln's version stands
+        return [f"tools: cannot list them: {exc.one_line()}"]
     remember_listing(directory, key, entries)
     return listing_lines(entries)
+
+
+def _warnings_to_stderr() -> None:
+    """What loading plugins warns about, as the CLI prints it: ``kiln: WARNING: ...``, masked."""
+    import logging
+
+    from kiln.core.redact import RedactingFilter, Redactor
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("kiln: %(levelname)s: %(message)s"))
+    handler.addFilter(RedactingFilter(Redactor()))
+    logger = logging.getLogger("kiln")
+    logger.setLevel(logging.WARNING)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
 
 
 def exit_interrupted(exc: BaseException) -> None:

@@ -25,16 +25,16 @@ _FACTORS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10, "m": 1 <
             "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40}
 
 
-@pytest.mark.parametrize("command", ["render", "plugins"])
+@pytest.mark.parametrize("command", ["render", "plugins", "--version"])
 def test_broken_plugin_is_one_prefixed_warning(tmp_path: Path, cache_dir: Path,
                                                command: str) -> None:
     site = tmp_path / "site"
     site.mkdir()
     install_dist(site, "kiln-broken", "0.1", "kiln_broken", "raise RuntimeError('boom')\n",
                  "broken = kiln_broken")
-    args = ["render", str(EXAMPLES / "guestbook"), "--cache-dir", str(cache_dir)]
-    proc = run_kiln(*(args if command == "render" else ["plugins"]),
-                    env={"PYTHONPATH": str(site)})
+    args = {"render": ["render", str(EXAMPLES / "guestbook"), "--cache-dir", str(cache_dir)]}
+    proc = run_kiln(*args.get(command, [command]),
+                    env={"PYTHONPATH": str(site), "KILN_CACHE_DIR": str(cache_dir)})
     assert proc.returncode == 0, proc.stderr
     mentions = [ln for ln in proc.stderr.splitlines() if "kiln-broken" in ln]
     assert len(mentions) == 1, proc.stderr
