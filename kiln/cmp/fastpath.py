@@ -317,7 +317,7 @@ def _resolvers_idle(engine: Engine, app: App, result: RenderResult) -> tuple[boo
     unmarked = False
     ctx = None
     for resolver in registry.ordered():
-        markers = registry.markers(resolver)
+        markers = registry.markers_of(resolver)
         if markers is not None:
             if any(m in yaml_text for m in markers):
                 return unmarked, f"the output may hold references for {resolver.name}"

@@ -193,8 +193,8 @@ class Engine:
         return build_app(
             app_dir,
             merged,
-            renderer_types={n: renderers.get(n).options_type for n in renderers},
-            resolver_types={n: resolvers.get(n).options_type for n in resolvers},
+            renderer_types=renderers.options_types(),
+            resolver_types=resolvers.options_types(),
             source_root=Path(source_root) if source_root else None,
             env=build_env,
             source=app_file,
@@ -209,7 +209,7 @@ class Engine:
         registry = self.plugins.renderers
         if app.type:
             return registry.get(app.type)
-        renderer = registry.detect(app)
+        renderer = registry.detect_for(app)
         if renderer is not None:
             return renderer
         raise RenderError("no renderer recognises this directory", source=str(app.path))
@@ -268,7 +268,7 @@ class Engine:
         tools = self.tool_versions
         tools.asked.clear()
         inputs = renderer.inputs(app, ctx)
-        tool = renderer.tool_version(ctx)
+        tool = self.plugins.renderers.member(renderer, "tool_version")(ctx)
         asked = list(tools.asked)
         tools.asked.clear()
         stamps = sorted({stamp for stamp in map(ToolStamp.of, asked) if stamp is not None},
@@ -320,7 +320,7 @@ class Engine:
         renderers = self.plugins.renderers
         options: dict[str, Any] = {}
         for section, value in sorted(app.options.items()):
-            cls = renderers.get(section).options_type if section in renderers else None
+            cls = renderers.options_types().get(section)
             if cls is None:
                 options[section] = msgspec.to_builtins(value)
                 continue
@@ -426,7 +426,7 @@ class Engine:
         for resolver in resolvers:
             # A resolver may name text ``markers`` whose absence proves it has nothing to do:
             # checked against the YAML text, they spare decoding the objects on a cache hit.
-            markers = registry.markers(resolver)
+            markers = registry.markers_of(resolver)
             text = result._yaml
             if markers is not None and text is not None and not any(
                 seen[m] if m in seen else seen.setdefault(m, m in text) for m in markers

@@ -66,7 +66,7 @@ class Renderer(Protocol):
         """Return True when this renderer recognises the app directory (no explicit type set).
 
         The engine asks renderers by descending ``priority`` and takes the first yes
-        (:meth:`RendererRegistry.detect`); ``kiln render``, ``kiln cmp discover`` and
+        (:meth:`RendererRegistry.detect_for`); ``kiln render``, ``kiln cmp discover`` and
         ``kiln cmp parameters`` all use that one answer.
         """
         ...
@@ -240,6 +240,10 @@ class _Registry:
         default = self.defaults[name]  # KeyError: not an optional member of the protocol
         return default.__get__(item) if callable(default) else default
 
+    def options_types(self) -> dict[str, type[Any] | None]:
+        """Each registered name's ``options_type`` (None: the section is free-form)."""
+        return {name: self.member(item, "options_type") for name, item in self.items.items()}
+
 
 _MISSING = object()
 
@@ -263,7 +267,7 @@ class RendererRegistry(_Registry):
         return sorted(self.items.values(),
                       key=lambda r: (-self.member(r, "priority"), r.name))
 
-    def detect(self, app: App) -> Renderer | None:
+    def detect_for(self, app: App) -> Renderer | None:
         """The first renderer, in :meth:`by_priority` order, whose ``detect`` claims ``app``;
         None when none does."""
         for renderer in self.by_priority():
@@ -290,7 +294,7 @@ class ResolverRegistry(_Registry):
         except KeyError:
             raise ConfigError(f"unknown secret resolver {name!r}") from None
 
-    def markers(self, resolver: SecretResolver) -> tuple[str, ...] | None:
+    def markers_of(self, resolver: SecretResolver) -> tuple[str, ...] | None:
         """The resolver's declared ``markers`` (None: it made no promise)."""
         found = self.member(resolver, "markers")
         return None if found is None else tuple(found)
