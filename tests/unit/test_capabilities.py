@@ -379,3 +379,28 @@ def test_docs_list_every_protocol_member() -> None:
     for member in {*reg.RENDERER_MEMBERS, *reg.RESOLVER_MEMBERS}:
         assert f"`{member}" in section, member
 
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    return [block.split("\n", 1)[1] for block in markdown.split("```")[1::2]
+            if block.startswith("python\n")]
+
+
+def test_the_documented_plugin_test_passes(tmp_path: Path) -> None:
+    """The "Testing a plugin" example of docs/plugins.md, run verbatim against the documented
+    renderer example (installed as the module ``kiln_hello``), passes."""
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    blocks = _python_blocks(doc)
+    plugin = next(b for b in blocks if b.startswith("# kiln_hello/__init__.py"))
+    testing = _python_blocks(doc.split("## Testing a plugin", 1)[1])[0]
+    site = tmp_path / "site"
+    (site / "kiln_hello").mkdir(parents=True)
+    (site / "kiln_hello" / "__init__.py").write_text(plugin)
+    (tmp_path / "test_doc_example.py").write_text(testing)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         str(tmp_path / "test_doc_example.py")],
+        env={**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}"}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
