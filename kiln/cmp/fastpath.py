@@ -30,8 +30,12 @@ one: a memo that fails either check is a miss. ``KILN_DEBUG_FASTPATH=1`` writes 
 to stderr (``kiln: fastpath: miss: <reason>``).
 
 Only renders that needed no secret resolution and no post-render hook, rendered at least one
-object, and whose output holds nothing a secret resolver would look at are memoised: a memo
-never holds a secret and never stands for anything the re-checks do not determine.
+object, and that every enabled secret resolver leaves alone are memoised: a memo never holds a
+secret and never stands for anything the re-checks do not determine. A resolver that declared
+``markers`` leaves an output alone when none is in its YAML text, whatever its configuration;
+one without markers is asked ``wants()``, and as its "no" may depend on its configuration the
+memo is then bound to the whole environment as well (a salted HMAC, see :func:`_env_seal`).
+The code of every third-party renderer and resolver involved is stamped.
 
 Wiring: :mod:`kiln.entry` calls :func:`serve_args` before importing click; ``kiln generate``
 and ``kiln render`` call :func:`record` after a successful run of a request
@@ -237,9 +241,10 @@ def record(engine: Engine, app: App, result: RenderResult, text: str,
 
     Skipped when the render was uncacheable, resolved secrets, ran post-render hooks, printed
     no object, depends on anything the re-checks cannot see (``Inputs.extra`` not portable),
-    or when its output holds anything a secret resolver looks at (its ``markers``: a reference
-    left for lack of a backend must not be served once a backend is configured). The memo
-    therefore never holds a secret value.
+    or when a secret resolver may act on its output (a marker in the text, or ``wants()`` for
+    a resolver without markers: a reference left for lack of a backend must not be served
+    once a backend is configured, see :func:`_resolvers_idle`). The memo therefore never
+    holds a secret value.
     """
     outcome = _record(engine, app, result, text, env, request)
     _debug(env, "recorded" if outcome.ok else f"not recorded: {outcome.reason}")
