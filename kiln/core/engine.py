@@ -317,10 +317,10 @@ class Engine:
         type: an absent section, an empty mapping and a default Struct are the same (left
         out), and a mapping and the equal Struct give the same data."""
         identity = app.identity()
-        renderers = self.plugins.renderers
+        types = self.plugins.renderers.options_types()
         options: dict[str, Any] = {}
         for section, value in sorted(app.options.items()):
-            cls = renderers.options_types().get(section)
+            cls = types.get(section)
             if cls is None:
                 options[section] = msgspec.to_builtins(value)
                 continue
