@@ -404,3 +404,22 @@ def test_the_documented_plugin_test_passes(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+def test_markers_are_checked_against_the_yaml_text_whatever_the_output_format(
+        tmp_path: Path) -> None:
+    """``kind: Secret`` (a marker of the Vault resolver: a Secret may hide a placeholder in
+    base64) never appears in JSON output; a ``-o json`` render of a Secret must still not be
+    memoised while Vault is unconfigured, or configuring Vault later would be answered with
+    the unresolved stream."""
+    app = app_with(tmp_path, "secret", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n"
+                                       "data:\n  k: PHBhdGg6c2VjcmV0I2tleT4=\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KILN_DEBUG_FASTPATH": "1"}
+    for name in ("ARGOCD_APP_NAME", "VAULT_ADDR", "AVP_TYPE"):
+        env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiln", "render", str(app), "--cache-dir", str(tmp_path / "c"),
+         "-o", "json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert '"kind": "Secret"' in proc.stdout or '"kind":"Secret"' in proc.stdout
+    assert "kiln: fastpath: not recorded: the output may hold references for" in proc.stderr
