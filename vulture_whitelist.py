@@ -43,3 +43,8 @@ _.ignore_aliases
 # Public API: the engine's key recipe (issue: "the engine exposes its key recipe"), for library
 # callers and the contract tests; render() uses the same _recipe.
 _.key_recipe
+
+# Plugin protocol members the registry reads by name (Registry.member): declared on the
+# protocols and base classes, set by plugins.
+_.priority
+_.faces

@@ -370,7 +370,7 @@ def _stream_app(engine: Engine, settings: dict[str, Any]) -> App | None:
 
     resolvers = engine.plugins.resolvers
     return build_app(Path.cwd(), {"secrets": settings["secrets"]}, renderer_types={},
-                     resolver_types={n: resolvers.get(n).options_type for n in resolvers},
+                     resolver_types=resolvers.options_types(),
                      source="command line")
 
 

@@ -30,8 +30,12 @@ one: a memo that fails either check is a miss. ``KILN_DEBUG_FASTPATH=1`` writes 
 to stderr (``kiln: fastpath: miss: <reason>``).
 
 Only renders that needed no secret resolution and no post-render hook, rendered at least one
-object, and whose output holds nothing a secret resolver would look at are memoised: a memo
-never holds a secret and never stands for anything the re-checks do not determine.
+object, and that every enabled secret resolver leaves alone are memoised: a memo never holds a
+secret and never stands for anything the re-checks do not determine. A resolver that declared
+``markers`` leaves an output alone when none is in its YAML text, whatever its configuration;
+one without markers is asked ``wants()``, and as its "no" may depend on its configuration the
+memo is then bound to the whole environment as well (a salted HMAC, see :func:`_env_seal`).
+The code of every third-party renderer and resolver involved is stamped.
 
 Wiring: :mod:`kiln.entry` calls :func:`serve_args` before importing click; ``kiln generate``
 and ``kiln render`` call :func:`record` after a successful run of a request
@@ -74,6 +78,9 @@ MAX_KEY_BYTES = 4096
 DEBUG_ENV = "KILN_DEBUG_FASTPATH"
 NOT_REQUEST_VARS = frozenset({HMAC_ENV, HMAC_FILE_ENV, DEBUG_ENV, "KILN_CMP_FASTPATH"})
 """``KILN_*`` settings that do not shape the render (and a secret that must not name a file)."""
+REVISION_VARS = frozenset({"ARGOCD_APP_REVISION", "ARGOCD_APP_REVISION_SHORT",
+                           "ARGOCD_APP_REVISION_SHORT_8"})
+"""Argo CD's per-commit variables: a new commit of unchanged files is the same render."""
 SKIPPED_DIRS = frozenset({".git"})
 MAX_TREE_ENTRIES = 20_000
 """Largest source tree (files and directories) a memo is kept for."""
@@ -187,6 +194,9 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
     for name, value in memo["env"].items():
         if env.get(name, "") != value:
             return f"build-env variable {name} changed"
+    sealed_env = memo["resolverEnv"]
+    if sealed_env is not None and _env_seal(env, sealed_env[0]) != sealed_env:
+        return "the environment changed (a secret resolver without markers may act now)"
     for tool, size, mtime in memo["tools"]:
         try:
             st = os.stat(tool)
@@ -196,7 +206,7 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
             return f"tool {tool} changed"
     for code, digest in memo["code"]:
         if _sha256_or_none(Path(code)) != digest:
-            return f"renderer code {code} changed"
+            return f"plugin code {code} changed"
     root = Path(os.path.normpath(app_dir / memo["root"]))
     real_root = os.path.realpath(root)
     prefix = real_root.rstrip(os.sep) + os.sep
@@ -231,9 +241,10 @@ def record(engine: Engine, app: App, result: RenderResult, text: str,
 
     Skipped when the render was uncacheable, resolved secrets, ran post-render hooks, printed
     no object, depends on anything the re-checks cannot see (``Inputs.extra`` not portable),
-    or when its output holds anything a secret resolver looks at (its ``markers``: a reference
-    left for lack of a backend must not be served once a backend is configured). The memo
-    therefore never holds a secret value.
+    or when a secret resolver may act on its output (a marker in the text, or ``wants()`` for
+    a resolver without markers: a reference left for lack of a backend must not be served
+    once a backend is configured, see :func:`_resolvers_idle`). The memo therefore never
+    holds a secret value.
     """
     outcome = _record(engine, app, result, text, env, request)
     _debug(env, "recorded" if outcome.ok else f"not recorded: {outcome.reason}")
@@ -253,10 +264,9 @@ def _record(engine: Engine, app: App, result: RenderResult, text: str,
         return Outcome(False, "a post-render hook ran")
     if result.is_empty():
         return Outcome(False, "the render has no object")
-    for resolver in engine.plugins.resolvers.ordered():
-        markers = getattr(resolver, "markers", None)
-        if markers is None or any(m in text for m in markers):
-            return Outcome(False, f"the output may hold references for {resolver.name}")
+    unmarked, problem = _resolvers_idle(engine, app, result)
+    if problem:
+        return Outcome(False, problem)
     if not recipe.portable:
         return Outcome(False, f"{recipe.renderer}'s key depends on more than the files")
     if os.path.abspath(app.path) != str(request.app_dir):
@@ -278,6 +288,7 @@ def _record(engine: Engine, app: App, result: RenderResult, text: str,
         "code": _plugin_code(engine, recipe.renderer),
         "location": recipe.location,
         "env": dict(app.identity().get("env", {})),
+        "resolverEnv": _env_seal(env, os.urandom(16).hex()) if unmarked else None,
         "yaml": text,
     }
     try:
@@ -297,34 +308,73 @@ def _record(engine: Engine, app: App, result: RenderResult, text: str,
     return Outcome(True, "recorded")
 
 
-def _plugin_code(engine: Engine, renderer: str) -> list[list[str]]:
-    """(path, sha256) of a third-party renderer's loaded modules and distribution metadata.
+def _resolvers_idle(engine: Engine, app: App, result: RenderResult) -> tuple[bool, str]:
+    """Whether every enabled secret resolver leaves this output alone, whatever backend is
+    configured later: ``(unmarked, problem)``.
 
-    Built-in renderers are kiln's code (see :func:`code_stamp`). For another plugin, every
-    loaded module of the top-level packages holding the renderer and the plugin object is
-    stamped, with its distribution's ``METADATA`` and ``entry_points.txt``: its version lives
-    in one or the other, and neither can change without a stamp changing.
+    A resolver that declared ``markers`` is idle when none is in the YAML text (its promise
+    holds under any configuration). One without markers is asked ``wants()`` now; its "no"
+    may depend on its configuration, so ``unmarked`` says the memo must also re-check the
+    environment (:func:`_env_seal`). ``problem`` names the first resolver that may act.
+    """
+    registry = engine.plugins.resolvers
+    yaml_text = result.to_yaml()  # markers are promised about the YAML text, whatever -o says
+    unmarked = False
+    ctx = None
+    for resolver in registry.ordered():
+        markers = registry.markers_of(resolver)
+        if markers is not None:
+            if any(m in yaml_text for m in markers):
+                return unmarked, f"the output may hold references for {resolver.name}"
+            continue
+        ctx = ctx or engine.secret_context(app)
+        if resolver.wants(result.objects, ctx):
+            return unmarked, f"the output holds references for {resolver.name}"
+        unmarked = True
+    return unmarked, ""
+
+
+def _env_seal(env: Mapping[str, str], salt: str) -> list[str]:
+    """``[salt, HMAC-SHA256(salt, environment)]``: stands for the whole process environment a
+    resolver could read (Argo CD's per-commit ``ARGOCD_APP_REVISION*`` and the fast path's own
+    switches left out), without writing any of its values (credentials among them)."""
+    body = json.dumps(sorted((k, v) for k, v in env.items()
+                             if k not in NOT_REQUEST_VARS and k not in REVISION_VARS))
+    return [salt, hmac.new(salt.encode(), body.encode(), hashlib.sha256).hexdigest()]
+
+
+def _plugin_code(engine: Engine, renderer: str) -> list[list[str]]:
+    """(path, sha256) of the loaded modules and distribution metadata of the third-party
+    plugins behind the renderer and every enabled secret resolver.
+
+    Built-in plugins are kiln's code (see :func:`code_stamp`). For another plugin, every
+    loaded module of the top-level packages holding the registered object and the plugin
+    object is stamped, with its distribution's ``METADATA`` and ``entry_points.txt``: its
+    version lives in one or the other, and neither can change without a stamp changing. A
+    resolver's code is stamped because the memo relies on its ``markers`` or ``wants()``.
     """
     import types
 
-    registry = engine.plugins.renderers
-    owner = registry.owner(renderer)
-    info = engine.plugins.info(owner)
-    if info is not None and info.builtin:
-        return []
+    renderers, resolvers = engine.plugins.renderers, engine.plugins.resolvers
+    registered: list[tuple[str, object]] = [(renderers.owner(renderer), renderers.get(renderer))]
+    registered += [(resolvers.owner(r.name), r) for r in resolvers.ordered()]
     tops: set[str] = set()
-    for obj in (registry.get(renderer), engine.plugins.pm.get_plugin(owner)):
-        if obj is None:
-            continue
-        module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__
-        tops.add(module.partition(".")[0])
     files: set[str] = set()
+    for owner, item in registered:
+        info = engine.plugins.info(owner)
+        if info is not None and info.builtin:
+            continue
+        for obj in (item, engine.plugins.pm.get_plugin(owner)):
+            if obj is None:
+                continue
+            module = obj.__name__ if isinstance(obj, types.ModuleType) else type(obj).__module__
+            tops.add(module.partition(".")[0])
+        if info is not None and info.distribution not in ("", "(library)"):
+            files.update(_metadata_files(info.distribution))
     for name, loaded in list(sys.modules.items()):
         file = getattr(loaded, "__file__", None)
         if file and name.partition(".")[0] in tops:
             files.add(os.path.realpath(file))
-    if info is not None and info.distribution not in ("", "(library)"):
-        files.update(_metadata_files(info.distribution))
     stamped: list[list[str]] = []
     for file in sorted(files):
         digest = _sha256_or_none(Path(file))

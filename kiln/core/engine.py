@@ -193,8 +193,8 @@ class Engine:
         return build_app(
             app_dir,
             merged,
-            renderer_types={n: renderers.get(n).options_type for n in renderers},
-            resolver_types={n: resolvers.get(n).options_type for n in resolvers},
+            renderer_types=renderers.options_types(),
+            resolver_types=resolvers.options_types(),
             source_root=Path(source_root) if source_root else None,
             env=build_env,
             source=app_file,
@@ -209,9 +209,9 @@ class Engine:
         registry = self.plugins.renderers
         if app.type:
             return registry.get(app.type)
-        for renderer in registry.by_priority():
-            if renderer.detect(app):
-                return renderer
+        renderer = registry.detect_for(app)
+        if renderer is not None:
+            return renderer
         raise RenderError("no renderer recognises this directory", source=str(app.path))
 
     def render_context(self, *, secrets: bool = True, deadline: Deadline | None = None
@@ -243,16 +243,9 @@ class Engine:
 
     def _file_service(self, method: str, app: App, data: bytes, name: str,
                       fmt: str | None) -> Any:
-        """Ask each resolver exposing ``method`` in turn; the first non-None answer wins."""
-        ctx: SecretContext | None = None
-        for resolver in self.plugins.resolvers.ordered():
-            handler = getattr(resolver, method, None)
-            if callable(handler):
-                ctx = ctx or self.secret_context(app)
-                out = handler(data, name, ctx, fmt=fmt)
-                if out is not None:
-                    return out
-        return None
+        """Ask the resolvers' ``method`` in order; the first non-None answer wins."""
+        return self.plugins.resolvers.first(method, data, name, self.secret_context(app),
+                                            fmt=fmt)
 
     def key_recipe(self, app: App, *, secrets: bool = True) -> KeyRecipe:
         """Every part of the cache key ``render(app)`` would use, digests included.
@@ -275,7 +268,7 @@ class Engine:
         tools = self.tool_versions
         tools.asked.clear()
         inputs = renderer.inputs(app, ctx)
-        tool = renderer.tool_version(ctx)
+        tool = self.plugins.renderers.member(renderer, "tool_version")(ctx)
         asked = list(tools.asked)
         tools.asked.clear()
         stamps = sorted({stamp for stamp in map(ToolStamp.of, asked) if stamp is not None},
@@ -324,10 +317,10 @@ class Engine:
         type: an absent section, an empty mapping and a default Struct are the same (left
         out), and a mapping and the equal Struct give the same data."""
         identity = app.identity()
-        renderers = self.plugins.renderers
+        types = self.plugins.renderers.options_types()
         options: dict[str, Any] = {}
         for section, value in sorted(app.options.items()):
-            cls = renderers.get(section).options_type if section in renderers else None
+            cls = types.get(section)
             if cls is None:
                 options[section] = msgspec.to_builtins(value)
                 continue
@@ -423,7 +416,8 @@ class Engine:
     def _resolve_result(self, result: RenderResult, app: App | None,
                         verified: frozenset[str] = frozenset(),
                         deadline: Deadline | None = None) -> None:
-        resolvers = self.plugins.resolvers.ordered()
+        registry = self.plugins.resolvers
+        resolvers = registry.ordered()
         if not resolvers:
             return
         ctx: SecretContext | None = None
@@ -432,7 +426,7 @@ class Engine:
         for resolver in resolvers:
             # A resolver may name text ``markers`` whose absence proves it has nothing to do:
             # checked against the YAML text, they spare decoding the objects on a cache hit.
-            markers = getattr(resolver, "markers", None)
+            markers = registry.markers_of(resolver)
             text = result._yaml
             if markers is not None and text is not None and not any(
                 seen[m] if m in seen else seen.setdefault(m, m in text) for m in markers

@@ -24,10 +24,12 @@ def kiln_register_renderers(registry: RendererRegistry) -> None:
     """Register renderers: objects that turn a source directory into Kubernetes manifests.
 
     Call ``registry.add(renderer)`` once per renderer. A renderer has a unique ``name`` (the value
-    of ``type`` in kiln.yaml and ``--type``), a ``version``, a detection ``priority``, an optional
-    ``options_type`` (a frozen ``msgspec.Struct`` that becomes the ``<name>:`` section of
-    kiln.yaml) and the methods ``detect``, ``inputs``, ``tool_version`` and ``render`` described
-    by :class:`kiln.core.registry.Renderer`. Registering a name twice is a start-up error.
+    of ``type`` in kiln.yaml and ``--type``), a ``version`` and the methods ``inputs`` and
+    ``render``; ``priority``, ``options_type`` (a frozen ``msgspec.Struct`` that becomes the
+    ``<name>:`` section of kiln.yaml), ``faces``, ``detect`` and ``tool_version`` are optional,
+    with the defaults of :class:`kiln.core.registry.RendererBase`. Every member is described by
+    :class:`kiln.core.registry.Renderer`. A missing required member or a name registered twice
+    is a start-up error.
     """
 
 
@@ -36,10 +38,12 @@ def kiln_register_secret_resolvers(registry: ResolverRegistry) -> None:
     """Register secret resolvers: objects that fill secret references in after rendering.
 
     Call ``registry.add(resolver)`` once per resolver. A resolver has a unique ``name``, an
-    ``order`` (lower runs first: decryption before placeholder lookup), an optional
-    ``options_type`` (the ``secrets.<name>:`` section of kiln.yaml), a cheap ``wants`` check and
-    ``resolve``, described by :class:`kiln.core.registry.SecretResolver`. Resolvers run in memory
-    after the cache; what they return is never stored.
+    ``order`` (lower runs first: decryption before placeholder lookup), a cheap ``wants`` check
+    and ``resolve``; ``options_type`` (the ``secrets.<name>:`` section of kiln.yaml),
+    ``markers``, ``faces`` and the file services ``decrypt_file`` / ``verify_file`` are optional,
+    with the defaults of :class:`kiln.core.registry.SecretResolverBase`. Every member is
+    described by :class:`kiln.core.registry.SecretResolver`. Resolvers run in memory after the
+    cache; what they return is never stored.
     """
 
 

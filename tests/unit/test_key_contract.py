@@ -201,7 +201,7 @@ def test_third_party_renderer_version(plugin: Plugin, contract_app: Path, tmp_pa
     assert data(engine_miss(engine, contract_app, key)) == [
         {"input": "in-1", "output": "two", "version": "2.0.0"}]
     after = render(contract_app, cache, path=(plugin.site,))
-    assert after.decision.startswith("miss: renderer code "), after.decision
+    assert after.decision.startswith("miss: plugin code "), after.decision
     assert "kiln_contract/__init__.py changed" in after.decision
     assert data(after.objects()) == [{"input": "in-1", "output": "two", "version": "2.0.0"}]
 
@@ -228,7 +228,7 @@ def test_plugin_distribution_version(plugin: Plugin, contract_app: Path, tmp_pat
     finally:
         sys.modules.pop("kiln_contract", None)
     after = render(contract_app, cache, path=(plugin.site,))
-    assert after.decision.startswith("miss: renderer code "), after.decision
+    assert after.decision.startswith("miss: plugin code "), after.decision
     assert "METADATA changed" in after.decision
     assert data(after.objects())[0]["version"] == "1.0"
 

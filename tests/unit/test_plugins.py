@@ -156,3 +156,60 @@ def test_every_hook_has_a_docstring_and_is_documented() -> None:
     for name in hooks:
         assert inspect.getdoc(getattr(hookspecs, name)), f"{name} has no docstring"
         assert f"### `{name}" in docs, f"{name} is not documented in docs/plugins.md"
+
+
+MINIMAL_PLUGIN = '''
+from kiln import Inputs, hookimpl
+
+
+class Minimal:
+    """Only the required members: no priority, options_type, detect or tool_version."""
+
+    name = "minimal"
+    version = "0.1"
+
+    def inputs(self, app, ctx):
+        return Inputs(files=[app.path / "words.txt"])
+
+    def render(self, app, ctx):
+        words = (app.path / "words.txt").read_text().split()
+        return [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": w}}
+                for w in words]
+
+
+@hookimpl
+def kiln_register_renderers(registry):
+    registry.add(Minimal())
+'''
+
+
+def test_renderer_with_only_the_required_members(site: Path, tmp_path: Path,
+                                                 cache_dir: Path) -> None:
+    """Optional members take the base class's defaults: the renderer never claims a directory
+    by itself (detect is False), renders when kiln.yaml names its type, and caches."""
+    install_dist(site, "kiln-minimal", "0.1", "kiln_minimal", MINIMAL_PLUGIN,
+                 "minimal = kiln_minimal")
+    app = tmp_path / "minimal"
+    app.mkdir()
+    (app / "words.txt").write_text("alpha beta\n")
+    untyped = run_kiln("render", str(app), "--cache-dir", str(cache_dir), env=env_with(site))
+    assert_clean_failure(untyped)  # the directory renderer finds no manifest; minimal is silent
+    (app / "kiln.yaml").write_text("type: minimal\n")
+    first = run_kiln("render", str(app), "--cache-dir", str(cache_dir), env=env_with(site))
+    assert first.returncode == 0, first.stderr
+    assert [o["metadata"]["name"] for o in yaml.safe_load_all(first.stdout)] == ["alpha", "beta"]
+    engine = Engine(cache_dir=cache_dir, entry_points=False,
+                    plugins=[_load(site / "kiln_minimal" / "__init__.py")])
+    again = engine.render(engine.load_app(app))
+    assert again.renderer == "minimal" and [o["metadata"]["name"] for o in again.objects] == [
+        "alpha", "beta"]
+
+
+def _load(path: Path) -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("kiln_minimal_lib", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -18,7 +18,7 @@ from kiln.core.errors import InputError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.manifests import load_json, load_yaml_documents, normalise
 from kiln.core.paths import Confiner, read_bytes_capped
-from kiln.core.registry import Inputs, RendererRegistry
+from kiln.core.registry import Inputs, RendererBase, RendererRegistry
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -40,11 +40,10 @@ class DirectoryOptions(Options, frozen=True):
     max_combined_bytes: int = DEFAULT_MAX_BYTES
 
 
-class DirectoryRenderer:
+class DirectoryRenderer(RendererBase):
     """Renders a directory of YAML/JSON manifests; the fallback when nothing else matches."""
 
     name = "directory"
-    priority = 0
     options_type = DirectoryOptions
 
     def __init__(self) -> None:
@@ -55,10 +54,6 @@ class DirectoryRenderer:
     def detect(self, app: App) -> bool:
         """Always true: a directory with no other markers is a plain directory app."""
         return True
-
-    def tool_version(self, ctx: RenderContext) -> str:
-        """No external tool is involved."""
-        return ""
 
     def inputs(self, app: App, ctx: RenderContext) -> Inputs:
         """List the manifest files (as found, symlinks unresolved: the engine resolves and

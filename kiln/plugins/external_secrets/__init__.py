@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.hookspecs import hookimpl
-from kiln.core.registry import ResolverRegistry
+from kiln.core.registry import ResolverRegistry, SecretResolverBase
 from kiln.plugins.external_secrets.aws import AwsResolver
 from kiln.plugins.external_secrets.config import (
     ExternalSecretsOptions,
@@ -46,7 +46,7 @@ def options(ctx: SecretContext) -> ExternalSecretsOptions:
     return ctx.app.secrets_for(SECTION, ExternalSecretsOptions)
 
 
-class ExternalSecretsResolver:
+class ExternalSecretsResolver(SecretResolverBase):
     """Mode keep: validate ExternalSecrets. Mode convert: Secrets -> ExternalSecrets."""
 
     name = SECTION
@@ -82,14 +82,13 @@ class ExternalSecretsResolver:
         return convert(objects, store, ctx.env, opts.stores)
 
 
-class MaterializeResolver:
+class MaterializeResolver(SecretResolverBase):
     """Mode materialize: each ExternalSecret becomes the Secret ESO would create."""
 
     name = "externalSecretsMaterialize"
     order = 90
     markers = ("ExternalSecret",)
     """Text whose absence proves there is nothing to materialise."""
-    options_type = None
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
         """True in materialize mode when the stream holds an ExternalSecret."""

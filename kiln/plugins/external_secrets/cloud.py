@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kiln.core import secrets
+from kiln.core.registry import SecretResolverBase
 from kiln.plugins.external_secrets.config import (
     AwsOptions,
     GcpOptions,
@@ -38,7 +39,7 @@ def json_object_keys(text: str | None) -> dict[str, Any]:
     return dict(parsed) if isinstance(parsed, dict) else {}
 
 
-class CloudResolver(Generic[OptionsT]):
+class CloudResolver(SecretResolverBase, Generic[OptionsT]):
     """A resolver for one cloud secret manager: ``ref+SCHEME://`` URIs always, AVP
     placeholders when ``AVP_TYPE`` names this backend.
 

@@ -17,7 +17,7 @@ from kiln.core.digest import input_digest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError
 from kiln.core.paths import confine, read_bytes_capped
-from kiln.core.registry import Inputs
+from kiln.core.registry import Inputs, RendererBase
 from kiln.core.trust import OPERATOR, Allowlist, Guard, Level, Origin, check, origin_of
 from kiln.plugins.helm import checks
 from kiln.plugins.helm.chartfiles import CHART_FILE, chart_files, read_chart_file
@@ -176,7 +176,7 @@ def _present_dependencies(chart_dir: Path) -> set[str]:
     return present
 
 
-class HelmRenderer:
+class HelmRenderer(RendererBase):
     """Renders Helm charts exactly as ``helm template`` does (Argo CD's Helm options)."""
 
     name = "helm"

@@ -23,7 +23,7 @@ from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError, RenderError, ToolError
 from kiln.core.hookspecs import hookimpl
 from kiln.core.paths import confine, join_inside
-from kiln.core.registry import Inputs, RendererRegistry
+from kiln.core.registry import Inputs, RendererBase, RendererRegistry
 from kiln.plugins.jsonnet.jpath import Resolver, build_jpath
 from kiln.plugins.jsonnet.options import JsonnetOptions, JsonnetVar
 
@@ -100,7 +100,7 @@ def make_plan(app: App) -> Plan:
     return Plan(str(entry), tuple(jpath), ext_vars, ext_codes, tla_vars, tla_codes, opts)
 
 
-class JsonnetRenderer:
+class JsonnetRenderer(RendererBase):
     """Renders a Jsonnet program with go-jsonnet (PyPI ``gojsonnet``), in a limited worker."""
 
     name = "jsonnet"

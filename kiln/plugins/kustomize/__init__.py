@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import ConfigError, InputError, ToolError
 from kiln.core.hookspecs import hookimpl
-from kiln.core.registry import Inputs, RendererRegistry
+from kiln.core.registry import Inputs, RendererBase, RendererRegistry
 from kiln.core.tools import find_tool
 from kiln.plugins.kustomize.encrypted import Encrypted, find_encrypted, find_sealed_resources
 from kiln.plugins.kustomize.options import (
@@ -54,7 +54,7 @@ class _Plan:
     sealed: tuple[Path, ...]
 
 
-class KustomizeRenderer:
+class KustomizeRenderer(RendererBase):
     """Renders a kustomization directory; wins over Helm when both markers exist (as Argo CD)."""
 
     name = "kustomize"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from kiln.core import secrets
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
+from kiln.core.registry import SecretResolverBase
 from kiln.core.sops_format import format_for_name, is_sops_metadata, looks_encrypted
 from kiln.plugins.secrets_sops.options import SopsOptions
 
@@ -115,7 +116,7 @@ def _register_secret_data(obj: dict[str, Any], ctx: SecretContext) -> None:
                 ctx.redactor.register(raw)
 
 
-class SopsResolver:
+class SopsResolver(SecretResolverBase):
     """Decrypts SOPS content in rendered objects, in memory, after the cache."""
 
     name = "sops"

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.hookspecs import hookimpl
-from kiln.core.registry import ResolverRegistry
+from kiln.core.registry import ResolverRegistry, SecretResolverBase
 from kiln.plugins.secrets_vault.config import (
     VaultOptions,
     VaultSettings,
@@ -65,7 +65,7 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
     )
 
 
-class VaultResolver:
+class VaultResolver(SecretResolverBase):
     """Resolves AVP placeholders (when AVP_TYPE is vault or unset) and ref+vault:// URIs."""
 
     name = "vault"
