@@ -478,9 +478,9 @@ class Engine:
 
 
 def _kiln_version() -> str:
-    from kiln import __version__
+    from kiln import _version
 
-    return __version__
+    return _version.__version__
 
 
 class _StampingToolVersions(ToolVersions):
