@@ -14,9 +14,12 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions, run_tool
 if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.deadline import Deadline
+    from kiln.core.secrets import StoreBackend
 
 DecryptFile = Callable[["App", bytes, str, "str | None"], "bytes | None"]
 """``(app, data, name, fmt) -> plaintext``, or None when no enabled resolver decrypts such data."""
+BackendFor = Callable[[str, "Mapping[str, Any]", "SecretContext"], "StoreBackend | None"]
+"""``(provider, spec, ctx) -> StoreBackend``, or None when no enabled resolver provides one."""
 VerifyFile = Callable[["App", bytes, str, "str | None"], "Sequence[str] | None"]
 """``(app, data, name, fmt) -> tokens`` of the documents verified, None when none applies."""
 
@@ -92,6 +95,7 @@ class SecretContext:
     whose integrity the renderer already checked (``Inputs.verified``), e.g. SOPS files a
     renderer that reorders fields verified before its build. ``deadline`` is the whole
     command's (None: none): pass it to :class:`kiln.core.secrets.FetchPolicy`.
+    ``backends`` is set by the engine; call :meth:`backend_for`.
     """
 
     app: App | None
@@ -102,3 +106,17 @@ class SecretContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     verified: frozenset[str] = frozenset()
     deadline: Deadline | None = None
+    backends: BackendFor | None = None
+
+    def backend_for(self, provider: str, spec: Mapping[str, Any]) -> StoreBackend:
+        """The backend (and read policy) an enabled resolver provides for a store of
+        ``provider`` (e.g. ``"vault"``) described by ``spec`` (e.g. a SecretStore's
+        ``spec.provider.vault``): the first resolver whose ``backend_for_store`` answers wins.
+        Raises :class:`ConfigError` when none does (its plugin disabled or not installed)."""
+        found = self.backends(provider, spec, self) if self.backends is not None else None
+        if found is None:
+            from kiln.core.errors import ConfigError
+
+            raise ConfigError(f"no enabled resolver provides a {provider!r} backend "
+                              "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
+        return found

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -31,6 +31,9 @@ from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
 from kiln.core.registry import Inputs, Renderer
 from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
+
+if TYPE_CHECKING:
+    from kiln.core.secrets import StoreBackend
 
 log = logging.getLogger("kiln.engine")
 
@@ -418,7 +421,18 @@ class Engine:
                        deadline: Deadline | None = None) -> SecretContext:
         """The services handed to secret resolvers."""
         return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified,
-                             deadline=deadline)
+                             deadline=deadline, backends=self._backend_for)
+
+    def _backend_for(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                     ) -> StoreBackend | None:
+        """Ask each resolver exposing ``backend_for_store`` in turn; the first answer wins."""
+        for resolver in self.plugins.resolvers.ordered():
+            handler = getattr(resolver, "backend_for_store", None)
+            if callable(handler):
+                out = handler(provider, spec, ctx)
+                if out is not None:
+                    return cast("StoreBackend", out)
+        return None
 
     def _resolve_result(self, result: RenderResult, app: App | None,
                         verified: frozenset[str] = frozenset(),

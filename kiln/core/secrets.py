@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -185,6 +185,14 @@ class FetchPolicy(msgspec.Struct, kw_only=True):
     retries: int = 3
     backoff: float = 0.2
     deadline: Deadline | None = None
+
+
+class StoreBackend(NamedTuple):
+    """What a resolver's ``backend_for_store`` hands another plugin (see
+    :meth:`kiln.core.context.SecretContext.backend_for`): the backend and how to read it."""
+
+    backend: Backend
+    policy: FetchPolicy
 
 
 # -- resolver output is final ------------------------------------------------------------------

@@ -104,6 +104,30 @@ class VaultResolver:
         return secrets.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
                                       policy, ctx.redactor)
 
+    def backend_for_store(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                          ) -> secrets.StoreBackend | None:
+        """A Vault backend for a store whose ``spec`` (ESO's ``spec.provider.vault``) names the
+        server, namespace and KV ``version``; kiln's own credentials (``AVP_AUTH_TYPE``, ...)
+        log in. None for another provider. The caller has checked that the store may name
+        that server (:func:`kiln.core.trust.check`)."""
+        if provider != "vault":
+            return None
+        from kiln.core import secrets
+        from kiln.plugins.secrets_vault.backend import VaultBackend
+
+        env = {k: v for k, v in ctx.env.items()
+               if k not in ("ARGOCD_ENV_VAULT_ADDR", "ARGOCD_ENV_VAULT_NAMESPACE",
+                            "ARGOCD_ENV_AVP_KV_VERSION")}
+        env["VAULT_ADDR"] = str(spec["server"])
+        env["AVP_KV_VERSION"] = "1" if str(spec.get("version", "v2")) == "v1" else "2"
+        if spec.get("namespace"):
+            env["VAULT_NAMESPACE"] = str(spec["namespace"])
+        settings = load_settings(env, None, timeout=ctx.timeout, concurrency=ctx.concurrency)
+        ctx.redactor.register_many(settings.credentials())
+        policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
+                                     retries=settings.retries, deadline=ctx.deadline)
+        return secrets.StoreBackend(VaultBackend(settings, ctx.redactor), policy)
+
 
 @hookimpl
 def kiln_register_secret_resolvers(registry: ResolverRegistry) -> None:
