@@ -24,14 +24,36 @@ VerifyFile = Callable[["App", bytes, str, "str | None"], "Sequence[str] | None"]
 """``(app, data, name, fmt) -> tokens`` of the documents verified, None when none applies."""
 
 
+@dataclass(frozen=True)
+class ChartRequest:
+    """A chart to render as a part of another app's render (jsonnet's ``helmTemplate``).
+
+    ``parent`` is the app asking (its source root and environment bound the nested render);
+    the other fields are already defaulted from it. A renderer that renders charts offers
+    ``chart_app(request) -> App`` (the nested app, with its own option keys); a renderer asks
+    for one with :attr:`RenderContext.render_chart`.
+    """
+
+    parent: App
+    chart: Path
+    release: str
+    namespace: str | None = None
+    kube_version: str | None = None
+    api_versions: tuple[str, ...] = ()
+    values: Mapping[str, Any] | None = None
+    include_crds: bool = True
+    skip_tests: bool = False
+
+
 @dataclass
 class RenderContext:
     """Services for renderers.
 
     ``state_dir`` is kiln's private state area (tool homes, chart stores), ``env`` the process
     environment the render sees, ``timeout`` the per-tool-run limit in seconds. ``render_nested``
-    renders another app through the engine (how jsonnet's ``helmTemplate`` reaches Helm without
-    importing the Helm plugin).
+    renders another app through the engine; ``render_chart`` renders a :class:`ChartRequest`
+    with the renderer that offers ``chart_app`` (how jsonnet's ``helmTemplate`` reaches Helm
+    without importing the Helm plugin or knowing its option keys).
 
     ``redactor`` is the engine's redactor: register every secret value a renderer sees.
     ``decrypt_file`` and ``verify_file`` reach the secret resolvers that handle whole encrypted
@@ -48,6 +70,7 @@ class RenderContext:
     tool_versions: ToolVersions
     timeout: float = DEFAULT_TIMEOUT
     render_nested: Callable[[App], list[dict[str, Any]]] | None = None
+    render_chart: Callable[[ChartRequest], list[dict[str, Any]]] | None = None
     redactor: Redactor | None = None
     decrypt_file: DecryptFile | None = None
     verify_file: VerifyFile | None = None

@@ -22,7 +22,7 @@ from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
-from kiln.core.context import RenderContext, SecretContext
+from kiln.core.context import ChartRequest, RenderContext, SecretContext
 from kiln.core.deadline import Deadline
 from kiln.core.digest import InputFile, KeyRecipe, ToolStamp, file_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
@@ -230,10 +230,23 @@ class Engine:
             render_nested=lambda nested: self.render(
                 dataclasses.replace(nested, allow_empty=True), secrets=False,
                 deadline=deadline).objects,
+            render_chart=lambda request: self._render_chart(request, deadline),
             redactor=self.redactor,
             decrypt_file=self._decrypt_file if secrets else None,
             verify_file=self._verify_file if secrets else None,
         )
+
+    def _render_chart(self, request: ChartRequest, deadline: Deadline | None
+                      ) -> list[dict[str, Any]]:
+        """Render a chart with the first renderer offering ``chart_app`` (by priority)."""
+        for renderer in self.plugins.renderers.by_priority():
+            chart_app = getattr(renderer, "chart_app", None)
+            if callable(chart_app):
+                nested = cast("App", chart_app(request))
+                return self.render(dataclasses.replace(nested, allow_empty=True),  # may be empty
+                                   secrets=False, deadline=deadline).objects
+        raise RenderError("no enabled renderer renders charts "
+                          "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
 
     def _decrypt_file(self, app: App, data: bytes, name: str, fmt: str | None) -> bytes | None:
         out = self._file_service("decrypt_file", app, data, name, fmt)
