@@ -344,7 +344,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     'argocd-vault-plugin generate -'."""
     import os
 
-    from kiln.core import manifests, secrets
+    from kiln.core import manifests, placeholders
     from kiln.core.errors import SecretErrors
 
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
@@ -370,7 +370,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         result = engine.render(app, secrets=True, deadline=deadline)
         text = result.to_yaml()
         # The stored text of a cache hit is printed as it is unless it may hold references.
-        needs_objects = (secrets.may_hold_references(text) or strip_annotations
+        needs_objects = (placeholders.may_hold_references(text) or strip_annotations
                          or output == "json")
         objects = result.objects if needs_objects else None
     if objects is not None:
@@ -378,7 +378,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         if leftover:
             raise SecretErrors(leftover)
         if strip_annotations:
-            objects = secrets.strip_avp_annotations(objects)
+            objects = placeholders.strip_avp_annotations(objects)
         text = None
     deadline.close()
     if output == "json":

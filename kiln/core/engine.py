@@ -75,9 +75,9 @@ class RenderResult:
         """Every reference no resolver filled in (text inside resolved values never counts)."""
         if self.leftover is not None:
             return self.leftover
-        from kiln.core import secrets
+        from kiln.core import placeholders
 
-        return secrets.unresolved(self.objects)
+        return placeholders.unresolved(self.objects)
 
     def is_empty(self) -> bool:
         """True when the render produced no object (decided without decoding a cache hit)."""
@@ -485,9 +485,9 @@ class Engine:
         if result.secrets_resolved:
             # Resolver output is final (kiln.core.secrets.Resolved): leftovers are found while
             # the marks are there, then the objects become plain data again.
-            from kiln.core import secrets
+            from kiln.core import placeholders, secrets
 
-            result.leftover = secrets.unresolved(result.objects)
+            result.leftover = placeholders.unresolved(result.objects)
             result.objects = secrets.plain(result.objects)
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
