@@ -48,3 +48,7 @@ _.key_recipe
 # protocols and base classes, set by plugins.
 _.priority
 _.faces
+
+# RenderContext service for third-party renderers (docs/plugins.md): render another app through
+# the engine. No built-in plugin needs it since helmTemplate asks for a chart renderer.
+_.render_nested

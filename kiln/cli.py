@@ -16,28 +16,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from kiln.clikit import State as _State
+from kiln.clikit import redact as _redact
+from kiln.clikit import register_commands, run_group
+
 if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.deadline import Deadline
     from kiln.core.engine import Engine, RenderResult
-    from kiln.core.redact import RedactingFilter, Redactor
+    from kiln.core.redact import RedactingFilter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-
-class _State:
-    """Per-invocation state shared by the error handler (no module-global state)."""
-
-    def __init__(self, args: list[str] | None = None) -> None:
-        self.args = args or []
-        self.debug = False
-        self.redactor: Redactor | None = None
-
-
-def _redact(state: _State, text: str) -> str:
-    from kiln.core.redact import Redactor
-
-    return (state.redactor or Redactor()).redact(text)  # credential shapes even with no secrets
+_FACES = ("kiln.cmp.commands",)  # built-in command groups, registered as a plugin would
 
 
 def _setup_logging(debug: bool) -> RedactingFilter:
@@ -321,9 +312,9 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
 def _warn_unresolved(result: RenderResult) -> None:
     """One warning on stderr when references were left because no backend handles them
     (``kiln generate`` fails instead): how many, and the first as written, never a value."""
-    from kiln.core import secrets
+    from kiln.core import placeholders
 
-    if not secrets.may_hold_references(result.to_yaml()):
+    if not placeholders.may_hold_references(result.to_yaml()):
         return
     leftover = result.unresolved()
     if leftover:
@@ -398,7 +389,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
     'argocd-vault-plugin generate -'."""
     import os
 
-    from kiln.core import manifests, secrets
+    from kiln.core import manifests, placeholders
     from kiln.core.errors import SecretErrors
 
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
@@ -424,7 +415,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         result = engine.render(app, secrets=True, deadline=deadline)
         text = result.to_yaml()
         # The stored text of a cache hit is printed as it is unless it may hold references.
-        needs_objects = (secrets.may_hold_references(text) or strip_annotations
+        needs_objects = (placeholders.may_hold_references(text) or strip_annotations
                          or output == "json")
         objects = result.objects if needs_objects else None
     if objects is not None:
@@ -432,7 +423,7 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         if leftover:
             raise SecretErrors(leftover)
         if strip_annotations:
-            objects = secrets.strip_avp_annotations(objects)
+            objects = placeholders.strip_avp_annotations(objects)
         text = None
     deadline.close()
     if output == "json":
@@ -540,96 +531,9 @@ def plugins(state: _State) -> None:
     click.echo("\n".join(lines))
 
 
-def _add_faces() -> None:
-    from kiln.cmp.commands import cmp
-
-    cli.add_command(cmp)
-
-
-_add_faces()
+register_commands(cli, _FACES)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every KilnError into one line on stderr and a non-zero exit."""
     run_group(cli, argv, "kiln")
-
-
-def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
-    """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
-    one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit (2 for a usage
-    error; ``128 + signum`` when SIGTERM/SIGINT stopped it, after every cleanup ran)."""
-    from kiln.core.interrupt import Interrupted, signals_raise
-    from kiln.entry import exit_interrupted
-
-    args = sys.argv[1:] if argv is None else argv
-    state = _State(args)
-    # click >= 8.2 raises this for a bare group ('kiln', 'kiln cmp'); older click prints the help
-    no_args: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
-    try:
-        with signals_raise():
-            group.main(args=args, prog_name=prog_name, obj=state, standalone_mode=False)
-    except Interrupted as exc:
-        exit_interrupted(exc)
-    except KeyboardInterrupt:  # a SIGINT before the handler was in place
-        import signal
-
-        exit_interrupted(Interrupted(signal.SIGINT))
-    except click.exceptions.Abort:
-        sys.stderr.write("kiln: error: aborted\n")
-        sys.exit(1)
-    except no_args as exc:
-        assert isinstance(exc, click.ClickException)
-        exc.show()  # the help is what a bare group asks for
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        _click_failure(exc, _command_path(group, args, prog_name))
-    except Exception as exc:  # noqa: BLE001 - every failure ends as one redacted line
-        _fail(state, exc)
-
-
-def _click_failure(exc: click.ClickException, command_path: str) -> None:
-    """Click's own errors (unknown option, missing argument, bad value...) as one line, with
-    a pointer to the command's ``--help``; exit 2 for usage errors."""
-    from kiln.core.redact import mask_credentials
-
-    # The message echoes what was typed (an extra argument, a bad value): treat it as published.
-    text = mask_credentials(" ".join(exc.format_message().split()))
-    if isinstance(exc, click.UsageError):
-        ctx = exc.ctx  # the parser's own errors (an option without its value) carry none
-        where = ctx.command_path if ctx is not None else command_path
-        text = f"{text.removesuffix('.')} (see '{where} --help')"
-    sys.stderr.write(f"kiln: error: {text}\n")
-    sys.exit(exc.exit_code)
-
-
-def _command_path(group: click.Group, args: list[str], prog_name: str) -> str:
-    """``prog_name`` and the subcommands ``args`` name, as far as they name existing ones."""
-    words = [prog_name]
-    command: click.Command = group
-    for arg in args:
-        sub = command.commands.get(arg) if isinstance(command, click.Group) else None
-        if sub is None:
-            break
-        words.append(arg)
-        command = sub
-    return " ".join(words)
-
-
-def _fail(state: _State, exc: BaseException) -> None:
-    import traceback
-
-    from kiln.core.errors import KilnError
-
-    if state.debug:
-        text = "".join(traceback.format_exception(exc))
-        sys.stderr.write(_redact(state, text))
-    if isinstance(exc, KilnError):
-        sys.stderr.write(_redact(state, f"kiln: error: {exc.one_line()}\n"))
-        for line in exc.details():
-            sys.stderr.write(_redact(state, f"  - {line}\n"))
-        sys.exit(exc.exit_code)
-    sys.stderr.write(_redact(state, f"kiln: error: internal error: {type(exc).__name__}: "
-                                    f"{' '.join(str(exc).split())}\n"))
-    if not state.debug:
-        sys.stderr.write("kiln: run again with --debug for a traceback\n")
-    sys.exit(1)

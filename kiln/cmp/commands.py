@@ -15,8 +15,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
+
+from kiln.clikit import run_group
+from kiln.core.hookspecs import hookimpl
 
 
 def _emit(text: str) -> None:
@@ -71,6 +75,10 @@ def parameters(path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the ``cmp`` group standalone (``python -m kiln.cmp``) with kiln's error contract:
     one ``kiln: error:`` line on stderr, nothing on stdout, exit 1."""
-    from kiln.cli import run_group
-
     run_group(cmp, argv, "kiln cmp")
+
+
+@hookimpl
+def kiln_register_commands(registry: Any) -> None:
+    """Add the ``cmp`` group to the ``kiln`` command line."""
+    registry.add(cmp)

@@ -14,11 +14,35 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions, run_tool
 if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.deadline import Deadline
+    from kiln.core.secrets import StoreBackend
 
 DecryptFile = Callable[["App", bytes, str, "str | None"], "bytes | None"]
 """``(app, data, name, fmt) -> plaintext``, or None when no enabled resolver decrypts such data."""
+BackendFor = Callable[[str, "Mapping[str, Any]", "SecretContext"], "StoreBackend | None"]
+"""``(provider, spec, ctx) -> StoreBackend``, or None when no enabled resolver provides one."""
 VerifyFile = Callable[["App", bytes, str, "str | None"], "Sequence[str] | None"]
 """``(app, data, name, fmt) -> tokens`` of the documents verified, None when none applies."""
+
+
+@dataclass(frozen=True)
+class ChartRequest:
+    """A chart to render as a part of another app's render (jsonnet's ``helmTemplate``).
+
+    ``parent`` is the app asking (its source root and environment bound the nested render);
+    the other fields are already defaulted from it. A renderer that renders charts offers
+    ``chart_app(request) -> App`` (the nested app, with its own option keys); a renderer asks
+    for one with :attr:`RenderContext.render_chart`.
+    """
+
+    parent: App
+    chart: Path
+    release: str
+    namespace: str | None = None
+    kube_version: str | None = None
+    api_versions: tuple[str, ...] = ()
+    values: Mapping[str, Any] | None = None
+    include_crds: bool = True
+    skip_tests: bool = False
 
 
 @dataclass
@@ -27,8 +51,9 @@ class RenderContext:
 
     ``state_dir`` is kiln's private state area (tool homes, chart stores), ``env`` the process
     environment the render sees, ``timeout`` the per-tool-run limit in seconds. ``render_nested``
-    renders another app through the engine (how jsonnet's ``helmTemplate`` reaches Helm without
-    importing the Helm plugin).
+    renders another app through the engine; ``render_chart`` renders a :class:`ChartRequest`
+    with the renderer that offers ``chart_app`` (how jsonnet's ``helmTemplate`` reaches Helm
+    without importing the Helm plugin or knowing its option keys).
 
     ``redactor`` is the engine's redactor: register every secret value a renderer sees.
     ``decrypt_file`` and ``verify_file`` reach the secret resolvers that handle whole encrypted
@@ -45,6 +70,7 @@ class RenderContext:
     tool_versions: ToolVersions
     timeout: float = DEFAULT_TIMEOUT
     render_nested: Callable[[App], list[dict[str, Any]]] | None = None
+    render_chart: Callable[[ChartRequest], list[dict[str, Any]]] | None = None
     redactor: Redactor | None = None
     decrypt_file: DecryptFile | None = None
     verify_file: VerifyFile | None = None
@@ -92,6 +118,7 @@ class SecretContext:
     whose integrity the renderer already checked (``Inputs.verified``), e.g. SOPS files a
     renderer that reorders fields verified before its build. ``deadline`` is the whole
     command's (None: none): pass it to :class:`kiln.core.secrets.FetchPolicy`.
+    ``backends`` is set by the engine; call :meth:`backend_for`.
     """
 
     app: App | None
@@ -102,3 +129,17 @@ class SecretContext:
     settings: Mapping[str, Any] = field(default_factory=dict)
     verified: frozenset[str] = frozenset()
     deadline: Deadline | None = None
+    backends: BackendFor | None = None
+
+    def backend_for(self, provider: str, spec: Mapping[str, Any]) -> StoreBackend:
+        """The backend (and read policy) an enabled resolver provides for a store of
+        ``provider`` (e.g. ``"vault"``) described by ``spec`` (e.g. a SecretStore's
+        ``spec.provider.vault``): the first resolver whose ``backend_for_store`` answers wins.
+        Raises :class:`ConfigError` when none does (its plugin disabled or not installed)."""
+        found = self.backends(provider, spec, self) if self.backends is not None else None
+        if found is None:
+            from kiln.core.errors import ConfigError
+
+            raise ConfigError(f"no enabled resolver provides a {provider!r} backend "
+                              "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
+        return found

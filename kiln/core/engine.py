@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -22,7 +22,7 @@ from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
-from kiln.core.context import RenderContext, SecretContext
+from kiln.core.context import ChartRequest, RenderContext, SecretContext
 from kiln.core.deadline import Deadline
 from kiln.core.digest import InputFile, KeyRecipe, ToolStamp, file_digest
 from kiln.core.errors import InputError, RenderError, SecretError, SecretErrors
@@ -31,6 +31,9 @@ from kiln.core.plugins import Plugins
 from kiln.core.redact import Redactor
 from kiln.core.registry import Inputs, Renderer
 from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions
+
+if TYPE_CHECKING:
+    from kiln.core.secrets import StoreBackend
 
 log = logging.getLogger("kiln.engine")
 
@@ -72,9 +75,9 @@ class RenderResult:
         """Every reference no resolver filled in (text inside resolved values never counts)."""
         if self.leftover is not None:
             return self.leftover
-        from kiln.core import secrets
+        from kiln.core import placeholders
 
-        return secrets.unresolved(self.objects)
+        return placeholders.unresolved(self.objects)
 
     def is_empty(self) -> bool:
         """True when the render produced no object (decided without decoding a cache hit)."""
@@ -227,10 +230,23 @@ class Engine:
             render_nested=lambda nested: self.render(
                 dataclasses.replace(nested, allow_empty=True), secrets=False,
                 deadline=deadline).objects,
+            render_chart=lambda request: self._render_chart(request, deadline),
             redactor=self.redactor,
             decrypt_file=self._decrypt_file if secrets else None,
             verify_file=self._verify_file if secrets else None,
         )
+
+    def _render_chart(self, request: ChartRequest, deadline: Deadline | None
+                      ) -> list[dict[str, Any]]:
+        """Render a chart with the first renderer offering ``chart_app`` (by priority)."""
+        for renderer in self.plugins.renderers.by_priority():
+            chart_app = getattr(renderer, "chart_app", None)
+            if callable(chart_app):
+                nested = cast("App", chart_app(request))
+                return self.render(dataclasses.replace(nested, allow_empty=True),  # may be empty
+                                   secrets=False, deadline=deadline).objects
+        raise RenderError("no enabled renderer renders charts "
+                          "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
 
     def _decrypt_file(self, app: App, data: bytes, name: str, fmt: str | None) -> bytes | None:
         out = self._file_service("decrypt_file", app, data, name, fmt)
@@ -411,7 +427,18 @@ class Engine:
                        deadline: Deadline | None = None) -> SecretContext:
         """The services handed to secret resolvers."""
         return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified,
-                             deadline=deadline)
+                             deadline=deadline, backends=self._backend_for)
+
+    def _backend_for(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                     ) -> StoreBackend | None:
+        """Ask each resolver exposing ``backend_for_store`` in turn; the first answer wins."""
+        for resolver in self.plugins.resolvers.ordered():
+            handler = getattr(resolver, "backend_for_store", None)
+            if callable(handler):
+                out = handler(provider, spec, ctx)
+                if out is not None:
+                    return cast("StoreBackend", out)
+        return None
 
     def _resolve_result(self, result: RenderResult, app: App | None,
                         verified: frozenset[str] = frozenset(),
@@ -452,9 +479,9 @@ class Engine:
         if result.secrets_resolved:
             # Resolver output is final (kiln.core.secrets.Resolved): leftovers are found while
             # the marks are there, then the objects become plain data again.
-            from kiln.core import secrets
+            from kiln.core import placeholders, secrets
 
-            result.leftover = secrets.unresolved(result.objects)
+            result.leftover = placeholders.unresolved(result.objects)
             result.objects = secrets.plain(result.objects)
 
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
@@ -472,9 +499,9 @@ class Engine:
 
 
 def _kiln_version() -> str:
-    from kiln import __version__
+    from kiln import _version
 
-    return __version__
+    return _version.__version__
 
 
 class _StampingToolVersions(ToolVersions):

@@ -64,3 +64,13 @@ def kiln_before_apply(app: App, objects: list[dict[str, Any]]) -> None:
     Objects may hold plaintext secrets here: a hook must not log, store or send them anywhere
     but the cluster. Raise a ``KilnError`` subclass to stop the apply.
     """
+
+
+@hookspec
+def kiln_register_commands(registry: Any) -> None:
+    """Add command groups to the ``kiln`` command line.
+
+    Call ``registry.add(command)`` with a ``click`` command or group; it appears under its own
+    name (``kiln cmp`` is registered this way by :mod:`kiln.cmp.commands`). Run it through
+    :func:`kiln.clikit.run_group` to get kiln's error contract.
+    """

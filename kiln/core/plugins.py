@@ -86,7 +86,7 @@ class Plugins:
         self._info[name] = PluginInfo(name, version, dist, builtin)
 
     def _load_builtins(self) -> None:
-        from kiln import __version__
+        from kiln._version import __version__
 
         for name, module in BUILTIN_PLUGINS:
             if name in self.disabled:

@@ -9,10 +9,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from kiln.core.secrets import Modifier
+import msgspec
+
+
+class Modifier(msgspec.Struct, frozen=True):
+    """One ``| name args`` step of a placeholder's pipeline."""
+
+    name: str
+    args: tuple[str, ...] = ()
 
 MODIFIERS = ("base64encode", "base64decode", "jsonPath", "jsonParse", "yamlParse", "indent",
              "sha256sum")

@@ -105,8 +105,8 @@ NESTED = {"data": {"subkey": "secret"}}
 ])
 def test_avp_jsonpath_modifier_tests(template: str, value: Any, expected: str) -> None:
     """AVP's own jsonPath modifier tests (``pkg/kube/modifiers_test.go``), by their values."""
+    from kiln.core.placeholders import Modifier
     from kiln.core.secret_modifiers import ModifierError, apply_modifier
-    from kiln.core.secrets import Modifier
 
     assert f'"{template}"' in MODIFIERS_TEST
     assert expected.removeprefix("error: ") in MODIFIERS_TEST

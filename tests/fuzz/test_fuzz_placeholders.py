@@ -17,8 +17,9 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from kiln.core import placeholders as ph
 from kiln.core import secrets
-from kiln.core.errors import KilnError
+from kiln.core.errors import KilnError, SecretNotFound
 from kiln.plugins.secrets_vault import vault_grammar
 from tests.fuzz.bounds import FUZZ, result_or_kiln_error
 
@@ -80,7 +81,7 @@ class MemoryBackend:
 
     def read(self, key: secrets.ReadKey) -> Mapping[str, Any]:
         if self.missing:
-            raise secrets.SecretNotFound("no such secret", source=key.path)
+            raise SecretNotFound("no such secret", source=key.path)
         return AnyKey(self.value)
 
 
@@ -90,8 +91,8 @@ def objects(draw: st.DrawFn) -> list[dict[str, Any]]:
     for _ in range(draw(st.integers(1, 2))):
         kind = draw(st.sampled_from(["Secret", "ConfigMap", "Deployment", ""]))
         annotations = draw(st.dictionaries(st.sampled_from([
-            secrets.AVP_PATH, secrets.AVP_KV_VERSION, secrets.AVP_SECRET_VERSION,
-            secrets.AVP_REMOVE_MISSING, secrets.AVP_IGNORE, "other"]),
+            ph.AVP_PATH, ph.AVP_KV_VERSION, ph.AVP_SECRET_VERSION,
+            ph.AVP_REMOVE_MISSING, ph.AVP_IGNORE, "other"]),
             st.one_of(TEXT, st.sampled_from(["true", "1", "2", "secret/data/app"])),
             max_size=4))
         data = draw(st.dictionaries(NOISE, TEXT, max_size=2))
@@ -108,9 +109,9 @@ def objects(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 GRAMMARS = [
     vault_grammar(None, avp=True),
-    secrets.Grammar(avp=True, schemes=frozenset({"awssm"}), whole_key="value",
+    ph.Grammar(avp=True, schemes=frozenset({"awssm"}), whole_key="value",
                     path_validation=re.compile(r"^[A-Za-z0-9/_.-]+$")),
-    secrets.Grammar(schemes=frozenset({"gcpsm", "vault"}), whole_key="value"),
+    ph.Grammar(schemes=frozenset({"gcpsm", "vault"}), whole_key="value"),
 ]
 POLICY = secrets.FetchPolicy(concurrency=1, retries=0, timeout=1.0)
 
@@ -124,29 +125,29 @@ INDENT_BOMB = [{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
        missing=st.booleans())
 @example(objs=INDENT_BOMB, grammar=GRAMMARS[0], value="line\nline", missing=False)
 def test_any_stream_resolves_or_is_one_secret_error(objs: list[dict[str, Any]],
-                                                     grammar: secrets.Grammar, value: Any,
+                                                     grammar: ph.Grammar, value: Any,
                                                      missing: bool) -> None:
     backend = MemoryBackend(value, missing)
     out = result_or_kiln_error(
-        lambda: secrets.resolve_stream(objs, grammar, backend, POLICY), seconds=5)
+        lambda: ph.resolve_stream(objs, grammar, backend, POLICY), seconds=5)
     assert isinstance(out, (list, KilnError))
-    for call in (lambda: secrets.unresolved(objs), lambda: secrets.strip_avp_annotations(objs),
-                 lambda: secrets.scan(objs, grammar), lambda: secrets.wants(objs, grammar)):
+    for call in (lambda: ph.unresolved(objs), lambda: ph.strip_avp_annotations(objs),
+                 lambda: ph.scan(objs, grammar), lambda: ph.wants(objs, grammar)):
         result_or_kiln_error(call, seconds=5)
 
 
 @FUZZ
 @given(text=TEXT, annotations=st.dictionaries(
-    st.sampled_from([secrets.AVP_PATH, secrets.AVP_KV_VERSION, secrets.AVP_SECRET_VERSION]),
+    st.sampled_from([ph.AVP_PATH, ph.AVP_KV_VERSION, ph.AVP_SECRET_VERSION]),
     TEXT, max_size=3), grammar=st.sampled_from(GRAMMARS))
 def test_any_placeholder_text_parses_to_a_reference(text: str, annotations: dict[str, str],
-                                                     grammar: secrets.Grammar) -> None:
+                                                     grammar: ph.Grammar) -> None:
     """Parsing never raises: a malformed reference carries its error instead."""
     for match in re.finditer(r"<(.*?)>", text):
         ref = result_or_kiln_error(
-            lambda m=match: secrets.parse_placeholder(m.group(0), annotations, grammar), 2)
-        assert isinstance(ref, secrets.Reference)
-    for match in secrets.URI_RE.finditer(text):
+            lambda m=match: ph.parse_placeholder(m.group(0), annotations, grammar), 2)
+        assert isinstance(ref, ph.Reference)
+    for match in ph.URI_RE.finditer(text):
         ref = result_or_kiln_error(
-            lambda m=match: secrets.parse_uri(m, annotations, grammar), 2)
-        assert isinstance(ref, secrets.Reference)
+            lambda m=match: ph.parse_uri(m, annotations, grammar), 2)
+        assert isinstance(ref, ph.Reference)

@@ -306,6 +306,30 @@ def test_materialize_bad_store_settings(tmp_path: Path) -> None:
                          "provider 'azurekv' is not supported by kiln")
 
 
+def test_materialize_vault_store_with_the_vault_plugin_disabled(tmp_path: Path, openbao: OpenBao,
+                                                                plaintext_scan: PlaintextScan
+                                                                ) -> None:
+    """A Vault store is read through the Vault resolver's backend: with that plugin disabled,
+    materialising it is one clear error, and nothing is read from the server."""
+    path = unique("app/off")
+    value = unique("pw")
+    openbao.kv2_put("secret", path, {"pw": value})
+    plaintext_scan.add(value)
+    app = write_app(tmp_path, [vault_store(openbao), external_secret("a", {
+        "secretStoreRef": {"name": "vault-backend"},
+        "data": [{"secretKey": "pw", "remoteRef": {"key": path, "property": "pw"}}]})])
+    env = {"VAULT_TOKEN": openbao.token, "VAULT_ADDR": openbao.addr}
+    enabled = kiln("render", app, tmp_path, env, "-O", "secrets.externalSecrets.mode=materialize")
+    assert enabled.returncode == 0, enabled.stderr
+    assert secret_values(docs(enabled.stdout)[0]) == {"pw": value.encode()}
+    proc = kiln("render", app, tmp_path, {**env, "KILN_DISABLE_PLUGINS": "secrets_vault"},
+                "-O", "secrets.externalSecrets.mode=materialize")
+    assert_clean_failure(proc, "ExternalSecret/prod/a",
+                         "no enabled resolver provides a 'vault' backend",
+                         "KILN_DISABLE_PLUGINS")
+    assert value not in proc.stderr
+
+
 # -- convert ------------------------------------------------------------------------------------
 
 

@@ -463,3 +463,63 @@ def test_helm_template_errors_are_one_line(tmp_path: Path, cache_dir: Path) -> N
     assert_clean_failure(proc, "helmTemplate:", "outside the source root")
     main.write_text("std.native('helmTemplate')('x', '../../charts/hello', {bogus: 1})")
     assert_clean_failure(fail(main.parent, tmp_path, cache_dir), "unknown conf key 'bogus'")
+
+
+def test_helm_template_with_the_helm_plugin_disabled(tmp_path: Path, cache_dir: Path) -> None:
+    """helmTemplate asks the engine for a chart renderer by capability: none enabled is one
+    clear error."""
+    project = copy_fixture("helm-app", tmp_path)
+    env = project / "environments" / "default"
+    proc = run_kiln("render", str(env), "--type", "jsonnet", "--source-root", str(tmp_path),
+                    "--cache-dir", str(cache_dir), env={"KILN_DISABLE_PLUGINS": "helm"})
+    assert_clean_failure(proc, "no enabled renderer renders charts")
+
+
+def test_helm_template_asks_any_renderer_offering_chart_app(tmp_path: Path) -> None:
+    """With Helm disabled, a library renderer offering ``chart_app`` renders the chart: the
+    request it receives carries what the Jsonnet code asked for, and its objects come back
+    keyed as Tanka keys them."""
+    from kiln.core.app import App
+    from kiln.core.context import ChartRequest
+    from kiln.core.hookspecs import hookimpl
+
+    asked: list[ChartRequest] = []
+
+    class StaticCharts:
+        name, version, priority, options_type = "static-charts", "1", 0, None
+
+        def detect(self, app: App) -> bool:
+            return False
+
+        def tool_version(self, ctx: object) -> str:
+            return ""
+
+        def inputs(self, app: App, ctx: object) -> Any:
+            raise AssertionError("never rendered as an app of its own")
+
+        def render(self, app: App, ctx: object) -> Any:
+            raise AssertionError("never rendered as an app of its own")
+
+        def chart_app(self, request: ChartRequest) -> App:
+            asked.append(request)
+            return App(path=request.chart / "static", type="directory",
+                       source_root=request.parent.root)
+
+    class Plugin:
+        @hookimpl
+        def kiln_register_renderers(self, registry: Any) -> None:
+            registry.add(StaticCharts())
+
+    app = write_app(tmp_path, {
+        "main.jsonnet": "std.native('helmTemplate')('rel', './chart', "
+                        "{namespace: 'ns1', values: {a: 1}, includeCrds: false})",
+        "chart/static/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n",
+    })
+    engine = Engine(tmp_path / "cache", entry_points=False, plugins=[Plugin()],
+                    env={"KILN_DISABLE_PLUGINS": "helm"})
+    result = engine.render(engine.load_app(app, source_root=tmp_path))
+    assert result.objects == [{"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "cfg"}}]
+    [request] = asked
+    assert (request.release, request.namespace, request.values, request.include_crds,
+            request.chart) == ("rel", "ns1", {"a": 1}, False, app / "chart")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kiln.core import placeholders as ph
 from kiln.core import secrets
 from kiln.core.errors import ConfigError, InputError, SecretError, SecretErrors
 from kiln.plugins.external_secrets import convert, gotemplate, schema, stores
@@ -40,15 +41,15 @@ def test_aws_uri_reads_are_deduplicated_by_name_version_and_stage() -> None:
                     c="ref+awssecrets://app/db?version_stage=AWSPREVIOUS#pw",
                     d="ref+awssecrets://app/db?version_id=abc#pw",
                     e="ref+awssecrets://plain")]
-    keys = secrets.scan(objs, aws_grammar(False))
+    keys = ph.scan(objs, aws_grammar(False))
     assert len(keys) == 4
     assert [k.version for k in keys] == [None, None, "abc", None]
 
 
 def test_aws_avp_placeholders_only_when_avp_type_says_so() -> None:
     objs = [_secret(a="<path:arn:aws:secretsmanager:eu-west-1:1:secret:db-AbC#pw#v1>")]
-    assert not secrets.wants(objs, aws_grammar(False))
-    keys = secrets.scan(objs, aws_grammar(True))
+    assert not ph.wants(objs, aws_grammar(False))
+    keys = ph.scan(objs, aws_grammar(True))
     assert keys == [secrets.ReadKey("arn:aws:secretsmanager:eu-west-1:1:secret:db-AbC", "v1")]
     assert region_of_arn(keys[0].path) == "eu-west-1"
     assert region_of_arn("plain/name") == ""
@@ -70,7 +71,7 @@ def test_gcp_forms_map_to_one_read() -> None:
                     c="<path:projects/p1/secrets/db/versions/latest#pw>",
                     d="ref+gcpsecrets://p1/db?version=2#pw",
                     e="<path:projects/p1/secrets/db#pw#2>")]
-    keys = secrets.scan(objs, grammar)
+    keys = ph.scan(objs, grammar)
     assert keys == [secrets.ReadKey("projects/p1/secrets/db", "latest"),
                     secrets.ReadKey("projects/p1/secrets/db", "2")]
     assert resource_read("not/a/resource", None).variant == "malformed"
@@ -86,8 +87,8 @@ def test_gcp_payload_mapping_addresses_raw_and_json() -> None:
 def test_whole_key_is_opt_in() -> None:
     """Without ``whole_key`` a URI with no #KEY is still an error (core behaviour kept)."""
     objs = [_secret(a="ref+vault://secret/app")]
-    plain = secrets.Grammar(schemes=frozenset({"vault"}))
-    _, errors = secrets.substitute(objs, plain, {})
+    plain = ph.Grammar(schemes=frozenset({"vault"}))
+    _, errors = ph.substitute(objs, plain, {})
     assert errors and "has no #KEY" in errors[0].message
 
 
@@ -468,7 +469,7 @@ def test_avp_path_validation_applies_to_cloud_placeholders() -> None:
     pattern = path_validation({"AVP_PATH_VALIDATION": r"^prod/"})
     assert isinstance(pattern, re.Pattern)
     grammar = aws_grammar(True, pattern)
-    _, errors = secrets.substitute([_secret(a="<path:dev/db#pw>")], grammar, {})
+    _, errors = ph.substitute([_secret(a="<path:dev/db#pw>")], grammar, {})
     assert "disallowed by AVP_PATH_VALIDATION" in errors[0].message
     with pytest.raises(ConfigError, match="not a valid regular expression"):
         path_validation({"AVP_PATH_VALIDATION": "("})

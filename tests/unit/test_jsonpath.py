@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiln.core import jsonpath as jp
+from kiln.core import placeholders as ph
 from kiln.core import secrets as s
 from kiln.core.errors import KilnError, SecretError
 from kiln.core.secret_modifiers import ModifierError, apply_modifier
@@ -379,12 +380,12 @@ def test_deep_values_fail_cleanly() -> None:
 
 def test_modifier_parses_json_strings_and_joins_args_with_spaces() -> None:
     cfg = json.dumps({"db": {"user": "dbu", "port": 5432, "hosts": ["h1", "h2"]}})
-    mod = s.Modifier("jsonPath", ("{.db.user}:{.db.port}",))
+    mod = ph.Modifier("jsonPath", ("{.db.user}:{.db.port}",))
     assert apply_modifier(mod, cfg) == "dbu:5432"
     # AVP splits the pipeline on whitespace and joins the words with one space.
-    mod = s.Modifier("jsonPath", ("{range", ".db.hosts[*]}{@}{','}{end}"))
+    mod = ph.Modifier("jsonPath", ("{range", ".db.hosts[*]}{@}{','}{end}"))
     assert apply_modifier(mod, cfg) == "h1,h2,"
-    mod = s.Modifier("jsonPath", ("{.a}",))
+    mod = ph.Modifier("jsonPath", ("{.a}",))
     assert apply_modifier(mod, {"a": {"b": 1}}) == '{"b":1}'
 
 
@@ -392,7 +393,7 @@ def test_modifier_errors_never_quote_the_value() -> None:
     for template, value in [("{.missing}", '{"k": "hunter2"}'), ("{.k}", "hunter2 not json"),
                             ("{.k[0]}", {"k": "hunter2"}), ("{.k", '{"k": "hunter2"}')]:
         with pytest.raises(ModifierError) as info:
-            apply_modifier(s.Modifier("jsonPath", (template,)), value)
+            apply_modifier(ph.Modifier("jsonPath", (template,)), value)
         assert "hunter2" not in str(info.value)
 
 
@@ -438,10 +439,10 @@ def test_fuzz_modifier_ends_in_a_value_or_a_one_line_secret_error(template: str,
                                                                    key: str) -> None:
     obj = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "n"},
            "stringData": {"v": f"<path:kv/app#{key} | jsonPath {template}>"}}
-    grammar = s.Grammar(avp=True, schemes=frozenset({"mem"}))
+    grammar = ph.Grammar(avp=True, schemes=frozenset({"mem"}))
     policy = s.FetchPolicy(concurrency=1, timeout=1, retries=0, backoff=0.001)
     try:
-        s.resolve_stream([obj], grammar, _OneSecret(), policy)
+        ph.resolve_stream([obj], grammar, _OneSecret(), policy)
     except KilnError as exc:
         assert isinstance(exc, SecretError)
         for line in [exc.one_line(), *exc.details()]:

@@ -28,6 +28,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kiln
+import kiln._version
 from kiln.core.digest import canonical_json
 from kiln.core.engine import Engine
 from kiln.core.errors import InputError, PluginError
@@ -473,7 +474,7 @@ def test_kiln_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (app / "a.yaml").write_text(CM.format(name="a", value="a"))
     engine = _engine_for(tmp_path)
     key = engine_prime(engine, app)
-    monkeypatch.setattr(kiln, "__version__", "99.0.0-contract")
+    monkeypatch.setattr(kiln._version, "__version__", "99.0.0-contract")
     engine_miss(engine, app, key)
     monkeypatch.undo()
     # The CLI: a copy of kiln whose version is bumped in place.
@@ -482,7 +483,7 @@ def test_kiln_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cli-cache"
     prime(app, cache, path=(copy,))
     entries = sorted((cache / "objects").rglob("*"))
-    init = copy / "kiln" / "__init__.py"
+    init = copy / "kiln" / "_version.py"
     init.write_text(init.read_text().replace(f'__version__ = "{kiln.__version__}"',
                                              '__version__ = "99.0.0-contract"'))
     after = render(app, cache, path=(copy,))

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from kiln.core import placeholders as ph
 from kiln.core import secret_modifiers
 from kiln.core import secrets as s
 from kiln.core.errors import SecretError, SecretErrors, SecretNotFound
 from kiln.core.redact import Redactor
 
-AVP = s.Grammar(avp=True, schemes=frozenset({"mem"}))
+AVP = ph.Grammar(avp=True, schemes=frozenset({"mem"}))
 
 
 class DictBackend:
@@ -73,8 +74,8 @@ FAST = s.FetchPolicy(concurrency=4, timeout=1, retries=2, backoff=0.001)
 
 
 def run(objects: list[dict[str, Any]], data: Mapping[str, Mapping[str, Any]] = DATA,
-        grammar: s.Grammar = AVP) -> list[dict[str, Any]]:
-    return s.resolve_stream(objects, grammar, DictBackend(data), FAST)
+        grammar: ph.Grammar = AVP) -> list[dict[str, Any]]:
+    return ph.resolve_stream(objects, grammar, DictBackend(data), FAST)
 
 
 def secret(string_data: dict[str, Any], annotations: dict[str, str] | None = None,
@@ -88,18 +89,18 @@ def secret(string_data: dict[str, Any], annotations: dict[str, str] | None = Non
 # -- grammar --------------------------------------------------------------------------------------
 
 def test_inline_placeholder_parts() -> None:
-    ref = s.parse_placeholder("<path:kv/data/a#key#3 | jsonPath {.x} | base64encode>", {}, AVP)
+    ref = ph.parse_placeholder("<path:kv/data/a#key#3 | jsonPath {.x} | base64encode>", {}, AVP)
     assert ref.read == s.ReadKey("kv/data/a", "3")
     assert ref.key == "key"
-    assert ref.modifiers == (s.Modifier("jsonPath", ("{.x}",)), s.Modifier("base64encode"))
+    assert ref.modifiers == (ph.Modifier("jsonPath", ("{.x}",)), ph.Modifier("base64encode"))
     assert ref.error is None
 
 
 def test_generic_placeholder_uses_annotations() -> None:
-    ann = {s.AVP_PATH: "kv/app", s.AVP_SECRET_VERSION: "2"}
-    ref = s.parse_placeholder("<user | sha256sum>", ann, AVP)
+    ann = {ph.AVP_PATH: "kv/app", ph.AVP_SECRET_VERSION: "2"}
+    ref = ph.parse_placeholder("<user | sha256sum>", ann, AVP)
     assert (ref.read, ref.key, ref.modifiers) == (s.ReadKey("kv/app", "2"), "user",
-                                                  (s.Modifier("sha256sum"),))
+                                                  (ph.Modifier("sha256sum"),))
 
 
 @pytest.mark.parametrize("text, message", [
@@ -111,31 +112,31 @@ def test_generic_placeholder_uses_annotations() -> None:
     ("<>", "empty placeholder"),
 ])
 def test_malformed_placeholders(text: str, message: str) -> None:
-    ref = s.parse_placeholder(text, {s.AVP_PATH: "kv/app"}, AVP)
+    ref = ph.parse_placeholder(text, {ph.AVP_PATH: "kv/app"}, AVP)
     assert ref.error is not None and message in ref.error
 
 
 def test_path_validation_is_a_search() -> None:
-    grammar = s.Grammar(avp=True, path_validation=__import__("re").compile(r"^kv/app$"))
-    assert s.parse_placeholder("<path:kv/app#k>", {}, grammar).error is None
-    bad = s.parse_placeholder("<path:kv/other#k>", {}, grammar)
+    grammar = ph.Grammar(avp=True, path_validation=__import__("re").compile(r"^kv/app$"))
+    assert ph.parse_placeholder("<path:kv/app#k>", {}, grammar).error is None
+    bad = ph.parse_placeholder("<path:kv/other#k>", {}, grammar)
     assert bad.error is not None and "AVP_PATH_VALIDATION" in bad.error
 
 
 def test_angle_text_is_not_a_placeholder_without_the_path_annotation() -> None:
     crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
            "metadata": {"name": "x"}, "spec": {"description": "set <KEY> and <other>"}}
-    assert not s.wants([crd], AVP)
+    assert not ph.wants([crd], AVP)
     assert run([crd]) == [crd]
 
 
 def test_uris_by_scheme_only() -> None:
     obj = secret({"a": "ref+mem://kv/app#user", "b": "ref+other://kv/app#user",
                   "c": "x ref+mem://kv/app?version=1#/pw y"})
-    keys = s.scan([obj], AVP)
+    keys = ph.scan([obj], AVP)
     assert keys == [s.ReadKey("kv/app"), s.ReadKey("kv/app", "1")]
-    assert s.wants([obj], AVP)
-    assert not s.wants([secret({"b": "ref+other://kv/app#user"})], AVP)
+    assert ph.wants([obj], AVP)
+    assert not ph.wants([secret({"b": "ref+other://kv/app#user"})], AVP)
 
 
 # -- modifiers ----------------------------------------------------------------------------
@@ -161,26 +162,26 @@ def test_json_path_missing_key_is_an_error_without_the_value() -> None:
 
 def test_indent_follows_avp() -> None:
     value = "  first  \n  second\n\n third \n"
-    result = secret_modifiers.apply_modifier(s.Modifier("indent", ("2",)), value)
+    result = secret_modifiers.apply_modifier(ph.Modifier("indent", ("2",)), value)
     assert result == "first\n  second\n  third"
 
 
 def test_base64decode_ignores_errors_like_avp() -> None:
-    assert secret_modifiers.apply_modifier(s.Modifier("base64decode"), "!!notbase64") == ""
-    assert secret_modifiers.apply_modifier(s.Modifier("base64decode"), "aGk=") == "hi"
+    assert secret_modifiers.apply_modifier(ph.Modifier("base64decode"), "!!notbase64") == ""
+    assert secret_modifiers.apply_modifier(ph.Modifier("base64decode"), "aGk=") == "hi"
 
 
 def test_modifier_type_errors() -> None:
     with pytest.raises(secret_modifiers.ModifierError, match="expected a string, got object"):
-        secret_modifiers.apply_modifier(s.Modifier("base64encode"), {"a": 1})
+        secret_modifiers.apply_modifier(ph.Modifier("base64encode"), {"a": 1})
     with pytest.raises(secret_modifiers.ModifierError, match="takes no arguments"):
-        secret_modifiers.apply_modifier(s.Modifier("sha256sum", ("x",)), "v")
+        secret_modifiers.apply_modifier(ph.Modifier("sha256sum", ("x",)), "v")
 
 
 # -- substitution rules -------------------------------------------------------------------
 
 def test_substitution_rules() -> None:
-    ann = {s.AVP_PATH: "kv/app"}
+    ann = {ph.AVP_PATH: "kv/app"}
     obj = secret({"pw": "<pw>", "both": "<user>:<pw>", "list": ["<user>", {"in": "<pw>"}],
                   "<user>": "key untouched", "n": "<n | jsonParse>",
                   "cfg": "<cfg | jsonParse>", "doc": "<doc | yamlParse>"}, ann)
@@ -198,7 +199,7 @@ def test_substitution_rules() -> None:
 
 
 def test_configmap_values_become_strings() -> None:
-    cm = secret({}, {s.AVP_PATH: "kv/app"}, kind="ConfigMap")
+    cm = secret({}, {ph.AVP_PATH: "kv/app"}, kind="ConfigMap")
     cm["data"] = {"n": "<n | jsonParse>", "cfg": "<cfg | jsonParse>"}
     (out,) = run([cm])
     assert out["data"]["n"] == "3"
@@ -215,7 +216,7 @@ def test_secret_base64_template_is_substituted_inside() -> None:
 
 
 def test_remove_missing_drops_only_missing_keys() -> None:
-    ann = {s.AVP_PATH: "kv/app", s.AVP_REMOVE_MISSING: "true"}
+    ann = {ph.AVP_PATH: "kv/app", ph.AVP_REMOVE_MISSING: "true"}
     (out,) = run([secret({"pw": "<pw>", "gone": "<absent>",
                           "inline": "<path:kv/app#absent>"}, ann)])
     assert out["stringData"] == {"pw": "hunter2-pw"}
@@ -225,8 +226,8 @@ def test_remove_missing_drops_only_missing_keys() -> None:
 
 def test_ignore_annotation_skips_and_never_reads() -> None:
     backend = DictBackend(DATA)
-    obj = secret({"pw": "<pw>"}, {s.AVP_PATH: "kv/app", s.AVP_IGNORE: "True"})
-    assert s.resolve_stream([obj], AVP, backend, FAST) == [obj]
+    obj = secret({"pw": "<pw>"}, {ph.AVP_PATH: "kv/app", ph.AVP_IGNORE: "True"})
+    assert ph.resolve_stream([obj], AVP, backend, FAST) == [obj]
     assert backend.reads == []
 
 
@@ -256,7 +257,7 @@ def test_one_read_per_key_and_bounded_concurrency() -> None:
     objs = [secret({f"f{j}": f"<path:p/{i}#k>" for j in range(5)}) for i in range(20) for _ in
             range(3)]
     backend = DictBackend(data, delay=0.01)
-    out = s.resolve_stream(objs, AVP, backend, FAST)
+    out = ph.resolve_stream(objs, AVP, backend, FAST)
     assert len(backend.reads) == 20 and len(set(backend.reads)) == 20
     assert backend.opens == 1
     assert 1 < backend.peak <= FAST.concurrency
@@ -285,12 +286,12 @@ def test_unreachable_backend_is_one_error() -> None:
     backend = DictBackend(DATA, transient=100)
     objs = [secret({"a": "<path:kv/app#pw>", "b": "<path:kv/other#token>"})]
     with pytest.raises(s.TransientBackendError, match="connection refused"):
-        s.resolve_stream(objs, AVP, backend, FAST)
+        ph.resolve_stream(objs, AVP, backend, FAST)
 
 
 def test_every_value_is_registered_with_the_redactor() -> None:
     redactor = Redactor()
-    s.resolve_stream([secret({"a": "<path:kv/app#cfg | jsonPath {.db.user} | base64encode>"})],
+    ph.resolve_stream([secret({"a": "<path:kv/app#cfg | jsonPath {.db.user} | base64encode>"})],
                      AVP, DictBackend(DATA), FAST, redactor)
     # Every value of the path read, and every intermediate modifier result.
     for value in ("hunter2-pw", "alice-user", "dbu", base64.b64encode(b"dbu").decode()):
@@ -301,16 +302,16 @@ def test_every_value_is_registered_with_the_redactor() -> None:
 # -- helpers used by `kiln generate` ------------------------------------------------------------
 
 def test_strip_avp_annotations_keeps_order() -> None:
-    obj = secret({"a": "1"}, {"z": "keep", s.AVP_PATH: "kv/app"})
-    (out,) = s.strip_avp_annotations([obj])
+    obj = secret({"a": "1"}, {"z": "keep", ph.AVP_PATH: "kv/app"})
+    (out,) = ph.strip_avp_annotations([obj])
     assert out["metadata"]["annotations"] == {"z": "keep"}
     assert list(out) == list(obj)
-    (bare,) = s.strip_avp_annotations([secret({"a": "1"}, {s.AVP_PATH: "kv/app"})])
+    (bare,) = ph.strip_avp_annotations([secret({"a": "1"}, {ph.AVP_PATH: "kv/app"})])
     assert "annotations" not in bare["metadata"]
 
 
 def test_unresolved_names_what_no_backend_took() -> None:
-    errors = s.unresolved([secret({"a": "<path:kv/app#pw>", "b": "ref+awssecrets://x#k",
+    errors = ph.unresolved([secret({"a": "<path:kv/app#pw>", "b": "ref+awssecrets://x#k",
                                    "c": "<plain>"})])
     assert [e.one_line().split(": ")[1] for e in errors] == ["stringData.a", "stringData.b"]
 
@@ -319,21 +320,21 @@ def test_wants_is_precise() -> None:
     b64 = base64.b64encode(b"<not-a-ref>").decode()
     plain = secret({"a": "<text>"})
     plain["data"] = {"x": b64}
-    assert not s.wants([plain], AVP)
-    annotated = secret({"a": "no placeholders"}, {s.AVP_PATH: "kv/app"})
-    assert not s.wants([annotated], AVP)
+    assert not ph.wants([plain], AVP)
+    annotated = secret({"a": "no placeholders"}, {ph.AVP_PATH: "kv/app"})
+    assert not ph.wants([annotated], AVP)
     annotated["stringData"]["b"] = "<pw>"
-    assert s.wants([annotated], AVP)
+    assert ph.wants([annotated], AVP)
     inline = secret({})
     inline["data"] = {"x": base64.b64encode(b"<path:kv/app#pw>").decode()}
-    assert s.wants([inline], AVP)
+    assert ph.wants([inline], AVP)
 
 
 # -- resolved values are final ------------------------------------------------------------------
 
 TRAP = "x<path:kv/data/trap#k>y ref+mem://trap#k ref+other://trap#k"
 """A secret value that looks like references of every grammar below (the test chose it)."""
-OTHER = s.Grammar(schemes=frozenset({"other"}))
+OTHER = ph.Grammar(schemes=frozenset({"other"}))
 
 
 def test_value_from_one_resolver_is_never_read_or_substituted_by_another() -> None:
@@ -341,25 +342,25 @@ def test_value_from_one_resolver_is_never_read_or_substituted_by_another() -> No
     second = DictBackend({"b": {"j": "J"}})
     obj = {"kind": "ConfigMap", "metadata": {"name": "c"},
            "data": {"mixed": "<path:kv/data/a#k>|ref+other://b#j", "lone": "ref+other://b#j"}}
-    out = s.resolve_stream([obj], AVP, first, s.FetchPolicy())
+    out = ph.resolve_stream([obj], AVP, first, s.FetchPolicy())
     # The value read holds ref+mem:// text, which AVP's grammar owns: it was not read.
     assert [k.path for k in first.reads] == ["kv/data/a"]
-    out = s.resolve_stream(out, OTHER, second, s.FetchPolicy())
+    out = ph.resolve_stream(out, OTHER, second, s.FetchPolicy())
     assert [k.path for k in second.reads] == ["b"]
     assert out[0]["data"] == {"mixed": f"{TRAP}|J", "lone": "J"}
-    assert s.unresolved(out) == []
+    assert ph.unresolved(out) == []
     plain = s.plain(out)
     assert type(plain[0]["data"]["mixed"]) is str and plain[0]["data"]["mixed"] == f"{TRAP}|J"
     # Without the marks (what a plain copy of the text would be) the trap would be reported.
-    assert len(s.unresolved(plain)) == 3
+    assert len(ph.unresolved(plain)) == 3
 
 
 def test_leftover_next_to_a_resolved_value_is_still_reported_without_the_value() -> None:
     backend = DictBackend({"kv/data/a": {"k": TRAP}})
     obj = {"kind": "ConfigMap", "metadata": {"name": "c"},
            "data": {"v": "<path:kv/data/a#k> and ref+nobody://x#y"}}
-    out = s.resolve_stream([obj], AVP, backend, s.FetchPolicy())
-    errors = s.unresolved(out)
+    out = ph.resolve_stream([obj], AVP, backend, s.FetchPolicy())
+    errors = ph.unresolved(out)
     assert [e.one_line() for e in errors] == [
         "ConfigMap/c: data.v: ref+nobody://x#y: no secrets backend is configured for this "
         "reference (set AVP_TYPE, VAULT_ADDR, or a secrets section)"]
@@ -371,8 +372,8 @@ def test_base64_secret_template_keeps_resolved_spans_for_the_next_resolver() -> 
            "data": {"conf": base64.b64encode(template.encode()).decode()}}
     first = DictBackend({"kv/data/a": {"k": TRAP}})
     second = DictBackend({"b": {"j": "J"}, "trap": {"k": "BAD"}})
-    out = s.resolve_stream([obj], AVP, first, s.FetchPolicy())
-    out = s.resolve_stream(out, OTHER, second, s.FetchPolicy())
+    out = ph.resolve_stream([obj], AVP, first, s.FetchPolicy())
+    out = ph.resolve_stream(out, OTHER, second, s.FetchPolicy())
     assert [k.path for k in second.reads] == ["b"]
     decoded = base64.b64decode(s.plain(out)[0]["data"]["conf"]).decode()
     assert decoded == f"a={TRAP}\nb=J\n"
@@ -381,11 +382,11 @@ def test_base64_secret_template_keeps_resolved_spans_for_the_next_resolver() -> 
 def test_non_string_values_and_final_marks_nested_strings() -> None:
     backend = DictBackend({"kv/data/a": {"k": {"inner": TRAP, "n": 1}}})
     obj = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"x": "<path:kv/data/a#k>"}}
-    out = s.resolve_stream([obj], AVP, backend, s.FetchPolicy())
+    out = ph.resolve_stream([obj], AVP, backend, s.FetchPolicy())
     assert out[0]["spec"]["x"] == {"inner": TRAP, "n": 1}
-    assert s.unresolved(out) == []
+    assert ph.unresolved(out) == []
     marked = s.final({"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"})
-    assert s.unresolved([{"kind": "ConfigMap", "data": marked}]) == []
+    assert ph.unresolved([{"kind": "ConfigMap", "data": marked}]) == []
     assert s.plain(marked) == {"a": ["<path:x#y>", 2], "b": "ref+vault://x#y"}
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kiln.core import placeholders as ph
 from kiln.core import secrets
 from kiln.core.engine import Engine
 from kiln.core.errors import ConfigError, SecretErrors, SecretNotFound
@@ -86,7 +87,7 @@ def test_uri_paths_follow_vals_and_annotations_pick_the_kv_version() -> None:
         secrets.ReadKey("secret/data/app", "3", "2")
     assert grammar.uri_read("kv1/app", {"kv": "1", "version": "3"}) == \
         secrets.ReadKey("kv1/app", None, "1")
-    assert grammar.read_key("kv1/app", "4", {secrets.AVP_KV_VERSION: "1"}) == \
+    assert grammar.read_key("kv1/app", "4", {ph.AVP_KV_VERSION: "1"}) == \
         secrets.ReadKey("kv1/app", None, "1")
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kiln.core import secrets
+from kiln.core import placeholders, secrets
 from kiln.core.errors import ConfigError, SecretBackendUnavailable, SecretError, SecretNotFound
 from kiln.core.secrets import ReadKey, TransientBackendError
 from kiln.plugins.external_secrets.cloud import CloudResolver, json_object_keys
@@ -116,7 +116,7 @@ def _unvariant(text: str) -> tuple[str, str]:
     return region, stage.removeprefix(STAGE_PREFIX)
 
 
-def aws_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+def aws_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> placeholders.Grammar:
     """AVP placeholders (``<path:NAME#KEY#VERSION_ID>``) when ``avp``; always
     ``ref+awssecrets://NAME[?region=R&version_stage=S&version_id=I][#KEY]``."""
 
@@ -124,7 +124,7 @@ def aws_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets
         return ReadKey(path, query.get("version_id") or None,
                        variant(query.get("region", ""), query.get("version_stage", "")))
 
-    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
+    return placeholders.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
                            uri_read=uri_read,
                            whole_key=WHOLE)
 
@@ -271,7 +271,7 @@ class AwsResolver(CloudResolver[AwsOptions]):
     """Text whose absence proves there is no AWS reference (see the Vault resolver's)."""
     options_type = AwsOptions
 
-    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> placeholders.Grammar:
         """See :func:`aws_grammar`."""
         return aws_grammar(avp, validation)
 

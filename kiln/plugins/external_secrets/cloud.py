@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from kiln.core import secrets
+from kiln.core import placeholders, secrets
 from kiln.core.registry import SecretResolverBase
 from kiln.plugins.external_secrets.config import (
     AwsOptions,
@@ -55,7 +55,7 @@ class CloudResolver(SecretResolverBase, Generic[OptionsT]):
     """Text whose absence proves there is no reference (see the Vault resolver's)."""
     options_type: type[OptionsT]
 
-    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> placeholders.Grammar:
         """The references this resolver owns (AVP placeholders too when ``avp``)."""
         raise NotImplementedError
 
@@ -72,7 +72,7 @@ class CloudResolver(SecretResolverBase, Generic[OptionsT]):
 
     def wants(self, objects: Sequence[dict[str, Any]], ctx: SecretContext) -> bool:
         """True when some object holds a reference to this backend."""
-        return secrets.wants(objects, self.grammar(avp_type(ctx.env) == self.avp_name))
+        return placeholders.wants(objects, self.grammar(avp_type(ctx.env) == self.avp_name))
 
     def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
         """Read every referenced secret once, concurrently, and substitute."""
@@ -80,4 +80,4 @@ class CloudResolver(SecretResolverBase, Generic[OptionsT]):
         policy = secrets.FetchPolicy(concurrency=lim.concurrency, timeout=lim.timeout,
                                      retries=lim.retries, deadline=ctx.deadline)
         grammar = self.grammar(avp_type(ctx.env) == self.avp_name, path_validation(ctx.env))
-        return secrets.resolve_stream(objects, grammar, backend, policy, ctx.redactor)
+        return placeholders.resolve_stream(objects, grammar, backend, policy, ctx.redactor)

@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from kiln.core import secrets
+from kiln.core import placeholders
 from kiln.core.errors import SecretError, SecretErrors
 from kiln.core.manifests import object_ref
-from kiln.core.secrets import ReadKey, Reference
+from kiln.core.placeholders import Reference
+from kiln.core.secrets import ReadKey
 from kiln.plugins.external_secrets import gotemplate, schema
 from kiln.plugins.external_secrets.config import WHOLE, avp_type, env_value
 
@@ -38,12 +39,12 @@ GCP_RE = re.compile(r"^projects/(?P<project>[^/]+)/secrets/(?P<secret>[^/]+)"
                     r"(?:/versions/(?P<version>[^/]+))?$")
 
 
-def parse_grammar() -> secrets.Grammar:
+def parse_grammar() -> placeholders.Grammar:
     """Parse every supported reference, keeping raw paths and URI queries (no backend rules)."""
-    return secrets.Grammar(
+    return placeholders.Grammar(
         avp=True, schemes=frozenset(SCHEMES), whole_key=WHOLE,
         read_key=lambda path, version, annotations: ReadKey(
-            path, version or None, annotations.get(secrets.AVP_KV_VERSION, "").strip()),
+            path, version or None, annotations.get(placeholders.AVP_KV_VERSION, "").strip()),
         uri_read=lambda path, query: ReadKey(path, None, urlencode(sorted(query.items()))),
     )
 
@@ -66,14 +67,14 @@ def find_references(text: str, generic: bool, annotations: Mapping[str, str]) ->
     grammar = parse_grammar()
     found: list[_Found] = []
     if "<" in text:
-        regex = secrets.GENERIC_RE if generic else secrets.INLINE_RE
+        regex = placeholders.GENERIC_RE if generic else placeholders.INLINE_RE
         for m in regex.finditer(text):
-            found.append(_Found(m.start(), m.end(),
-                                secrets.parse_placeholder(m.group(0), annotations, grammar), ""))
+            ref = placeholders.parse_placeholder(m.group(0), annotations, grammar)
+            found.append(_Found(m.start(), m.end(), ref, ""))
     if "ref+" in text:
-        for m in secrets.URI_RE.finditer(text):
+        for m in placeholders.URI_RE.finditer(text):
             scheme = m.group("scheme")
-            ref = (secrets.parse_uri(m, annotations, grammar) if scheme in SCHEMES
+            ref = (placeholders.parse_uri(m, annotations, grammar) if scheme in SCHEMES
                    else Reference(m.group(0), None, "", error=f"ref+{scheme}:// has no "
                                   "External Secrets equivalent in kiln"))
             found.append(_Found(m.start(), m.end(), ref, scheme))
@@ -212,8 +213,8 @@ def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str
 
     The backend its references read (vault, aws, gcp) is appended to ``backends``."""
     ref = object_ref(obj)
-    annotations = secrets.annotations_of(obj)
-    generic = secrets.AVP_PATH in annotations
+    annotations = placeholders.annotations_of(obj)
+    generic = placeholders.AVP_PATH in annotations
     conv = _Conversion(ref)
     values: dict[str, tuple[str, str]] = {}  # key -> (field path, text)
     for key, value in (obj.get("data") or {}).items():
@@ -235,7 +236,7 @@ def convert_secret(obj: dict[str, Any], store: tuple[str, str], env: Mapping[str
     meta = obj.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
     kept = {k: v for k, v in (meta.get("annotations") or {}).items()
-            if not str(k).startswith(secrets.AVP_PREFIX)}
+            if not str(k).startswith(placeholders.AVP_PREFIX)}
     template: dict[str, Any] = {"engineVersion": "v2"}
     if obj.get("type") and obj.get("type") != "Opaque":
         template["type"] = obj["type"]
@@ -302,10 +303,10 @@ def _check_store(store: tuple[str, str], manifests: list[Mapping[str, Any]],
 
 
 def _has_references(obj: Mapping[str, Any]) -> bool:
-    grammar = secrets.Grammar(avp=True, schemes=frozenset(SCHEMES))
-    if secrets.wants([obj], grammar):
+    grammar = placeholders.Grammar(avp=True, schemes=frozenset(SCHEMES))
+    if placeholders.wants([obj], grammar):
         return True
-    return any("ref+" in text and secrets.URI_RE.search(text)
+    return any("ref+" in text and placeholders.URI_RE.search(text)
                for _, text in _all_strings(obj))
 
 
@@ -321,8 +322,12 @@ def _all_strings(node: Any, where: tuple[str, ...] = ()) -> list[tuple[tuple[str
 
 def wants(objects: list[dict[str, Any]]) -> bool:
     """True when some object holds a reference convert mode must handle."""
-    return any(not secrets.parse_bool(secrets.annotations_of(o).get(secrets.AVP_IGNORE))
-               and _has_references(o) for o in objects)
+    return any(not _ignored(o) and _has_references(o) for o in objects)
+
+
+def _ignored(obj: Mapping[str, Any]) -> bool:
+    """The object carries ``avp.kubernetes.io/ignore: true``."""
+    return placeholders.parse_bool(placeholders.annotations_of(obj).get(placeholders.AVP_IGNORE))
 
 
 def convert(objects: list[dict[str, Any]], store: tuple[str, str], env: Mapping[str, str],
@@ -335,17 +340,16 @@ def convert(objects: list[dict[str, Any]], store: tuple[str, str], env: Mapping[
     errors: list[SecretError] = []
     backends: list[str] = []
     for obj in objects:
-        if secrets.parse_bool(secrets.annotations_of(obj).get(secrets.AVP_IGNORE)) or \
-                not _has_references(obj):
+        if _ignored(obj) or not _has_references(obj):
             out.append(obj)
             continue
         if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
-            ann = secrets.annotations_of(obj)
-            generic = secrets.AVP_PATH in ann
+            ann = placeholders.annotations_of(obj)
+            generic = placeholders.AVP_PATH in ann
             for where, text in _all_strings(obj):
                 for f in find_references(text, generic, ann):
                     errors.append(ConversionError(
-                        f"{secrets.field_path(where)}: {f.ref.text}: only Secret values can "
+                        f"{placeholders.field_path(where)}: {f.ref.text}: only Secret values can "
                         "become ExternalSecret data", source=object_ref(obj)))
             out.append(obj)
             continue

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kiln.core import secrets
+from kiln.core import placeholders, secrets
 from kiln.core.errors import ConfigError, SecretBackendUnavailable, SecretError, SecretNotFound
 from kiln.core.secrets import ReadKey, TransientBackendError
 from kiln.core.trust import parse_bool
@@ -78,7 +78,7 @@ def resource_read(path: str, version: str | None) -> ReadKey:
     return ReadKey(base, version or m.group("version") or "latest")
 
 
-def gcp_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+def gcp_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> placeholders.Grammar:
     """AVP placeholders (``<path:projects/P/secrets/S[/versions/V]#KEY[#V]>``) when ``avp``;
     always ``ref+gcpsecrets://PROJECT/SECRET[?version=N][#KEY]``."""
 
@@ -91,7 +91,7 @@ def gcp_grammar(avp: bool, validation: re.Pattern[str] | None = None) -> secrets
             return ReadKey(path, query.get("version") or "latest", "malformed")
         return ReadKey(f"projects/{project}/secrets/{secret}", query.get("version") or "latest")
 
-    return secrets.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
+    return placeholders.Grammar(avp=avp, schemes=frozenset({SCHEME}), path_validation=validation,
                            read_key=read_key,
                            uri_read=uri_read, whole_key=WHOLE)
 
@@ -207,7 +207,7 @@ class GcpResolver(CloudResolver[GcpOptions]):
     """Text whose absence proves there is no Google reference (see the Vault resolver's)."""
     options_type = GcpOptions
 
-    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> secrets.Grammar:
+    def grammar(self, avp: bool, validation: re.Pattern[str] | None = None) -> placeholders.Grammar:
         """See :func:`gcp_grammar`."""
         return gcp_grammar(avp, validation)
 

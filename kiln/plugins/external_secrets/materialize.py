@@ -121,26 +121,9 @@ class _Stores:
         ctx = self.ctx
         backend: secrets.Backend
         if provider == "vault":
-            from kiln.plugins.secrets_vault.backend import VaultBackend
-            from kiln.plugins.secrets_vault.config import load_settings
-
             origin = self.origins.get(id(manifest)) or Origin(Level.REPOSITORY, ref)
             stores.check_vault_store(spec, origin, ctx.env)
-
-            env = {k: v for k, v in ctx.env.items()
-                   if k not in ("ARGOCD_ENV_VAULT_ADDR", "ARGOCD_ENV_VAULT_NAMESPACE",
-                                "ARGOCD_ENV_AVP_KV_VERSION")}
-            env["VAULT_ADDR"] = str(spec["server"])
-            env["AVP_KV_VERSION"] = "1" if str(spec.get("version", "v2")) == "v1" else "2"
-            if spec.get("namespace"):
-                env["VAULT_NAMESPACE"] = str(spec["namespace"])
-            settings = load_settings(env, None, timeout=ctx.timeout,
-                                     concurrency=ctx.concurrency)
-            ctx.redactor.register_many(settings.credentials())
-            backend = VaultBackend(settings, ctx.redactor)
-            policy = secrets.FetchPolicy(concurrency=settings.concurrency,
-                                         timeout=settings.timeout, retries=settings.retries,
-                                         deadline=ctx.deadline)
+            backend, policy = ctx.backend_for("vault", spec)  # the Vault resolver's backend
         elif provider == "aws":
             from kiln.plugins.external_secrets.aws import AwsBackend
             from kiln.plugins.external_secrets.aws import load_settings as aws_settings

@@ -28,7 +28,7 @@ from kiln.plugins.helm.values import materialise, resolve_values
 
 if TYPE_CHECKING:
     from kiln.core.app import App
-    from kiln.core.context import RenderContext
+    from kiln.core.context import ChartRequest, RenderContext
     from kiln.plugins.helm.store import ChartStore
 
 log = logging.getLogger("kiln.helm")
@@ -189,6 +189,24 @@ class HelmRenderer(RendererBase):
         self.version = __version__
         # An unpinned remote chart is fetched by inputs() and handed to the render that follows.
         self._unpinned: dict[RemoteChart, StoredChart] = {}
+
+    # -- capability: renders charts for other renderers ---------------------------------------
+
+    def chart_app(self, request: ChartRequest) -> App:
+        """The app that renders ``request``'s chart directory as ``helm template`` would, with
+        its release name, namespace, values (as ``valuesObject``), CRDs and tests as asked."""
+        from kiln.core.app import App
+
+        helm: dict[str, Any] = {"releaseName": request.release,
+                                "skipCrds": not request.include_crds,
+                                "skipTests": request.skip_tests}
+        if request.values is not None:
+            helm["valuesObject"] = dict(request.values)
+        parent = request.parent
+        return App(path=request.chart, type=self.name, name=request.release,
+                   namespace=request.namespace, source_root=parent.root,
+                   kube_version=request.kube_version, api_versions=request.api_versions,
+                   options={self.name: helm}, env=parent.env)
 
     # -- protocol -------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.app import App
+from kiln.core.context import ChartRequest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError, RenderError, ToolError
 from kiln.core.hookspecs import hookimpl
@@ -199,10 +200,10 @@ class JsonnetRenderer(RendererBase):
 
 
 def _nested_helm(app: App, ctx: RenderContext, msg: dict[str, Any]) -> list[dict[str, Any]]:
-    """Render ``helmTemplate``'s chart through the engine's Helm renderer."""
+    """Render ``helmTemplate``'s chart through the engine's chart renderer (by capability)."""
     where = "helmTemplate"
-    if ctx.render_nested is None:
-        raise RenderError("helmTemplate needs kiln's engine (no nested renderer here)")
+    if ctx.render_chart is None:
+        raise RenderError("helmTemplate needs kiln's engine (no chart renderer here)")
     namespace = msg.get("namespace") or app.namespace
     kube_version = msg.get("kubeVersion") or app.kube_version
     api_versions = msg.get("apiVersions") or list(app.api_versions)
@@ -212,28 +213,14 @@ def _nested_helm(app: App, ctx: RenderContext, msg: dict[str, Any]) -> list[dict
         raise ConfigError(f"{where}: conf.kubeVersion must be a string")
     if not isinstance(api_versions, list) or not all(isinstance(v, str) for v in api_versions):
         raise ConfigError(f"{where}: conf.apiVersions must be a list of strings")
-    helm: dict[str, Any] = {
-        "releaseName": msg["name"],
-        "skipCrds": not msg.get("includeCrds", True),
-        "skipTests": bool(msg.get("skipTests", False)),
-    }
     values = msg.get("values")
-    if values is not None:
-        if not isinstance(values, dict):
-            raise ConfigError(f"{where}: conf.values must be an object")
-        helm["valuesObject"] = values
-    nested = App(
-        path=Path(msg["chart"]),
-        type="helm",
-        name=msg["name"],
-        namespace=namespace,
-        source_root=app.root,
-        kube_version=kube_version,
-        api_versions=tuple(api_versions),
-        options={"helm": helm},
-        env=app.env,
-    )
-    return ctx.render_nested(nested)
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{where}: conf.values must be an object")
+    return ctx.render_chart(ChartRequest(
+        parent=app, chart=Path(msg["chart"]), release=msg["name"], namespace=namespace,
+        kube_version=kube_version, api_versions=tuple(api_versions), values=values,
+        include_crds=bool(msg.get("includeCrds", True)),
+        skip_tests=bool(msg.get("skipTests", False))))
 
 
 @hookimpl

@@ -23,11 +23,11 @@ from kiln.plugins.secrets_vault.config import (
 )
 
 if TYPE_CHECKING:
-    from kiln.core import secrets
+    from kiln.core import placeholders, secrets
     from kiln.core.context import SecretContext
 
 
-def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
+def vault_grammar(settings: VaultSettings | None, avp: bool) -> placeholders.Grammar:
     """The references the Vault resolver owns, with Vault's read keys.
 
     AVP placeholders read the path as written (KV v2 paths carry ``/data/``), with the KV
@@ -37,12 +37,12 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
     inserted after the mount unless the KV version (``?kv=``, else ``AVP_KV_VERSION``) is 1
     (vals' convention) or the path already has it.
     """
-    from kiln.core import secrets
+    from kiln.core import placeholders, secrets
 
     default_kv = settings.kv_version if settings else "2"
 
     def read_key(path: str, version: str | None, annotations: Mapping[str, str]) -> secrets.ReadKey:
-        kv = annotations.get(secrets.AVP_KV_VERSION, "").strip() or default_kv
+        kv = annotations.get(placeholders.AVP_KV_VERSION, "").strip() or default_kv
         return secrets.ReadKey(path, None if kv == "1" else version, kv)
 
     def uri_read(path: str, query: Mapping[str, str]) -> secrets.ReadKey:
@@ -56,7 +56,7 @@ def vault_grammar(settings: VaultSettings | None, avp: bool) -> secrets.Grammar:
         # URI and a placeholder of one path share one read.
         return secrets.ReadKey(path, None if kv == "1" else version, kv)
 
-    return secrets.Grammar(
+    return placeholders.Grammar(
         avp=avp,
         schemes=frozenset({"vault"}),
         path_validation=settings.path_validation if settings else None,
@@ -85,13 +85,13 @@ class VaultResolver(SecretResolverBase):
         """True when Vault is configured and some object holds a reference it owns."""
         if not is_configured(ctx.env, self._options(ctx)):
             return False
-        from kiln.core import secrets
+        from kiln.core import placeholders
 
-        return secrets.wants(objects, vault_grammar(None, owns_placeholders(ctx.env)))
+        return placeholders.wants(objects, vault_grammar(None, owns_placeholders(ctx.env)))
 
     def resolve(self, objects: list[dict[str, Any]], ctx: SecretContext) -> list[dict[str, Any]]:
         """Read every referenced path once, concurrently, and substitute (AVP's rules)."""
-        from kiln.core import secrets
+        from kiln.core import placeholders, secrets
         from kiln.plugins.secrets_vault.backend import VaultBackend
 
         settings = load_settings(ctx.env, self._options(ctx), timeout=ctx.timeout,
@@ -101,8 +101,32 @@ class VaultResolver(SecretResolverBase):
         backend = VaultBackend(settings, ctx.redactor)
         policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
                                      retries=settings.retries, deadline=ctx.deadline)
-        return secrets.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
+        return placeholders.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
                                       policy, ctx.redactor)
+
+    def backend_for_store(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                          ) -> secrets.StoreBackend | None:
+        """A Vault backend for a store whose ``spec`` (ESO's ``spec.provider.vault``) names the
+        server, namespace and KV ``version``; kiln's own credentials (``AVP_AUTH_TYPE``, ...)
+        log in. None for another provider. The caller has checked that the store may name
+        that server (:func:`kiln.core.trust.check`)."""
+        if provider != "vault":
+            return None
+        from kiln.core import secrets
+        from kiln.plugins.secrets_vault.backend import VaultBackend
+
+        env = {k: v for k, v in ctx.env.items()
+               if k not in ("ARGOCD_ENV_VAULT_ADDR", "ARGOCD_ENV_VAULT_NAMESPACE",
+                            "ARGOCD_ENV_AVP_KV_VERSION")}
+        env["VAULT_ADDR"] = str(spec["server"])
+        env["AVP_KV_VERSION"] = "1" if str(spec.get("version", "v2")) == "v1" else "2"
+        if spec.get("namespace"):
+            env["VAULT_NAMESPACE"] = str(spec["namespace"])
+        settings = load_settings(env, None, timeout=ctx.timeout, concurrency=ctx.concurrency)
+        ctx.redactor.register_many(settings.credentials())
+        policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
+                                     retries=settings.retries, deadline=ctx.deadline)
+        return secrets.StoreBackend(VaultBackend(settings, ctx.redactor), policy)
 
 
 @hookimpl
