@@ -128,6 +128,10 @@ class SecretResolver(Protocol):
         is not this resolver's kind of file."""
         ...
 
+    def tool_version(self, ctx: RenderContext) -> str:
+        """The external tool this resolver runs, as ``kiln --version`` lists it ('' for none)."""
+        ...
+
 
 class RendererBase:
     """Defaults for a renderer's optional members; a plugin's renderer may inherit them.
@@ -167,6 +171,10 @@ class SecretResolverBase:
                     fmt: str | None = None) -> Sequence[str] | None:
         """Verifies no file: None."""
         return None
+
+    def tool_version(self, ctx: RenderContext) -> str:
+        """No external tool: ''."""
+        return ""
 
 
 def protocol_members(protocol: type) -> tuple[str, ...]:

@@ -32,9 +32,7 @@ def listed_tools(plugins: Any, ctx: Any, versions: Any) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for registry in (plugins.renderers, plugins.resolvers):
         for name in registry:
-            ask = getattr(registry.get(name), "tool_version", None)
-            if not callable(ask):
-                continue
+            ask = registry.member(registry.get(name), "tool_version")
             versions.asked.clear()
             try:
                 text = str(ask(ctx))
