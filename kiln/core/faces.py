@@ -184,7 +184,8 @@ def faces_of(item: object) -> Faces:
 
 def declared(plugins: Any) -> list[Declared]:
     """Every declaration, in order: kiln's own, then each renderer, then each secret resolver,
-    in the order their plugins were loaded (built-in ones first). Raises PluginError when two declare the same flag or parameter."""
+    in the order their plugins were loaded (built-in ones first). Raises PluginError when two
+    declare the same flag or parameter."""
     found = [Declared("core", "kiln", CORE)]
     order = {info.name: i for i, info in enumerate(plugins.describe())}
     for kind, registry in (("renderer", plugins.renderers), ("secret resolver",

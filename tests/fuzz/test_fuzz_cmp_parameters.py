@@ -21,11 +21,11 @@ from kiln.cmp.environment import (
     parse_parameters_json,
 )
 from kiln.cmp.parameters import table
-
-TABLE = table({})
 from kiln.core.engine import Engine
 from kiln.core.errors import ConfigError, KilnError
 from tests.fuzz.bounds import FUZZ, result_or_kiln_error
+
+TABLE = table({})
 
 NAMES = st.one_of(st.sampled_from([spec.name for spec in TABLE]), st.text(max_size=12))
 SHORT = st.one_of(st.text(max_size=12), st.sampled_from(
@@ -47,6 +47,7 @@ PARAMETERS_JSON = st.one_of(
     JSONISH.map(json.dumps),
     st.text(max_size=40),
 )
+
 DEEP = "[" * 5_000 + "]" * 5_000
 
 

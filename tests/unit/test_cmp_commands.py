@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from kiln.cmp.commands import cmp
 from kiln.cmp.parameters import table
+from tests.helpers import REPO
 
 TABLE = table({})
-from tests.helpers import REPO
 
 DEPLOY = REPO / "deploy" / "argocd"
 

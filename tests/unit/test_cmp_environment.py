@@ -18,10 +18,10 @@ from kiln.cmp.environment import (
     settings_from_environment,
 )
 from kiln.cmp.parameters import table
-
-TABLE = table({})
 from kiln.core.engine import Engine
 from kiln.core.errors import ConfigError
+
+TABLE = table({})
 
 
 def _settings(*params: dict[str, Any], **env: str) -> dict[str, Any]:
