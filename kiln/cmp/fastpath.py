@@ -12,10 +12,11 @@ for every part of that key, what the standard library can re-check without the e
 
 - the input files: the path the renderer declared, where it resolves (symlinks followed,
   relative to the source root, which it must not leave) and the sha256 of its content;
-- the tools: every binary the renderer asked for its version (resolved path, size, mtime);
+- the tools: every binary the renderer asked for its version (resolved path, size, mtime),
+  and every tool a loaded plugin declares (``Faces.tools``) as installed beside this Python;
 - the renderer's code when it comes from a third-party plugin: the sha256 of its loaded
   modules and of its distribution's metadata (its version lives there or in the code);
-- kiln's own code, its tools and the installed distributions (:func:`code_stamp`), the app's
+- kiln's own code and the installed distributions (:func:`code_stamp`), the app's
   options (the request: kiln.yaml, Argo CD's variables and parameters, ``KILN_*`` settings,
   and the values of the build-env variables the options reference);
 - the app's location, when the renderer said its output depends on it;
