@@ -35,6 +35,7 @@ class _State:
         self.debug = False
         self.redactor: Redactor | None = None
         self._flags: tuple[Flag, ...] | None = None
+        self._options: tuple[click.Option, ...] | None = None
 
     def app_flags(self) -> tuple[Flag, ...]:
         """Every flag kiln and the plugins the environment loads declare (loaded once)."""
@@ -45,6 +46,13 @@ class _State:
 
             self._flags = tuple(all_flags(declared(load_plugins(os.environ))))
         return self._flags
+
+    def app_options(self) -> tuple[click.Option, ...]:
+        """The click options of :meth:`app_flags` (built once, so parsing and processing see
+        the same objects)."""
+        if self._options is None:
+            self._options = tuple(_click_option(i, f) for i, f in enumerate(self.app_flags()))
+        return self._options
 
 
 def _redact(state: _State, text: str) -> str:
@@ -180,11 +188,9 @@ class _AppCommand(click.Command):
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         """The command's own parameters with the declared flags before ``--source-root``."""
         params = super().get_params(ctx)
-        state = ctx.find_object(_State)
-        declared = state.app_flags() if state is not None else _State().app_flags()
+        state = ctx.find_object(_State) or _State()
         at = next(i for i, p in enumerate(params) if p.name == "source_root")
-        return [*params[:at], *(_click_option(i, f) for i, f in enumerate(declared)),
-                *params[at:]]
+        return [*params[:at], *state.app_options(), *params[at:]]
 
 
 _APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
