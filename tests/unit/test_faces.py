@@ -144,3 +144,29 @@ def test_readme_flag_table_matches_the_declarations() -> None:
             expected.setdefault(row, set()).update(flag.names)
     expected["any"].add("--source-root")
     assert {k: rows.get(k) for k in expected} == expected
+
+
+def test_fast_path_stamps_the_tools_plugins_declare(tmp_path: Path) -> None:
+    """The memo holds a stamp for every declared tool beside Python (absent ones as absent),
+    not a hard-coded list: a third-party plugin's tool is there, a disabled plugin's is not."""
+    import sys
+
+    from kiln.cmp.fastpath import _declared_tools
+    from kiln.core.engine import Engine
+    from kiln.core.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def kiln_register_renderers(self, registry: RendererRegistry) -> None:
+            registry.add(SimpleNamespace(
+                name="tooled", version="1", priority=1, options_type=None,
+                detect=None, tool_version=None, inputs=None, render=None,
+                faces=Faces(tools=("kiln-faces-no-such-tool",))))
+
+    engine = Engine(cache_dir=tmp_path, entry_points=False, plugins=[Plugin()],
+                    env={"KILN_DISABLE_PLUGINS": "secrets_sops"})
+    stamps = {Path(path).name: (size, mtime) for path, size, mtime in _declared_tools(engine)}
+    assert stamps["kiln-faces-no-such-tool"] == (None, None)
+    assert "sops" not in stamps and "helm" in stamps
+    helm = Path(sys.executable).parent / "helm"  # .ci/install puts the real helm there
+    assert stamps["helm"] == (helm.stat().st_size, helm.stat().st_mtime_ns)
