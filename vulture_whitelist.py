@@ -52,3 +52,10 @@ _.faces
 # RenderContext service for third-party renderers (docs/plugins.md): render another app through
 # the engine. No built-in plugin needs it since helmTemplate asks for a chart renderer.
 _.render_nested
+
+# Optional protocol member the registry reads by name (kiln --version, the engine's key).
+_.tool_version
+
+# Declared data on Flag/Parameter (kiln/core/faces.py): which values reach a tool's argv. The
+# checks themselves live in the plugins (kiln/core/argv.py); nothing in kiln reads the flag yet.
+_.argv_bound

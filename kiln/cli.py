@@ -11,14 +11,14 @@ with ``kiln: error: interrupted by SIGTERM``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from kiln.clikit import State as _State
+from kiln.clikit import State, register_commands, run_group
 from kiln.clikit import redact as _redact
-from kiln.clikit import register_commands, run_group
+from kiln.core.faces import Entry, Flag, entry_item, set_option
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -29,6 +29,32 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _FACES = ("kiln.cmp.commands",)  # built-in command groups, registered as a plugin would
+
+
+class _State(State):
+    """The CLI's per-invocation state: the error handler's, plus the declared app flags."""
+
+    def __init__(self, args: list[str] | None = None) -> None:
+        super().__init__(args)
+        self._flags: tuple[Flag, ...] | None = None
+        self._options: tuple[click.Option, ...] | None = None
+
+    def app_flags(self) -> tuple[Flag, ...]:
+        """Every flag kiln and the plugins the environment loads declare (loaded once)."""
+        if self._flags is None:
+            import os
+
+            from kiln.core.faces import all_flags, declared, load_plugins
+
+            self._flags = tuple(all_flags(declared(load_plugins(os.environ))))
+        return self._flags
+
+    def app_options(self) -> tuple[click.Option, ...]:
+        """The click options of :meth:`app_flags` (built once, so parsing and processing see
+        the same objects)."""
+        if self._options is None:
+            self._options = tuple(_click_option(i, f) for i, f in enumerate(self.app_flags()))
+        return self._options
 
 
 def _setup_logging(debug: bool) -> RedactingFilter:
@@ -106,76 +132,16 @@ def _pairs(values: tuple[str, ...] | None, flag: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _settings(**flags: Any) -> dict[str, Any]:
-    """Turn command-line flags into kiln.yaml-shaped settings (flags absent stay absent)."""
-    settings: dict[str, Any] = {
-        "type": flags.get("app_type"),
-        "name": flags.get("app_name"),
-        "namespace": flags.get("namespace"),
-        "kubeVersion": flags.get("kube_version"),
-        "apiVersions": list(flags["api_versions"]) if flags.get("api_versions") else None,
-        "allowEmpty": True if flags.get("allow_empty") else None,
-    }
-    sections: dict[str, dict[str, Any]] = {
-        "directory": {
-            "recurse": True if flags.get("recurse") else None,
-            "include": flags.get("include"),
-            "exclude": flags.get("exclude"),
-        },
-        "helm": {
-            "releaseName": flags.get("release_name"),
-            "namespace": flags.get("helm_namespace"),
-            "valueFiles": list(flags["values"]) if flags.get("values") else None,
-            "parameters": [{"name": k, "value": v} for k, v in _pairs(flags.get("set"), "--set")]
-            + [{"name": k, "value": v, "forceString": True}
-               for k, v in _pairs(flags.get("set_string"), "--set-string")] or None,
-            "fileParameters": [{"name": k, "path": v}
-                               for k, v in _pairs(flags.get("set_file"), "--set-file")] or None,
-            "skipCrds": True if flags.get("skip_crds") else None,
-            "skipTests": True if flags.get("skip_tests") else None,
-            "skipSchemaValidation": True if flags.get("skip_schema_validation") else None,
-            "repoURL": flags.get("repo"),
-            "chart": flags.get("chart"),
-            "version": flags.get("chart_version"),
-        },
-        "kustomize": {
-            "namePrefix": flags.get("nameprefix"),
-            "nameSuffix": flags.get("namesuffix"),
-            "images": list(flags["kustomize_image"]) if flags.get("kustomize_image") else None,
-            "replicas": [{"name": k, "count": _count(v)} for k, v in
-                         _pairs(flags.get("kustomize_replica"), "--kustomize-replica")] or None,
-            "commonLabels": dict(_pairs(flags.get("kustomize_common_label"),
-                                        "--kustomize-common-label")) or None,
-            "commonAnnotations": dict(_pairs(flags.get("kustomize_common_annotation"),
-                                             "--kustomize-common-annotation")) or None,
-            "namespace": flags.get("kustomize_namespace"),
-            "buildOptions": flags.get("kustomize_build_options"),
-        },
-        "jsonnet": {
-            "extVars": [{"name": k, "value": v} for k, v in
-                        _pairs(flags.get("jsonnet_ext_str"), "--jsonnet-ext-str")]
-            + [{"name": k, "value": v, "code": True} for k, v in
-               _pairs(flags.get("jsonnet_ext_code"), "--jsonnet-ext-code")] or None,
-            "tlas": [{"name": k, "value": v} for k, v in
-                     _pairs(flags.get("jsonnet_tla_str"), "--jsonnet-tla-str")]
-            + [{"name": k, "value": v, "code": True} for k, v in
-               _pairs(flags.get("jsonnet_tla_code"), "--jsonnet-tla-code")] or None,
-            "libs": list(flags["jsonnet_libs"]) if flags.get("jsonnet_libs") else None,
-        },
-    }
-    secrets = {
-        "externalSecrets": {"mode": flags.get("external_secrets"),
-                            "secretStore": flags.get("secret_store")},
-        "sops": {"ignoreMac": True if flags.get("sops_ignore_mac") else None},
-    }
-    for name, values in sections.items():
-        given = {k: v for k, v in values.items() if v is not None}
-        if given:
-            settings[name] = given
-    for name, values in secrets.items():
-        given = {k: v for k, v in values.items() if v is not None}
-        if given:
-            settings.setdefault("secrets", {})[name] = given
+def _settings(declared: Sequence[Flag], **flags: Any) -> dict[str, Any]:
+    """Turn command-line flags into kiln.yaml-shaped settings (flags absent stay absent).
+
+    ``declared`` are the flags kiln and the plugins declare, their values under
+    ``flags[_dest(i)]``; ``-O`` options apply last, over them."""
+    settings: dict[str, Any] = {}
+    for index, flag in enumerate(declared):
+        value = _flag_value(flag, flags.get(_dest(index)))
+        if value is not None:
+            set_option(settings, flag.path, value)
     for text in flags.get("options") or ():
         path, value = _parse_option(text)
         target = settings
@@ -185,72 +151,69 @@ def _settings(**flags: Any) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if v is not None}
 
 
-def _count(text: str) -> int:
+def _flag_value(flag: Flag, raw: Any) -> Any:
+    """The option value a flag's command-line value gives (None: the flag was not given)."""
+    name = flag.names[-1]
+    if flag.shape == "bool":
+        return True if raw else None
+    if flag.shape in ("str", "int"):
+        return None if raw is None else _integer(flag, raw) if flag.shape == "int" else raw
+    if not raw:
+        return None
+    if flag.shape == "list":
+        return list(raw)
+    if flag.shape == "map":
+        return dict(_pairs(raw, name))
+    entry = flag.entry or Entry()
+    return [entry_item(entry, k, _integer(flag, v) if entry.integer else v)
+            for k, v in _pairs(raw, name)]
+
+
+def _integer(flag: Flag, text: str) -> int:
     from kiln.core.errors import UsageError
 
     try:
         return int(text)
     except ValueError:
-        raise UsageError(f"--kustomize-replica expects NAME=COUNT, got count {text!r}") from None
+        what = f"{flag.entry.value} " if flag.entry is not None else ""
+        raise UsageError(f"{flag.names[-1]} expects {flag.metavar or 'an integer'}, got "
+                         f"{what}{text!r}") from None
+
+
+def _dest(index: int) -> str:
+    """The keyword a declared flag's value reaches the command under."""
+    return f"declared_{index}"
+
+
+def _click_option(index: int, flag: Flag) -> click.Option:
+    """The click option for a declared flag."""
+    attrs: dict[str, Any] = {"help": flag.help or None}
+    if flag.shape == "bool":
+        attrs["is_flag"] = True
+    if flag.multiple:
+        attrs["multiple"] = True
+    if flag.choices:
+        attrs["type"] = click.Choice(list(flag.choices))
+    if flag.metavar:
+        attrs["metavar"] = flag.metavar
+    return click.Option([*flag.names, _dest(index)], **attrs)
+
+
+class _AppCommand(click.Command):
+    """``render`` and ``generate``: their app flags are the ones kiln and the loaded plugins
+    declare (:mod:`kiln.core.faces`), built when the command parses or shows its help."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        """The command's own parameters with the declared flags before ``--source-root``."""
+        params = super().get_params(ctx)
+        state = ctx.find_object(_State) or _State()
+        at = next(i for i, p in enumerate(params) if p.name == "source_root")
+        return [*params[:at], *state.app_options(), *params[at:]]
 
 
 _APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--type", "app_type"), {"metavar": "TYPE", "help": "Renderer: directory, helm, "
-                              "kustomize, jsonnet or a plugin's name."}),
-    (("-n", "--namespace"), {"help": "Namespace to render into."}),
-    (("--app-name",), {"help": "App name (Helm's release name by default)."}),
     (("--source-root",), {"metavar": "DIR", "help": "Files outside DIR are refused (default: "
                           "the git work tree holding PATH, else PATH)."}),
-    (("--kube-version",), {"metavar": "V", "help": "Kubernetes version for Helm and "
-                           "kustomize's helm charts."}),
-    (("--api-versions",), {"multiple": True, "metavar": "GROUP/VERSION",
-                           "help": "API versions for .Capabilities (repeatable)."}),
-    (("--allow-empty",), {"is_flag": True, "help": "Accept a render of no object (an error "
-                          "otherwise: Argo CD would prune every resource of the app)."}),
-    (("--recurse",), {"is_flag": True, "help": "Directory: read sub-directories too."}),
-    (("--include",), {"metavar": "GLOB", "help": "Directory: only files matching GLOB."}),
-    (("--exclude",), {"metavar": "GLOB", "help": "Directory: skip files matching GLOB."}),
-    (("-f", "--values"), {"multiple": True, "metavar": "FILE",
-                          "help": "Helm: a value file, relative to PATH (repeatable)."}),
-    (("--set",), {"multiple": True, "metavar": "K=V", "help": "Helm: --set (repeatable)."}),
-    (("--set-string",), {"multiple": True, "metavar": "K=V", "help": "Helm: --set-string."}),
-    (("--set-file",), {"multiple": True, "metavar": "K=FILE", "help": "Helm: --set-file."}),
-    (("--release-name",), {"metavar": "NAME", "help": "Helm: release name."}),
-    (("--helm-namespace",), {"metavar": "NS", "help": "Helm: the namespace helm template "
-                             "renders with (default: -n)."}),
-    (("--skip-crds",), {"is_flag": True, "help": "Helm: leave out crds/."}),
-    (("--skip-tests",), {"is_flag": True, "help": "Helm: leave out test hooks."}),
-    (("--skip-schema-validation",), {"is_flag": True, "help": "Helm: skip values.schema."}),
-    (("--repo",), {"metavar": "URL", "help": "Helm: chart repository (https:// or oci://)."}),
-    (("--chart",), {"metavar": "NAME", "help": "Helm: chart name in --repo."}),
-    (("--chart-version",), {"metavar": "V", "help": "Helm: chart version in --repo."}),
-    (("--nameprefix",), {"metavar": "P", "help": "Kustomize: namePrefix."}),
-    (("--namesuffix",), {"metavar": "S", "help": "Kustomize: nameSuffix."}),
-    (("--kustomize-image",), {"multiple": True, "metavar": "IMAGE",
-                              "help": "Kustomize: an image override (repeatable)."}),
-    (("--kustomize-replica",), {"multiple": True, "metavar": "NAME=COUNT",
-                                "help": "Kustomize: a replica count (repeatable)."}),
-    (("--kustomize-common-label",), {"multiple": True, "metavar": "K=V",
-                                     "help": "Kustomize: a common label (repeatable)."}),
-    (("--kustomize-common-annotation",), {"multiple": True, "metavar": "K=V",
-                                          "help": "Kustomize: a common annotation."}),
-    (("--kustomize-namespace",), {"metavar": "NS", "help": "Kustomize: namespace."}),
-    (("--kustomize-build-options",), {"metavar": "OPTS",
-                                      "help": "Kustomize: build options, e.g. --enable-helm."}),
-    (("--jsonnet-ext-str",), {"multiple": True, "metavar": "K=V", "help": "Jsonnet: extVar."}),
-    (("--jsonnet-ext-code",), {"multiple": True, "metavar": "K=CODE",
-                               "help": "Jsonnet: extVar (code)."}),
-    (("--jsonnet-tla-str",), {"multiple": True, "metavar": "K=V", "help": "Jsonnet: TLA."}),
-    (("--jsonnet-tla-code",), {"multiple": True, "metavar": "K=CODE",
-                               "help": "Jsonnet: TLA (code)."}),
-    (("--jsonnet-libs",), {"multiple": True, "metavar": "DIR",
-                           "help": "Jsonnet: a library dir, relative to the source root."}),
-    (("--external-secrets",), {"type": click.Choice(["keep", "materialize", "convert"]),
-                               "help": "ExternalSecrets: keep (validate), materialize into "
-                               "Secrets, or convert Secrets with references into them."}),
-    (("--secret-store",), {"metavar": "NAME[:KIND]",
-                           "help": "ExternalSecrets: the store conversion points at."}),
-    (("--sops-ignore-mac",), {"is_flag": True, "help": "SOPS: skip the MAC check."}),
     (("-O", "--option", "options"), {"multiple": True, "metavar": "SECTION.KEY=VALUE",
                                      "help": "Set any kiln.yaml option, e.g. "
                                      "-O helm.skipCrds=true (VALUE is YAML)."}),
@@ -258,7 +221,8 @@ _APP_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
 
 
 def _app_options(func: F) -> F:
-    """Every flag that shapes the app spec, shared by ``render`` and ``generate``."""
+    """The app flags kiln adds besides the declared ones, shared by ``render`` and
+    ``generate``."""
     for decls, attrs in reversed(_APP_OPTIONS):
         func = click.option(*decls, **attrs)(func)
     return func
@@ -287,7 +251,7 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(_State)
 
 
-@cli.command()
+@cli.command(cls=_AppCommand)
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
 @_app_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
@@ -300,7 +264,7 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
            **flags: Any) -> None:
     """Render the app in PATH and print its manifests."""
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
-    app = engine.load_app(path, _settings(**flags), source_root=source_root)
+    app = engine.load_app(path, _settings(state.app_flags(), **flags), source_root=source_root)
     result = engine.render(app, secrets=not no_secrets)
     text = result.to_json() if output == "json" else result.to_yaml()
     if not no_secrets:
@@ -371,7 +335,7 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
-@cli.command()
+@cli.command(cls=_AppCommand)
 @click.argument("path", type=click.Path(file_okay=True, dir_okay=True, allow_dash=True,
                                         path_type=str))
 @_app_options
@@ -400,16 +364,20 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         source = "<stdin>" if path == "-" else path
         deadline.pending = f"reading the manifest stream {source}"
         stream = manifests.parse_stream(_read_stream(path), source)
-        result = engine.resolve_result(stream, _stream_app(engine, _settings(**flags)),
+        result = engine.resolve_result(stream, _stream_app(engine, _settings(state.app_flags(),
+                                                                          **flags)),
                                        deadline=deadline)
         objects = result.objects
     else:
         from kiln.cmp.environment import settings_from_environment
+        from kiln.cmp.parameters import table_of
 
         # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*: application level),
         # under the flags (operator level).
-        cmp = settings_from_environment(os.environ, app_dir=os.path.abspath(path))
-        app = engine.load_app(path, _settings(**flags), app_settings=cmp.settings,
+        cmp = settings_from_environment(os.environ, app_dir=os.path.abspath(path),
+                                        rows=table_of(engine.plugins))
+        app = engine.load_app(path, _settings(state.app_flags(), **flags),
+                              app_settings=cmp.settings,
                               source_root=source_root or cmp.source_root,
                               build_env=cmp.build_env)
         result = engine.render(app, secrets=True, deadline=deadline)
@@ -536,4 +504,4 @@ register_commands(cli, _FACES)
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; turn every KilnError into one line on stderr and a non-zero exit."""
-    run_group(cli, argv, "kiln")
+    run_group(cli, argv, "kiln", make_state=_State)

@@ -10,7 +10,7 @@ ends as one redacted ``kiln: error:`` line on stderr, nothing on stdout and a no
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import click
@@ -35,15 +35,17 @@ def redact(state: State, text: str) -> str:
     return (state.redactor or Redactor()).redact(text)  # credential shapes even with no secrets
 
 
-def run_group(group: click.Group, argv: list[str] | None, prog_name: str) -> None:
+def run_group(group: click.Group, argv: list[str] | None, prog_name: str, *,
+              make_state: Callable[[list[str]], State] = State) -> None:
     """Run ``group`` (the CLI, or one face of it run standalone) with kiln's error contract:
     one ``kiln: error:`` line on stderr, nothing on stdout, a non-zero exit (2 for a usage
-    error; ``128 + signum`` when SIGTERM/SIGINT stopped it, after every cleanup ran)."""
+    error; ``128 + signum`` when SIGTERM/SIGINT stopped it, after every cleanup ran).
+    ``make_state`` builds the per-run state commands find as ``ctx.obj``."""
     from kiln.core.interrupt import Interrupted, signals_raise
     from kiln.entry import exit_interrupted
 
     args = sys.argv[1:] if argv is None else argv
-    state = State(args)
+    state = make_state(args)
     # click >= 8.2 raises this for a bare group ('kiln', 'kiln cmp'); older click prints the help
     no_args: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:

@@ -9,6 +9,8 @@ announces what it can see in the files, without running any tool:
 - Kustomize: the kustomization's images, namespace, name prefix/suffix, components and labels.
 - Jsonnet: the entry file (``jsonnet-main``).
 - Plain directory: nothing beyond the static announcements.
+- Any renderer: each parameter it declares with ``announce=True``
+  (:class:`kiln.core.faces.Parameter`), with the app's current value of its option.
 
 The kind is the engine's one detection (:func:`kiln.cmp.detect.detect`), the same answer
 ``kiln generate`` and ``kiln cmp discover`` get for the directory.
@@ -23,7 +25,8 @@ from typing import Any
 
 from kiln.cmp.detect import detect
 from kiln.cmp.environment import app_name
-from kiln.cmp.parameters import BY_NAME
+from kiln.cmp.parameters import ParamSpec, announcement, table_of
+from kiln.core.faces import faces_of
 from kiln.core.manifests import load_yaml_documents
 from kiln.core.paths import confine, read_bytes_capped
 
@@ -39,14 +42,40 @@ def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]
     app_dir = Path(os.path.abspath(app_dir))
     if not app_dir.is_dir():
         return []
-    kind = detect(app_dir, env).kind
+    found = detect(app_dir, env)
+    rows = {row.name: row for row in table_of(found.engine.plugins)}
+    kind = found.kind
+    out: list[dict[str, Any]] = []
     if kind == "helm":
-        return _helm(app_dir, env)
-    if kind == "kustomize":
-        return _kustomize(app_dir)
-    if kind == "jsonnet":
-        return _jsonnet(app_dir)
-    return []
+        out = _helm(app_dir, env, rows)
+    elif kind == "kustomize":
+        out = _kustomize(app_dir, rows)
+    elif kind == "jsonnet":
+        out = _jsonnet(app_dir, rows)
+    said = {entry["name"] for entry in out}
+    options = found.app.identity()["options"]
+    for param in faces_of(found.renderer).parameters:
+        if param.announce and param.name not in said:
+            out.append(_announce(param, _current(options, param)))
+    return out
+
+
+def _current(options: Mapping[str, Any], param: ParamSpec) -> Any:
+    """The app's value of the parameter's option, as the parameter spells it ("" / [] / {}
+    when unset)."""
+    value: Any = options
+    for part in param.path:
+        value = value.get(part) if isinstance(value, dict) else None
+    empty: dict[str, Any] = {"string": "", "array": [], "map": {}}
+    if value is None:
+        return empty[param.collection]
+    if param.collection == "string":
+        return _scalar(value)
+    if param.collection == "array" and isinstance(value, list):
+        return [_scalar(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _scalar(v) for k, v in value.items()}
+    return empty[param.collection]
 
 
 def kustomization_file(app_dir: Path) -> Path | None:
@@ -57,29 +86,30 @@ def kustomization_file(app_dir: Path) -> Path | None:
     return None
 
 
-def _announce(name: str, value: Any) -> dict[str, Any]:
-    entry = BY_NAME[name].announcement()
+def _announce(spec: ParamSpec, value: Any) -> dict[str, Any]:
+    entry = announcement(spec)
     entry[entry["collectionType"]] = value
     return entry
 
 
 # -- helm --------------------------------------------------------------------------------------
 
-def _helm(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
-    out = [_announce("helm-release-name", app_name(env.get("ARGOCD_APP_NAME", ""))
+def _helm(app_dir: Path, env: Mapping[str, str],
+          rows: Mapping[str, ParamSpec]) -> list[dict[str, Any]]:
+    out = [_announce(rows["helm-release-name"], app_name(env.get("ARGOCD_APP_NAME", ""))
                      or app_dir.name)]
     value_files = sorted(
         entry.name for entry in app_dir.iterdir()
         if entry.is_file() and "values" in entry.name and entry.name.endswith(VALUES_EXTENSIONS)
     )
     if value_files:
-        out.append(_announce("helm-values-files", value_files))
+        out.append(_announce(rows["helm-values-files"], value_files))
     values_path = app_dir / "values.yaml"
     if values_path.is_file():
         data = _load_mapping(values_path, app_dir)
         flat: dict[str, str] = {}
         _flatten(data, "", flat)
-        out.append(_announce("helm-parameters", flat))
+        out.append(_announce(rows["helm-parameters"], flat))
     return out
 
 
@@ -109,7 +139,7 @@ def _scalar(value: Any) -> str:
 
 # -- kustomize ---------------------------------------------------------------------------------
 
-def _kustomize(app_dir: Path) -> list[dict[str, Any]]:
+def _kustomize(app_dir: Path, rows: Mapping[str, ParamSpec]) -> list[dict[str, Any]]:
     path = kustomization_file(app_dir)
     if path is None:
         return []
@@ -118,19 +148,20 @@ def _kustomize(app_dir: Path) -> list[dict[str, Any]]:
     images = [_image(item) for item in data.get("images") or [] if isinstance(item, dict)]
     images = [image for image in images if image]
     if images:
-        out.append(_announce("kustomize-images", images))
+        out.append(_announce(rows["kustomize-images"], images))
     for param, key in (("kustomize-namespace", "namespace"),
                        ("kustomize-name-prefix", "namePrefix"),
                        ("kustomize-name-suffix", "nameSuffix")):
         if isinstance(data.get(key), str) and data[key]:
-            out.append(_announce(param, data[key]))
+            out.append(_announce(rows[param], data[key]))
     for param, key in (("kustomize-common-labels", "commonLabels"),
                        ("kustomize-common-annotations", "commonAnnotations")):
         if isinstance(data.get(key), dict) and data[key]:
-            out.append(_announce(param, {str(k): _scalar(v) for k, v in data[key].items()}))
+            out.append(_announce(rows[param], {str(k): _scalar(v)
+                                               for k, v in data[key].items()}))
     components = [c for c in data.get("components") or [] if isinstance(c, str)]
     if components:
-        out.append(_announce("kustomize-components", components))
+        out.append(_announce(rows["kustomize-components"], components))
     return out
 
 
@@ -155,12 +186,12 @@ def _jsonnet_files(app_dir: Path) -> list[str]:
     return sorted(e.name for e in app_dir.iterdir() if e.is_file() and e.name.endswith(".jsonnet"))
 
 
-def _jsonnet(app_dir: Path) -> list[dict[str, Any]]:
+def _jsonnet(app_dir: Path, rows: Mapping[str, ParamSpec]) -> list[dict[str, Any]]:
     files = _jsonnet_files(app_dir)
     if not files:
         return []
     main = "main.jsonnet" if "main.jsonnet" in files else files[0]
-    return [_announce("jsonnet-main", main)]
+    return [_announce(rows["jsonnet-main"], main)]
 
 
 # -- files -------------------------------------------------------------------------------------

@@ -6,13 +6,15 @@ the app the same way (its kiln.yaml under Argo CD's plugin environment) and ask
 ``detect()`` in descending priority, which follows Argo CD's order (a kustomization wins over a
 ``Chart.yaml``, then a ``*.jsonnet`` entry file, else a plain directory).
 
-Discovery only claims what kiln can render: the plain-directory fallback is claimed when the
-directory has a ``kiln.yaml`` or one of the files the directory renderer would read holds a
-Kubernetes object (``apiVersion`` and ``kind``).
+Discovery only claims what kiln can render: the detected renderer's declared rule
+(:class:`kiln.core.faces.Discovery`) decides. The plain-directory fallback declares that one of
+the files it would read must hold a Kubernetes object (``apiVersion`` and ``kind``); a
+``kiln.yaml`` or an explicit ``type`` claims any app.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from collections.abc import Mapping
@@ -20,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kiln.core.faces import faces_of
+
 if TYPE_CHECKING:
     from kiln.core.app import App
     from kiln.core.engine import Engine
     from kiln.core.registry import Renderer
 
 APP_FILE = "kiln.yaml"
-FALLBACK = "directory"
 SNIFF_BYTES = 1 << 20
 MAX_SNIFFED = 1000
 """Most files discovery reads looking for a Kubernetes object in a plain directory."""
@@ -64,16 +67,33 @@ def discover(app_dir: Path | str, env: Mapping[str, str],
              engine: Engine | None = None) -> str | None:
     """The kind kiln renders ``app_dir`` as, or None when there is nothing for kiln there.
 
-    A missing directory is None. Raises like :func:`detect` for a bad app spec.
+    The detected renderer's declared :class:`kiln.core.faces.Discovery` decides (none
+    declared: detection alone claims the app); an explicit ``type`` or a ``kiln.yaml`` always
+    claims it. A missing directory is None. Raises like :func:`detect` for a bad app spec.
     """
     if not Path(app_dir).is_dir():
         return None
     found = detect(app_dir, env, engine)
-    if found.kind != FALLBACK or found.app.type or (found.app.path / APP_FILE).is_file():
+    rule = faces_of(found.renderer).discovery
+    if rule is None or found.app.type or (found.app.path / APP_FILE).is_file():
         return found.kind
-    ctx = found.engine.render_context(secrets=False)
-    files = found.renderer.inputs(found.app, ctx).files
-    return found.kind if any(_holds_object(Path(f)) for f in files[:MAX_SNIFFED]) else None
+    if rule.globs and _any_match(found.app.path, rule.globs):
+        return found.kind
+    if rule.objects:
+        ctx = found.engine.render_context(secrets=False)
+        files = found.renderer.inputs(found.app, ctx).files
+        if any(_holds_object(Path(f)) for f in files[:MAX_SNIFFED]):
+            return found.kind
+    return None
+
+
+def _any_match(app_dir: Path, globs: tuple[str, ...]) -> bool:
+    """True when a file directly in ``app_dir`` matches one of ``globs``."""
+    try:
+        names = [entry.name for entry in app_dir.iterdir() if entry.is_file()]
+    except OSError:
+        return False
+    return any(fnmatch.fnmatchcase(name, glob) for name in names for glob in globs)
 
 
 def _holds_object(path: Path) -> bool:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from kiln.cmp.parameters import BY_NAME, SOURCE, TABLE, ParamSpec, option_value, spec_for
+from kiln.cmp.parameters import SOURCE, ParamSpec, option_value, spec_for, table, table_of
 from kiln.core.errors import ConfigError
+from kiln.core.faces import set_option
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -55,16 +56,18 @@ class CmpSettings:
     source_root: Path | None = None
 
 
-def settings_from_environment(env: Mapping[str, str], *,
-                              app_dir: Path | str | None = None) -> CmpSettings:
+def settings_from_environment(env: Mapping[str, str], *, app_dir: Path | str | None = None,
+                              rows: Sequence[ParamSpec] | None = None) -> CmpSettings:
     """Map Argo CD's CMP environment onto kiln settings, the build env and the source root.
 
     ``name`` comes from ``ARGOCD_APP_NAME`` (an ``<namespace>_`` prefix, as apps in other
     namespaces carry, is dropped), ``namespace`` from ``ARGOCD_APP_NAMESPACE``,
     ``kubeVersion`` from ``KUBE_VERSION``, ``apiVersions`` from ``KUBE_API_VERSIONS`` (comma
     list), and renderer options from the parameters by the table in
-    :mod:`kiln.cmp.parameters`. Raises ConfigError on malformed or unknown parameters.
+    :mod:`kiln.cmp.parameters` (``rows``; default: what the plugins ``env`` loads declare).
+    Raises ConfigError on malformed or unknown parameters.
     """
+    rows = table(env) if rows is None else rows
     settings: dict[str, Any] = {}
     name = app_name(env.get("ARGOCD_APP_NAME", ""))
     if name:
@@ -76,8 +79,8 @@ def settings_from_environment(env: Mapping[str, str], *,
     api_versions = [v.strip() for v in env.get("KUBE_API_VERSIONS", "").split(",") if v.strip()]
     if api_versions:
         settings["apiVersions"] = api_versions
-    for param in parameters_from_environment(env):
-        _apply(settings, spec_for(param.name), param.value)
+    for param in parameters_from_environment(env, rows):
+        _apply(settings, spec_for(param.name, rows), param.value)
     root = _source_root(Path(app_dir), env.get("ARGOCD_APP_SOURCE_PATH", "")) if app_dir else None
     return CmpSettings(settings=settings, build_env=build_env(env), source_root=root)
 
@@ -89,7 +92,8 @@ def load_app_from_environment(engine: Engine, path: Path | str,
     The app's kiln.yaml is read first and the CMP settings override it; the build env goes on
     ``App.env``. Raises ConfigError/InputError like :meth:`Engine.load_app`.
     """
-    cmp = settings_from_environment(env, app_dir=os.path.abspath(path))
+    cmp = settings_from_environment(env, app_dir=os.path.abspath(path),
+                                    rows=table_of(engine.plugins))
     return engine.load_app(path, app_settings=cmp.settings, source_root=cmp.source_root,
                            build_env=cmp.build_env)
 
@@ -102,16 +106,17 @@ def build_env(env: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(picked.items()))
 
 
-def parameters_from_environment(env: Mapping[str, str]) -> list[Parameter]:
+def parameters_from_environment(env: Mapping[str, str],
+                                rows: Sequence[ParamSpec]) -> list[Parameter]:
     """The app's parameters: from ``ARGOCD_APP_PARAMETERS`` when set, else the ``PARAM_*``
     variables. Raises ConfigError on malformed JSON, unknown names or wrong value types."""
     text = env.get(SOURCE, "")
     if text.strip():
-        return parse_parameters_json(text)
-    return parameters_from_param_vars(env)
+        return parse_parameters_json(text, rows)
+    return parameters_from_param_vars(env, rows)
 
 
-def parse_parameters_json(text: str) -> list[Parameter]:
+def parse_parameters_json(text: str, rows: Sequence[ParamSpec]) -> list[Parameter]:
     """Parse Argo CD's ``[{"name": ..., "string"|"array"|"map": ...}]`` list, checking each
     value against the collection type the table gives its name."""
     try:
@@ -128,7 +133,7 @@ def parse_parameters_json(text: str) -> list[Parameter]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ConfigError(f"item {index} must be an object with a string 'name'",
                               source=SOURCE)
-        spec = spec_for(item["name"])
+        spec = spec_for(item["name"], rows)
         if any(p.name == spec.name for p in params):
             raise ConfigError(f"parameter {spec.name!r} is given twice", source=SOURCE)
         params.append(Parameter(spec.name, _json_value(spec, item)))
@@ -170,7 +175,8 @@ def escape_name(name: str) -> str:
     return _UNSAFE.sub("_", name.upper())
 
 
-def parameters_from_param_vars(env: Mapping[str, str]) -> list[Parameter]:
+def parameters_from_param_vars(env: Mapping[str, str],
+                               rows: Sequence[ParamSpec]) -> list[Parameter]:
     """Rebuild the parameters from ``PARAM_<NAME>``, ``PARAM_<NAME>_<i>`` and
     ``PARAM_<NAME>_<KEY>`` variables (Argo CD sets both forms; this one serves hand runs).
 
@@ -178,7 +184,7 @@ def parameters_from_param_vars(env: Mapping[str, str]) -> list[Parameter]:
     the parameter's prefix (``PARAM_HELM_PARAMETERS_image.tag`` gives ``image.tag``). An
     unrecognised ``PARAM_*`` variable is a ConfigError naming it.
     """
-    escaped = {escape_name(spec.name): spec for spec in TABLE}
+    escaped = {escape_name(spec.name): spec for spec in rows}
     strings: dict[str, str] = {}
     arrays: dict[str, list[tuple[int, str]]] = {}
     maps: dict[str, dict[str, str]] = {}
@@ -205,7 +211,7 @@ def parameters_from_param_vars(env: Mapping[str, str]) -> list[Parameter]:
     params = [Parameter(n, v) for n, v in strings.items()]
     params += [Parameter(n, [v for _, v in sorted(items)]) for n, items in arrays.items()]
     params += [Parameter(n, m) for n, m in maps.items()]
-    order = {spec.name: i for i, spec in enumerate(TABLE)}
+    order = {spec.name: i for i, spec in enumerate(rows)}
     return sorted(params, key=lambda p: order[p.name])
 
 
@@ -223,15 +229,8 @@ def _longest_prefix(rest: str, escaped: Mapping[str, ParamSpec]) -> tuple[ParamS
 def _apply(settings: dict[str, Any], spec: ParamSpec, value: Value) -> None:
     if spec.collection == "string" and isinstance(value, str) and not value.strip():
         return  # an empty string leaves the option unset
-    option = option_value(spec, value)
-    target: dict[str, Any] = settings
-    if spec.section is not None:
-        target = settings.setdefault(spec.section, {})
-    existing = target.get(spec.key)
-    if isinstance(existing, list) and isinstance(option, list) and spec.shape != "list":
-        existing.extend(option)  # helm --set and --set-string share helm.parameters
-        return
-    target[spec.key] = option
+    # helm --set and --set-string share helm.parameters: entries extend what is there
+    set_option(settings, spec.path, option_value(spec, value))
 
 
 def app_name(raw: str) -> str:
@@ -260,7 +259,6 @@ def _source_root(app_dir: Path, source_path: str) -> Path | None:
 
 
 __all__ = [
-    "BY_NAME",
     "CmpSettings",
     "Parameter",
     "build_env",

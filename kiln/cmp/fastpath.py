@@ -12,10 +12,11 @@ for every part of that key, what the standard library can re-check without the e
 
 - the input files: the path the renderer declared, where it resolves (symlinks followed,
   relative to the source root, which it must not leave) and the sha256 of its content;
-- the tools: every binary the renderer asked for its version (resolved path, size, mtime);
+- the tools: every binary the renderer asked for its version (resolved path, size, mtime),
+  and every tool a loaded plugin declares (``Faces.tools``) as installed beside this Python;
 - the renderer's code when it comes from a third-party plugin: the sha256 of its loaded
   modules and of its distribution's metadata (its version lives there or in the code);
-- kiln's own code, its tools and the installed distributions (:func:`code_stamp`), the app's
+- kiln's own code and the installed distributions (:func:`code_stamp`), the app's
   options (the request: kiln.yaml, Argo CD's variables and parameters, ``KILN_*`` settings,
   and the values of the build-env variables the options reference);
 - the app's location, when the renderer said its output depends on it;
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
 FORMAT = 2
 MAGIC = "kiln-memo-2"
 MEMO_DIR = "cmp-fast"
-TOOLS = ("helm", "kubectl", "kustomize", "sops", "jsonnet")
 REQUEST_VARS = ("ARGOCD_APP_NAME", "ARGOCD_APP_NAMESPACE", "ARGOCD_APP_PARAMETERS",
                 "ARGOCD_APP_SOURCE_PATH", *KUBE_VARS, "KILN_DISABLE_PLUGINS",
                 "KILN_STRICT_PLUGINS", "PATH")
@@ -201,6 +201,8 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
         try:
             st = os.stat(tool)
         except OSError:
+            if size is None:
+                continue  # a declared tool that was not installed beside kiln, and still is not
             return f"tool {tool} is gone"
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
             return f"tool {tool} changed"
@@ -284,7 +286,7 @@ def _record(engine: Engine, app: App, result: RenderResult, text: str,
         "tree": tree,
         "files": [[os.path.relpath(f.declared, app.path), os.path.relpath(f.real, real_root),
                    f.sha256] for f in recipe.inputs],
-        "tools": [[t.path, t.size, t.mtime_ns] for t in recipe.tools],
+        "tools": [[t.path, t.size, t.mtime_ns] for t in recipe.tools] + _declared_tools(engine),
         "code": _plugin_code(engine, recipe.renderer),
         "location": recipe.location,
         "env": dict(app.identity().get("env", {})),
@@ -510,7 +512,8 @@ def request_key(request: Request, env: Mapping[str, str]) -> str:
 
 
 def code_stamp() -> list[Any]:
-    """(path, size, mtime) of kiln's own modules and of the tools beside this Python."""
+    """(path, size, mtime) of kiln's own modules and the installed distributions (the tools
+    plugins declare are stamped in the memo itself, see :func:`_declared_tools`)."""
     import kiln
 
     stamp: list[Any] = [sys.version, getattr(kiln, "__version__", "")]
@@ -522,13 +525,6 @@ def code_stamp() -> list[Any]:
                 st = os.stat(os.path.join(dirpath, name))
                 stamp.append((os.path.relpath(os.path.join(dirpath, name), package),
                               st.st_size, st.st_mtime_ns))
-    bindir = Path(sys.executable).parent
-    for tool in TOOLS:
-        try:
-            st = os.stat(bindir / tool)
-        except OSError:
-            continue
-        stamp.append((tool, st.st_size, st.st_mtime_ns))
     # Installed distributions (a third-party plugin added or removed): the mtimes of the
     # directories distributions are installed into.
     for entry in sys.path:
@@ -538,6 +534,24 @@ def code_stamp() -> list[Any]:
             except OSError:
                 stamp.append((entry, None))
     return stamp
+
+
+def _declared_tools(engine: Engine) -> list[list[Any]]:
+    """[path, size, mtime] of every tool a loaded plugin declares, as installed beside this
+    Python ([path, None, None] when it is not there): one replaced or added there is a miss."""
+    from kiln.core.faces import all_tools, declared
+
+    bindir = Path(sys.executable).parent
+    stamps: list[list[Any]] = []
+    for tool in all_tools(declared(engine.plugins)):
+        path = str(bindir / tool)
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamps.append([path, None, None])
+            continue
+        stamps.append([path, st.st_size, st.st_mtime_ns])
+    return stamps
 
 
 def _memo_path(request: Request, env: Mapping[str, str]) -> Path:

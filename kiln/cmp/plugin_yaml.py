@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from kiln.cmp.parameters import static_announcements
+from kiln.cmp.parameters import static_announcements, table
 
 PLUGIN_NAME = "kiln"
 PLUGIN_FILE = "plugin.yaml"
@@ -19,7 +19,8 @@ CONFIGMAP_NAME = "kiln-cmp-plugin"
 
 def plugin_config(executable: str = "kiln") -> dict[str, Any]:
     """The plugin configuration: ``generate`` runs ``kiln generate .``, discovery runs
-    ``kiln cmp discover``, parameters are the static table plus ``kiln cmp parameters``."""
+    ``kiln cmp discover``, parameters are the static table (every parameter kiln and the
+    loaded plugins declare) plus ``kiln cmp parameters``."""
     return {
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "ConfigManagementPlugin",
@@ -28,7 +29,7 @@ def plugin_config(executable: str = "kiln") -> dict[str, Any]:
             "generate": {"command": [executable, "generate", "."]},
             "discover": {"find": {"command": [executable, "cmp", "discover"]}},
             "parameters": {
-                "static": static_announcements(),
+                "static": static_announcements(table()),
                 "dynamic": {"command": [executable, "cmp", "parameters"]},
             },
             "preserveFileMode": False,

@@ -29,15 +29,16 @@ log = logging.getLogger("kiln.plugins")
 ENTRY_POINT_GROUP = "kiln"
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("directory", "kiln.plugins.directory"),
     ("helm", "kiln.plugins.helm"),
     ("kustomize", "kiln.plugins.kustomize"),
     ("jsonnet", "kiln.plugins.jsonnet"),
+    ("directory", "kiln.plugins.directory"),
     ("secrets_sops", "kiln.plugins.secrets_sops"),
     ("secrets_vault", "kiln.plugins.secrets_vault"),
     ("external_secrets", "kiln.plugins.external_secrets"),
 )
-"""(plugin name, module) of every built-in plugin, registered in this order."""
+"""(plugin name, module) of every built-in plugin, registered in this order (the order their
+declared flags and CMP parameters are listed in; the fallback renderer last)."""
 
 
 @dataclass

@@ -20,10 +20,12 @@ from kiln.cmp.environment import (
     parameters_from_param_vars,
     parse_parameters_json,
 )
-from kiln.cmp.parameters import TABLE
+from kiln.cmp.parameters import table
 from kiln.core.engine import Engine
 from kiln.core.errors import ConfigError, KilnError
 from tests.fuzz.bounds import FUZZ, result_or_kiln_error
+
+TABLE = table({})
 
 NAMES = st.one_of(st.sampled_from([spec.name for spec in TABLE]), st.text(max_size=12))
 SHORT = st.one_of(st.text(max_size=12), st.sampled_from(
@@ -45,6 +47,7 @@ PARAMETERS_JSON = st.one_of(
     JSONISH.map(json.dumps),
     st.text(max_size=40),
 )
+
 DEEP = "[" * 5_000 + "]" * 5_000
 
 
@@ -65,7 +68,7 @@ def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @example(text=DEEP)
 @example(text='[{"name": "helm-parameters", "map": {"a": "b"}}, {"name": "helm-parameters"}]')
 def test_parameters_json_parses_or_is_one_config_error(text: str) -> None:
-    out = result_or_kiln_error(lambda: parse_parameters_json(text), seconds=5)
+    out = result_or_kiln_error(lambda: parse_parameters_json(text, TABLE), seconds=5)
     if isinstance(out, KilnError):
         assert isinstance(out, ConfigError)
         assert out.source == "ARGOCD_APP_PARAMETERS"
@@ -96,5 +99,5 @@ PARAM_VAR = st.one_of(
 @given(env=st.dictionaries(PARAM_VAR, SHORT, max_size=5))
 def test_param_vars_parse_or_are_one_config_error(engine: Engine, app_dir: Path,
                                                   env: dict[str, str]) -> None:
-    result_or_kiln_error(lambda: parameters_from_param_vars(env), seconds=5)
+    result_or_kiln_error(lambda: parameters_from_param_vars(env, TABLE), seconds=5)
     result_or_kiln_error(lambda: load_app_from_environment(engine, app_dir, env), seconds=10)

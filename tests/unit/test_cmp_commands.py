@@ -12,8 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from kiln.cmp.commands import cmp
-from kiln.cmp.parameters import TABLE
+from kiln.cmp.parameters import table
 from tests.helpers import REPO
+
+TABLE = table({})
 
 DEPLOY = REPO / "deploy" / "argocd"
 
@@ -223,4 +225,4 @@ def test_docs_parameter_table_matches_the_code() -> None:
         cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
         if len(cells) == 4 and cells[0] in {row.name for row in TABLE}:
             rows[cells[0]] = (cells[1], cells[2])
-    assert rows == {row.name: (row.collection, row.target) for row in TABLE}
+    assert rows == {row.name: (row.collection, row.option) for row in TABLE}

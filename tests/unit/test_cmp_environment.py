@@ -17,9 +17,11 @@ from kiln.cmp.environment import (
     parameters_from_environment,
     settings_from_environment,
 )
-from kiln.cmp.parameters import TABLE
+from kiln.cmp.parameters import table
 from kiln.core.engine import Engine
 from kiln.core.errors import ConfigError
+
+TABLE = table({})
 
 
 def _settings(*params: dict[str, Any], **env: str) -> dict[str, Any]:
@@ -196,7 +198,7 @@ def test_bad_parameters_are_config_errors(params: Any, needle: str) -> None:
 
 def test_malformed_json_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="not valid JSON"):
-        parameters_from_environment({"ARGOCD_APP_PARAMETERS": "[{"})
+        parameters_from_environment({"ARGOCD_APP_PARAMETERS": "[{"}, TABLE)
 
 
 def test_unknown_param_var_is_named() -> None:

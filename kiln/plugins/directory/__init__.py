@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.core.app import Options
 from kiln.core.errors import InputError
+from kiln.core.faces import Discovery, Faces, Flag, Parameter
 from kiln.core.hookspecs import hookimpl
 from kiln.core.manifests import load_json, load_yaml_documents, normalise
 from kiln.core.paths import Confiner, read_bytes_capped
@@ -31,6 +32,30 @@ SKIPPED_DIRS = frozenset({".git"})
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
+
+FACES = Faces(
+    flags=(
+        Flag(("--recurse",), "directory.recurse", "bool",
+             help="Directory: read sub-directories too."),
+        Flag(("--include",), "directory.include", metavar="GLOB",
+             help="Directory: only files matching GLOB."),
+        Flag(("--exclude",), "directory.exclude", metavar="GLOB",
+             help="Directory: skip files matching GLOB."),
+    ),
+    parameters=(
+        Parameter("directory-recurse", "directory.recurse", "bool", "Recurse",
+                  "Read manifests in sub-directories too."),
+        Parameter("directory-include", "directory.include", "str", "Include glob",
+                  "Only read files matching this glob, e.g. '{a.yaml,b/*.yaml}'."),
+        Parameter("directory-exclude", "directory.exclude", "str", "Exclude glob",
+                  "Skip files matching this glob."),
+    ),
+    discovery=Discovery(objects=True),
+)
+"""The directory renderer's flags and CMP parameters; discovery claims a plain directory only
+when one of its manifest files holds a Kubernetes object."""
+
+
 class DirectoryOptions(Options, frozen=True):
     """The ``directory:`` section of kiln.yaml (Argo CD's ``spec.source.directory``)."""
 
@@ -44,6 +69,7 @@ class DirectoryRenderer(RendererBase):
     """Renders a directory of YAML/JSON manifests; the fallback when nothing else matches."""
 
     name = "directory"
+    faces = FACES
     options_type = DirectoryOptions
 
     def __init__(self) -> None:

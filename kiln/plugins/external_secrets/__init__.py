@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kiln.core.faces import Faces, Flag
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import ResolverRegistry, SecretResolverBase
 from kiln.plugins.external_secrets.aws import AwsResolver
@@ -46,10 +47,25 @@ def options(ctx: SecretContext) -> ExternalSecretsOptions:
     return ctx.app.secrets_for(SECTION, ExternalSecretsOptions)
 
 
+
+FACES = Faces(
+    flags=(
+        Flag(("--external-secrets",), "secrets.externalSecrets.mode",
+             choices=("keep", "materialize", "convert"),
+             help="ExternalSecrets: keep (validate), materialize into Secrets, or convert "
+                  "Secrets with references into them."),
+        Flag(("--secret-store",), "secrets.externalSecrets.secretStore", metavar="NAME[:KIND]",
+             help="ExternalSecrets: the store conversion points at."),
+    ),
+)
+"""The ExternalSecrets resolver's flags."""
+
+
 class ExternalSecretsResolver(SecretResolverBase):
     """Mode keep: validate ExternalSecrets. Mode convert: Secrets -> ExternalSecrets."""
 
     name = SECTION
+    faces = FACES
     order = 10
     markers = ("ExternalSecret", "kind: Secret")
     """Text whose absence proves there is nothing to validate or convert."""

@@ -22,6 +22,7 @@ from kiln.core.app import App
 from kiln.core.context import ChartRequest
 from kiln.core.envsubst import envsubst
 from kiln.core.errors import ConfigError, InputError, RenderError, ToolError
+from kiln.core.faces import Entry, Faces, Flag, Parameter
 from kiln.core.hookspecs import hookimpl
 from kiln.core.paths import confine, join_inside
 from kiln.core.registry import Inputs, RendererBase, RendererRegistry
@@ -35,6 +36,47 @@ log = logging.getLogger("kiln.jsonnet")
 
 MAIN_FILE = "main.jsonnet"
 SUFFIX = ".jsonnet"
+
+
+
+FACES = Faces(
+    flags=(
+        Flag(("--jsonnet-ext-str",), "jsonnet.extVars", "entries", metavar="K=V",
+             entry=Entry(), argv_bound=True, help="Jsonnet: extVar."),
+        Flag(("--jsonnet-ext-code",), "jsonnet.extVars", "entries", metavar="K=CODE",
+             entry=Entry(extra=(("code", True),)), argv_bound=True,
+             help="Jsonnet: extVar (code)."),
+        Flag(("--jsonnet-tla-str",), "jsonnet.tlas", "entries", metavar="K=V", entry=Entry(),
+             argv_bound=True, help="Jsonnet: TLA."),
+        Flag(("--jsonnet-tla-code",), "jsonnet.tlas", "entries", metavar="K=CODE",
+             entry=Entry(extra=(("code", True),)), argv_bound=True,
+             help="Jsonnet: TLA (code)."),
+        Flag(("--jsonnet-libs",), "jsonnet.libs", "list", metavar="DIR", argv_bound=True,
+             help="Jsonnet: a library dir, relative to the source root."),
+    ),
+    parameters=(
+        Parameter("jsonnet-main", "jsonnet.main", "str", "Jsonnet entry file",
+                  "The main .jsonnet file (default: detected).", argv_bound=True),
+        Parameter("jsonnet-tlas", "jsonnet.tlas", "entries", "Top-level arguments",
+                  "Top-level arguments as strings (NAME: VALUE).", entry=Entry(),
+                  argv_bound=True),
+        Parameter("jsonnet-tlas-code", "jsonnet.tlas", "entries",
+                  "Top-level arguments (code)",
+                  "Top-level arguments as Jsonnet code (NAME: CODE).",
+                  entry=Entry(extra=(("code", True),)), argv_bound=True),
+        Parameter("jsonnet-ext-vars", "jsonnet.extVars", "entries", "External variables",
+                  "External variables as strings (NAME: VALUE).", entry=Entry(),
+                  argv_bound=True),
+        Parameter("jsonnet-ext-vars-code", "jsonnet.extVars", "entries",
+                  "External variables (code)",
+                  "External variables as Jsonnet code (NAME: CODE).",
+                  entry=Entry(extra=(("code", True),)), argv_bound=True),
+        Parameter("jsonnet-libs", "jsonnet.libs", "list", "Library paths",
+                  "Library search paths, relative to the repository root.", argv_bound=True),
+    ),
+    tools=("jsonnet",),
+)
+"""The Jsonnet renderer's flags, CMP parameters and tool."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +147,7 @@ class JsonnetRenderer(RendererBase):
     """Renders a Jsonnet program with go-jsonnet (PyPI ``gojsonnet``), in a limited worker."""
 
     name = "jsonnet"
+    faces = FACES
     priority = 10
     options_type = JsonnetOptions
 

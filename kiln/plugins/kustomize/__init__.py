@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import ConfigError, InputError, ToolError
+from kiln.core.faces import Entry, Faces, Flag, Parameter
 from kiln.core.hookspecs import hookimpl
 from kiln.core.registry import Inputs, RendererBase, RendererRegistry
 from kiln.core.tools import find_tool
@@ -40,6 +41,60 @@ log = logging.getLogger("kiln.kustomize")
 
 SECTION = "kustomize"
 
+FACES = Faces(
+    flags=(
+        Flag(("--nameprefix",), "kustomize.namePrefix", metavar="P", argv_bound=True,
+             help="Kustomize: namePrefix."),
+        Flag(("--namesuffix",), "kustomize.nameSuffix", metavar="S", argv_bound=True,
+             help="Kustomize: nameSuffix."),
+        Flag(("--kustomize-image",), "kustomize.images", "list", metavar="IMAGE",
+             argv_bound=True, help="Kustomize: an image override (repeatable)."),
+        Flag(("--kustomize-replica",), "kustomize.replicas", "entries", metavar="NAME=COUNT",
+             entry=Entry("count", integer=True), argv_bound=True,
+             help="Kustomize: a replica count (repeatable)."),
+        Flag(("--kustomize-common-label",), "kustomize.commonLabels", "map", metavar="K=V",
+             argv_bound=True, help="Kustomize: a common label (repeatable)."),
+        Flag(("--kustomize-common-annotation",), "kustomize.commonAnnotations", "map",
+             metavar="K=V", argv_bound=True, help="Kustomize: a common annotation."),
+        Flag(("--kustomize-namespace",), "kustomize.namespace", metavar="NS", argv_bound=True,
+             help="Kustomize: namespace."),
+        Flag(("--kustomize-build-options",), "kustomize.buildOptions", metavar="OPTS",
+             argv_bound=True, help="Kustomize: build options, e.g. --enable-helm."),
+    ),
+    parameters=(
+        Parameter("kustomize-images", "kustomize.images", "list", "Kustomize images",
+                  "Image overrides like kustomize edit set image (name=newName:tag).",
+                  argv_bound=True),
+        Parameter("kustomize-name-prefix", "kustomize.namePrefix", "str", "Name prefix",
+                  "Prefix added to every resource name.", argv_bound=True),
+        Parameter("kustomize-name-suffix", "kustomize.nameSuffix", "str", "Name suffix",
+                  "Suffix added to every resource name.", argv_bound=True),
+        Parameter("kustomize-namespace", "kustomize.namespace", "str", "Kustomize namespace",
+                  "Namespace set on every namespaced resource.", argv_bound=True),
+        Parameter("kustomize-common-labels", "kustomize.commonLabels", "map", "Common labels",
+                  "Labels added to every resource.", argv_bound=True),
+        Parameter("kustomize-force-common-labels", "kustomize.forceCommonLabels", "bool",
+                  "Force common labels", "Overwrite existing labels with the common labels."),
+        Parameter("kustomize-common-annotations", "kustomize.commonAnnotations", "map",
+                  "Common annotations", "Annotations added to every resource.",
+                  argv_bound=True),
+        Parameter("kustomize-force-common-annotations", "kustomize.forceCommonAnnotations",
+                  "bool", "Force common annotations",
+                  "Overwrite existing annotations with the common annotations."),
+        Parameter("kustomize-replicas", "kustomize.replicas", "entries", "Replicas",
+                  "Replica counts by workload name (NAME: COUNT).",
+                  entry=Entry("count", integer=True), argv_bound=True),
+        Parameter("kustomize-components", "kustomize.components", "list", "Components",
+                  "Kustomize components added to the kustomization.", argv_bound=True),
+        Parameter("kustomize-ignore-missing-components", "kustomize.ignoreMissingComponents",
+                  "bool", "Ignore missing components", "Skip components that do not exist."),
+        Parameter("kustomize-build-options", "kustomize.buildOptions", "str", "Build options",
+                  "Extra kustomize build flags, e.g. --enable-helm.", argv_bound=True),
+    ),
+    tools=("kubectl", "kustomize"),
+)
+"""The Kustomize renderer's flags, CMP parameters and tools."""
+
 
 @dataclass(frozen=True)
 class _Plan:
@@ -58,6 +113,7 @@ class KustomizeRenderer(RendererBase):
     """Renders a kustomization directory; wins over Helm when both markers exist (as Argo CD)."""
 
     name = "kustomize"
+    faces = FACES
     priority = 30
     options_type = KustomizeOptions
 
