@@ -59,3 +59,5 @@ _.tool_version
 # Declared data on Flag/Parameter (kiln/core/faces.py): which values reach a tool's argv. The
 # checks themselves live in the plugins (kiln/core/argv.py); nothing in kiln reads the flag yet.
 _.argv_bound
+_.chart_app  # renderer capability, asked by name (RendererRegistry.first)
+_.backend_for_store  # resolver capability, asked by name (ResolverRegistry.first)

@@ -54,7 +54,7 @@ def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]
         out = _jsonnet(app_dir, rows)
     said = {entry["name"] for entry in out}
     options = found.app.identity()["options"]
-    for param in faces_of(found.renderer).parameters:
+    for param in faces_of(found.renderer, found.engine.plugins.renderers).parameters:
         if param.announce and param.name not in said:
             out.append(_announce(param, _current(options, param)))
     return out

@@ -74,7 +74,7 @@ def discover(app_dir: Path | str, env: Mapping[str, str],
     if not Path(app_dir).is_dir():
         return None
     found = detect(app_dir, env, engine)
-    rule = faces_of(found.renderer).discovery
+    rule = faces_of(found.renderer, found.engine.plugins.renderers).discovery
     if rule is None or found.app.type or (found.app.path / APP_FILE).is_file():
         return found.kind
     if rule.globs and _any_match(found.app.path, rule.globs):

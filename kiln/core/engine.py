@@ -238,15 +238,13 @@ class Engine:
 
     def _render_chart(self, request: ChartRequest, deadline: Deadline | None
                       ) -> list[dict[str, Any]]:
-        """Render a chart with the first renderer offering ``chart_app`` (by priority)."""
-        for renderer in self.plugins.renderers.by_priority():
-            chart_app = getattr(renderer, "chart_app", None)
-            if callable(chart_app):
-                nested = cast("App", chart_app(request))
-                return self.render(dataclasses.replace(nested, allow_empty=True),  # may be empty
-                                   secrets=False, deadline=deadline).objects
-        raise RenderError("no enabled renderer renders charts "
-                          "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
+        """Render a chart with the first renderer (by priority) whose ``chart_app`` answers."""
+        nested = self.plugins.renderers.first("chart_app", request)
+        if nested is None:
+            raise RenderError("no enabled renderer renders charts "
+                              "(is its plugin disabled by KILN_DISABLE_PLUGINS?)")
+        return self.render(dataclasses.replace(cast("App", nested), allow_empty=True),
+                           secrets=False, deadline=deadline).objects  # may be empty
 
     def _decrypt_file(self, app: App, data: bytes, name: str, fmt: str | None) -> bytes | None:
         out = self._file_service("decrypt_file", app, data, name, fmt)
@@ -431,14 +429,9 @@ class Engine:
 
     def _backend_for(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
                      ) -> StoreBackend | None:
-        """Ask each resolver exposing ``backend_for_store`` in turn; the first answer wins."""
-        for resolver in self.plugins.resolvers.ordered():
-            handler = getattr(resolver, "backend_for_store", None)
-            if callable(handler):
-                out = handler(provider, spec, ctx)
-                if out is not None:
-                    return cast("StoreBackend", out)
-        return None
+        """The first resolver (in run order) whose ``backend_for_store`` answers."""
+        out = self.plugins.resolvers.first("backend_for_store", provider, spec, ctx)
+        return cast("StoreBackend | None", out)
 
     def _resolve_result(self, result: RenderResult, app: App | None,
                         verified: frozenset[str] = frozenset(),

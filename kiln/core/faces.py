@@ -167,13 +167,14 @@ class Declared:
     kind: str
     """``renderer``, ``secret resolver`` or ``core``."""
     name: str
-    faces: Faces
+    declares: Faces
 
 
-def faces_of(item: object) -> Faces:
-    """The :class:`Faces` ``item`` declares (an empty one when it declares none); anything
+def faces_of(item: object, registry: Any) -> Faces:
+    """The :class:`Faces` ``item`` (registered in ``registry``) declares: read through the
+    registry, so the base class's default applies; an empty one when it declares none. Anything
     else in ``faces`` is a PluginError naming the item."""
-    faces = getattr(item, "faces", None)
+    faces = registry.member(item, "faces")
     if faces is None:
         return Faces()
     if not isinstance(faces, Faces):
@@ -191,7 +192,8 @@ def declared(plugins: Any) -> list[Declared]:
     for kind, registry in (("renderer", plugins.renderers), ("secret resolver",
                                                              plugins.resolvers)):
         names = sorted(registry, key=lambda n: order.get(registry.owner(n), len(order)))
-        found += [Declared(kind, name, faces_of(registry.items[name])) for name in names]
+        found += [Declared(kind, name, faces_of(registry.items[name], registry))
+                  for name in names]
     _check_unique(found)
     return found
 
@@ -200,10 +202,10 @@ def _check_unique(found: Iterable[Declared]) -> None:
     flags: dict[str, str] = {}
     params: dict[str, str] = {}
     for item in found:
-        for flag in item.faces.flags:
+        for flag in item.declares.flags:
             for spelling in flag.names:
                 _claim(flags, spelling, item, "flag")
-        for param in item.faces.parameters:
+        for param in item.declares.parameters:
             _claim(params, param.name, item, "parameter")
 
 
@@ -217,20 +219,20 @@ def _claim(seen: dict[str, str], key: str, item: Declared, what: str) -> None:
 def all_flags(found: Iterable[Declared]) -> Iterator[Flag]:
     """Every declared flag, in declaration order."""
     for item in found:
-        yield from item.faces.flags
+        yield from item.declares.flags
 
 
 def all_parameters(found: Iterable[Declared]) -> Iterator[Parameter]:
     """Every declared CMP parameter, in declaration order."""
     for item in found:
-        yield from item.faces.parameters
+        yield from item.declares.parameters
 
 
 def all_tools(found: Iterable[Declared]) -> list[str]:
     """Every declared tool name, once each, in declaration order."""
     tools: list[str] = []
     for item in found:
-        tools += [t for t in item.faces.tools if t not in tools]
+        tools += [t for t in item.declares.tools if t not in tools]
     return tools
 
 
@@ -263,8 +265,9 @@ def with_faces(item: _T, faces: Faces) -> _T:
 
 def load_plugins(env: Mapping[str, str]) -> Any:
     """The plugins ``env`` loads (built-in and entry points, ``KILN_DISABLE_PLUGINS`` honoured),
-    registered but not used: what the faces are built from."""
+    registered but not used: what the faces are built from. A plugin that fails to load is
+    not reported here (``quiet``): the engine's own load reports it, once."""
     from kiln.core.paths import default_cache_dir
     from kiln.core.plugins import Plugins
 
-    return Plugins(env, state_dir=default_cache_dir(env))
+    return Plugins(env, state_dir=default_cache_dir(env), quiet=True)

@@ -56,8 +56,10 @@ class Plugins:
     """One PluginManager with kiln's hookspecs, and typed access to what plugins register."""
 
     def __init__(self, env: Mapping[str, str], *, entry_points: bool = True,
-                 extra: tuple[object, ...] = (), state_dir: Path | None = None) -> None:
+                 extra: tuple[object, ...] = (), state_dir: Path | None = None,
+                 quiet: bool = False) -> None:
         self.pm = pluggy.PluginManager("kiln")
+        self._quiet = quiet  # collect load warnings without logging them (a second, silent load)
         self.pm.add_hookspecs(hookspecs)
         self.warnings: list[str] = []
         self._info: dict[str, PluginInfo] = {}
@@ -107,7 +109,8 @@ class Plugins:
                 if self._strict:
                     raise PluginError(message) from exc
                 self.warnings.append(message)
-                log.warning("%s", message)
+                if not self._quiet:
+                    log.warning("%s", message)
 
     def _entry_points(self) -> list[list[str]]:
         """(name, value, distribution, version) of each ``kiln`` entry point.

@@ -6,7 +6,7 @@ is a start-up error naming the plugin rather than a failure in the middle of a r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,7 +15,8 @@ from kiln.core.errors import ConfigError, PluginError
 
 if TYPE_CHECKING:
     from kiln.core.app import App
-    from kiln.core.context import RenderContext, SecretContext
+    from kiln.core.context import ChartRequest, RenderContext, SecretContext
+    from kiln.core.secrets import StoreBackend
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,12 @@ class Renderer(Protocol):
         """Render the app: a YAML/JSON stream or a list of objects (normalised by the core)."""
         ...
 
+    def chart_app(self, request: ChartRequest) -> App | None:
+        """The app that renders ``request``'s chart (``RenderContext.render_chart``, how
+        jsonnet's ``helmTemplate`` reaches a chart renderer: first answer by priority wins);
+        None when this renderer renders no charts."""
+        ...
+
 
 class SecretResolver(Protocol):
     """A secret resolver fills references in rendered objects, in memory.
@@ -132,6 +139,12 @@ class SecretResolver(Protocol):
         """The external tool this resolver runs, as ``kiln --version`` lists it ('' for none)."""
         ...
 
+    def backend_for_store(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                          ) -> StoreBackend | None:
+        """A backend for an External Secrets store of ``provider`` described by ``spec``
+        (``SecretContext.backend_for``: first answer wins); None when not this resolver's."""
+        ...
+
 
 class RendererBase:
     """Defaults for a renderer's optional members; a plugin's renderer may inherit them.
@@ -150,6 +163,10 @@ class RendererBase:
     def tool_version(self, ctx: RenderContext) -> str:
         """No external tool: ''."""
         return ""
+
+    def chart_app(self, request: ChartRequest) -> App | None:
+        """Renders no charts: None."""
+        return None
 
 
 class SecretResolverBase:
@@ -175,6 +192,11 @@ class SecretResolverBase:
     def tool_version(self, ctx: RenderContext) -> str:
         """No external tool: ''."""
         return ""
+
+    def backend_for_store(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
+                          ) -> StoreBackend | None:
+        """Provides no store backend: None."""
+        return None
 
 
 def protocol_members(protocol: type) -> tuple[str, ...]:
@@ -274,6 +296,15 @@ class RendererRegistry(_Registry):
         """Return renderers in detection order: highest priority first, then by name."""
         return sorted(self.items.values(),
                       key=lambda r: (-self.member(r, "priority"), r.name))
+
+    def first(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` on each renderer in :meth:`by_priority` order; the first answer that
+        is not None wins (the others are not asked). None when every renderer answers None."""
+        for renderer in self.by_priority():
+            out = self.member(renderer, method)(*args, **kwargs)
+            if out is not None:
+                return out
+        return None
 
     def detect_for(self, app: App) -> Renderer | None:
         """The first renderer, in :meth:`by_priority` order, whose ``detect`` claims ``app``;

@@ -67,14 +67,17 @@ def test_a_parameter_declared_twice_is_refused() -> None:
 
 
 def test_faces_must_be_a_faces_object() -> None:
-    assert faces_of(SimpleNamespace(name="plain")) == Faces()
+    from kiln.core.registry import RendererRegistry
+
+    registry = RendererRegistry()  # a plugin without 'faces' gets the base class's default
+    assert faces_of(SimpleNamespace(name="plain"), registry) == Faces()
     with pytest.raises(PluginError, match=r"'odd': 'faces' must be a kiln\.core\.faces\.Faces"):
-        faces_of(SimpleNamespace(name="odd", faces={"flags": []}))
+        faces_of(SimpleNamespace(name="odd", faces={"flags": []}), registry)
 
 
 def test_declarations_come_in_load_order_core_first() -> None:
     found = declared(load_plugins({"KILN_CACHE_DIR": "/nonexistent-kiln-cache"}))
-    assert found[0].faces is CORE
+    assert found[0].declares is CORE
     renderers = [d.name for d in found if d.kind == "renderer"]
     assert renderers == ["helm", "kustomize", "jsonnet", "directory"]
     assert all_tools(found) == ["helm", "kubectl", "kustomize", "jsonnet", "sops"]
@@ -140,7 +143,7 @@ def test_readme_flag_table_matches_the_declarations() -> None:
     expected: dict[str, set[str]] = {}
     for item in declared(load_plugins({"KILN_CACHE_DIR": "/nonexistent-kiln-cache"})):
         row = {"core": "any", "secret resolver": "secrets"}.get(item.kind, item.name)
-        for flag in item.faces.flags:
+        for flag in item.declares.flags:
             expected.setdefault(row, set()).update(flag.names)
     expected["any"].add("--source-root")
     assert {k: rows.get(k) for k in expected} == expected
