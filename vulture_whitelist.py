@@ -61,3 +61,4 @@ _.tool_version
 _.argv_bound
 _.chart_app  # renderer capability, asked by name (RendererRegistry.first)
 _.backend_for_store  # resolver capability, asked by name (ResolverRegistry.first)
+_.current_parameters  # renderer capability, asked by name (kiln cmp parameters)

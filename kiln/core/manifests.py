@@ -19,6 +19,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.core import goyaml
@@ -426,3 +427,14 @@ def object_ref(obj: dict[str, Any]) -> str:
     name = meta.get("name", "?") if meta else "?"
     ns = meta.get("namespace") if meta else None
     return f"{obj.get('kind', '?')}/{ns}/{name}" if ns else f"{obj.get('kind', '?')}/{name}"
+
+
+def read_yaml_mapping(path: Path, root: Path, max_bytes: int = 4 << 20) -> dict[str, Any]:
+    """The first YAML document of ``path`` if it is a mapping, else {}: the file confined to
+    ``root`` and read capped at ``max_bytes``. Raises InputError like the other readers."""
+    from kiln.core.paths import confine, read_bytes_capped
+
+    data = read_bytes_capped(confine(path, root), max_bytes)
+    for doc in load_yaml_documents(data.decode("utf-8", errors="replace"), str(path)):
+        return doc if isinstance(doc, dict) else {}
+    return {}

@@ -89,6 +89,12 @@ class Renderer(Protocol):
         """Render the app: a YAML/JSON stream or a list of objects (normalised by the core)."""
         ...
 
+    def current_parameters(self, app: App, ctx: RenderContext) -> Mapping[str, Any]:
+        """What ``kiln cmp parameters`` shows for ``app`` beyond the declared parameters:
+        ``{parameter name: current value}``, read from the app's files without running a tool
+        (the names must be parameters this renderer declares)."""
+        ...
+
     def chart_app(self, request: ChartRequest) -> App | None:
         """The app that renders ``request``'s chart (``RenderContext.render_chart``, how
         jsonnet's ``helmTemplate`` reaches a chart renderer: first answer by priority wins);
@@ -167,6 +173,10 @@ class RendererBase:
     def chart_app(self, request: ChartRequest) -> App | None:
         """Renders no charts: None."""
         return None
+
+    def current_parameters(self, app: App, ctx: RenderContext) -> Mapping[str, Any]:
+        """Nothing read from files: {}."""
+        return {}
 
 
 class SecretResolverBase:

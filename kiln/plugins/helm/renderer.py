@@ -220,6 +220,14 @@ class HelmRenderer(RendererBase):
         opts: HelmOptions = app.options_for(self.name, HelmOptions)
         return bool(opts.chart or opts.repo_url)
 
+    def current_parameters(self, app: App, ctx: RenderContext) -> dict[str, Any]:
+        """``kiln cmp parameters``: the release name, the chart directory's value files and
+        its values as ``--set`` paths, read from the files (no helm run)."""
+        from kiln.plugins.helm.announce import announce
+
+        opts = app.options_for(self.name, HelmOptions)  # shown as set, checked when rendering
+        return announce(app.path, envsubst(opts.release_name, app.env) or app.display_name)
+
     def tool_version(self, ctx: RenderContext) -> str:
         """``helm version --short``, memoised on disk (a cache hit never starts helm)."""
         binary = helm_binary(ctx.env)

@@ -168,6 +168,13 @@ class JsonnetRenderer(RendererBase):
         raw = app.options.get(self.name)
         return raw is not None and bool(app.options_for(self.name, JsonnetOptions).main)
 
+    def current_parameters(self, app: App, ctx: RenderContext) -> dict[str, Any]:
+        """``kiln cmp parameters``: the entry file (``main.jsonnet``, else the first)."""
+        files = _jsonnet_files(app.path)
+        if not files:
+            return {}
+        return {"jsonnet-main": "main.jsonnet" if "main.jsonnet" in files else files[0]}
+
     def tool_version(self, ctx: RenderContext) -> str:
         """The installed gojsonnet package's version (read from its metadata, no process)."""
         from importlib.metadata import PackageNotFoundError, version

@@ -130,6 +130,13 @@ class KustomizeRenderer(RendererBase):
         """True when the app holds kustomization.yaml, kustomization.yml or Kustomization."""
         return any((app.path / name).is_file() for name in KUSTOMIZATION_NAMES)
 
+    def current_parameters(self, app: App, ctx: RenderContext) -> dict[str, Any]:
+        """``kiln cmp parameters``: the kustomization's images, namespace, name prefix/suffix,
+        labels, annotations and components, read from the file (no kustomize run)."""
+        from kiln.plugins.kustomize.announce import announce
+
+        return announce(app.path)
+
     def tool_version(self, ctx: RenderContext) -> str:
         """The kustomize version (``kubectl version --client``), memoised on disk."""
         from kiln.plugins.kustomize.tool import locate
