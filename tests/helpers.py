@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,24 @@ def write_tree(root: Path, files: Mapping[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"))
     return root
+
+
+def escape_name(name: str) -> str:
+    """Argo CD's PARAM_* spelling: upper case, anything outside [A-Z0-9_] becomes '_'."""
+    import re
+
+    return re.sub(r"[^A-Z0-9_]", "_", name.upper())
+
+
+def param_vars(params: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The PARAM_* variables Argo CD derives from the parameters (map keys escaped too)."""
+    out: dict[str, str] = {}
+    for param in params:
+        base = "PARAM_" + escape_name(param["name"])
+        if "string" in param:
+            out[base] = param["string"]
+        for i, item in enumerate(param.get("array", [])):
+            out[f"{base}_{i}"] = item
+        for key, value in param.get("map", {}).items():
+            out[f"{base}_{escape_name(key)}"] = value
+    return out

@@ -22,7 +22,7 @@ from typing import Any
 from kiln.cmp.detect import detect
 from kiln.cmp.parameters import ParamSpec, announcement, table_of
 from kiln.core.errors import PluginError
-from kiln.core.faces import faces_of
+from kiln.core.faces import faces_of, parameter_text
 
 
 def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -60,11 +60,11 @@ def _current(options: Mapping[str, Any], param: ParamSpec) -> Any:
     if value is None:
         return empty[param.collection]
     if param.collection == "string":
-        return _scalar(value)
+        return parameter_text(value)
     if param.collection == "array" and isinstance(value, list):
-        return [_scalar(v) for v in value]
+        return [parameter_text(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _scalar(v) for k, v in value.items()}
+        return {str(k): parameter_text(v) for k, v in value.items()}
     return empty[param.collection]
 
 
@@ -72,11 +72,3 @@ def _announce(spec: ParamSpec, value: Any) -> dict[str, Any]:
     entry = announcement(spec)
     entry[entry["collectionType"]] = value
     return entry
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

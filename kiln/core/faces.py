@@ -271,3 +271,12 @@ def load_plugins(env: Mapping[str, str]) -> Any:
     from kiln.core.plugins import Plugins
 
     return Plugins(env, state_dir=default_cache_dir(env), quiet=True)
+
+
+def parameter_text(value: Any) -> str:
+    """A scalar as a CMP parameter shows it: ``true``/``false``, ``null``, else ``str()``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import yaml
 
 from kiln.core.engine import Engine
 from kiln.core.envsubst import envsubst
-from tests.helpers import EXAMPLES, REPO, assert_clean_failure, tool
+from tests.helpers import EXAMPLES, REPO, assert_clean_failure, param_vars, tool
 from tests.integration.openbao import start_openbao, stop_openbao
 from tests.secrets_scan import assert_no_plaintext
 
@@ -49,23 +48,6 @@ GENERATE_ARGV = [sys.executable, "-m", "kiln", "generate", "."]
 
 # -- the Argo CD side ----------------------------------------------------------------------------
 
-def escape_name(name: str) -> str:
-    """Argo CD's PARAM_* spelling: upper case, anything outside [A-Z0-9_] becomes '_'."""
-    return re.sub(r"[^A-Z0-9_]", "_", name.upper())
-
-
-def param_vars(params: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The PARAM_* variables Argo CD derives from the parameters (map keys escaped too)."""
-    out: dict[str, str] = {}
-    for param in params:
-        base = "PARAM_" + escape_name(param["name"])
-        if "string" in param:
-            out[base] = param["string"]
-        for i, item in enumerate(param.get("array", [])):
-            out[f"{base}_{i}"] = item
-        for key, value in param.get("map", {}).items():
-            out[f"{base}_{escape_name(key)}"] = value
-    return out
 
 
 def argocd_env(*, app_name: str, namespace: str, source_path: str,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.helpers import assert_clean_failure, run_kiln, tool, write_tree
+from tests.helpers import assert_clean_failure, param_vars, run_kiln, tool, write_tree
 
 pytestmark = pytest.mark.integration
 
@@ -171,23 +171,6 @@ def make_app(kind: str, app: Path, marker: Path) -> Path:
                             'kind: "ConfigMap", metadata: {name: "j"}, data: {env: env}}\n'})
 
 
-def escape_name(name: str) -> str:
-    """Argo CD's PARAM_* spelling of a parameter name or map key."""
-    return "".join(ch if ch.isalnum() and ch.isascii() else "_" for ch in name.upper())
-
-
-def param_vars(params: list[dict[str, Any]]) -> dict[str, str]:
-    """The PARAM_* variables Argo CD sets for ``params``."""
-    out: dict[str, str] = {}
-    for param in params:
-        base = "PARAM_" + escape_name(param["name"])
-        if "string" in param:
-            out[base] = param["string"]
-        for i, item in enumerate(param.get("array", [])):
-            out[f"{base}_{i}"] = item
-        for key, value in param.get("map", {}).items():
-            out[f"{base}_{escape_name(key)}"] = value
-    return out
 
 
 def run_face(case: Case, face: str, payload: str, app: Path, cache: Path

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kiln.core.faces import parameter_text
 from kiln.core.manifests import read_yaml_mapping
 
 MAX_VALUES = 1000
@@ -44,13 +45,4 @@ def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
         for index, item in enumerate(value):
             _flatten(item, f"{prefix}[{index}]", out)
     elif prefix and value is not None:  # `--set a=null` deletes a key: not a default
-        out[prefix] = scalar_text(value)
-
-
-def scalar_text(value: Any) -> str:
-    """A scalar as a parameter shows it: booleans as ``true``/``false``, null as ``null``."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+        out[prefix] = parameter_text(value)

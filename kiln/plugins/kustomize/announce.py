@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kiln.core.faces import parameter_text
 from kiln.core.manifests import read_yaml_mapping
 
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -31,17 +32,11 @@ def announce(app_dir: Path) -> dict[str, Any]:
     for param, key in (("kustomize-common-labels", "commonLabels"),
                        ("kustomize-common-annotations", "commonAnnotations")):
         if isinstance(data.get(key), dict) and data[key]:
-            out[param] = {str(k): _text(v) for k, v in data[key].items()}
+            out[param] = {str(k): parameter_text(v) for k, v in data[key].items()}
     components = [c for c in data.get("components") or [] if isinstance(c, str)]
     if components:
         out["kustomize-components"] = components
     return out
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "null" if value is None else str(value)
 
 
 def _image(item: Mapping[str, Any]) -> str:
