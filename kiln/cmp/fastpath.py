@@ -60,6 +60,7 @@ from kiln.cmp.environment import KUBE_VARS, PARAM_PREFIX
 from kiln.core.digest import file_digest
 from kiln.core.errors import InputError
 from kiln.core.paths import default_cache_dir
+from kiln.core.treeview import MAX_TREE_ENTRIES, SKIPPED_DIRS, TreeTooLarge, shape_entry, shape_of
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -81,9 +82,6 @@ NOT_REQUEST_VARS = frozenset({HMAC_ENV, HMAC_FILE_ENV, DEBUG_ENV, "KILN_CMP_FAST
 REVISION_VARS = frozenset({"ARGOCD_APP_REVISION", "ARGOCD_APP_REVISION_SHORT",
                            "ARGOCD_APP_REVISION_SHORT_8"})
 """Argo CD's per-commit variables: a new commit of unchanged files is the same render."""
-SKIPPED_DIRS = frozenset({".git"})
-MAX_TREE_ENTRIES = 20_000
-"""Largest source tree (files and directories) a memo is kept for."""
 
 
 @dataclass(frozen=True)
@@ -459,10 +457,6 @@ def _open(blob: bytes, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, s
     return memo, ""
 
 
-class TreeTooLarge(ValueError):
-    """The source tree has more paths than the memo is worth walking for."""
-
-
 def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
     """sha256 over every file and directory path under ``root`` (``.git`` skipped) and every
     symlink's target: changes when anything is added, removed, renamed or retargeted, not when
@@ -476,18 +470,17 @@ def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
             for entry in it:
                 path = f"{rel}/{entry.name}" if rel else entry.name
                 if entry.is_symlink():
-                    entries.append(f"l {path} {os.readlink(entry.path)}")
+                    entries.append(shape_entry("l", path, os.readlink(entry.path)))
                 elif entry.is_dir():
                     if entry.name in SKIPPED_DIRS:
                         continue
-                    entries.append(f"d {path}")
+                    entries.append(shape_entry("d", path))
                     stack.append(path)
                 else:
-                    entries.append(f"f {path}")
+                    entries.append(shape_entry("f", path))
         if len(entries) > limit:
             raise TreeTooLarge(f"more than {limit} paths under {root}")
-    return hashlib.sha256("\n".join(sorted(entries)).encode("utf-8", "surrogateescape")
-                          ).hexdigest()
+    return shape_of(entries)
 
 
 def request_key(request: Request, env: Mapping[str, str]) -> str:
@@ -571,5 +564,16 @@ def _sha256_or_none(path: Path) -> str | None:
         return None
 
 
-__all__ = ["Outcome", "Request", "check", "code_stamp", "record", "request_for", "request_key",
-           "serve", "serve_args", "tree_digest"]
+__all__ = [
+    "Outcome",
+    "Request",
+    "TreeTooLarge",
+    "check",
+    "code_stamp",
+    "record",
+    "request_for",
+    "request_key",
+    "serve",
+    "serve_args",
+    "tree_digest",
+]
