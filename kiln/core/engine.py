@@ -25,6 +25,7 @@ from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
+from kiln.core.clientpool import ClientPool
 from kiln.core.context import ChartRequest, RenderContext, SecretContext
 from kiln.core.deadline import Deadline
 from kiln.core.digest import InputFile, KeyRecipe, ToolStamp, file_digest
@@ -162,6 +163,7 @@ class Engine:
         self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
                                state_dir=self.cache_dir)
         self.tool_versions = _StampingToolVersions(self.cache_dir)
+        self.clients = ClientPool()
 
     def for_request(self, env: Mapping[str, str]) -> Engine:
         """A view of this engine for one request of a long-lived server: the same plugins,
@@ -472,7 +474,7 @@ class Engine:
                        deadline: Deadline | None = None) -> SecretContext:
         """The services handed to secret resolvers."""
         return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified,
-                             deadline=deadline, backends=self._backend_for)
+                             deadline=deadline, backends=self._backend_for, pool=self.clients)
 
     def _backend_for(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
                      ) -> StoreBackend | None:
