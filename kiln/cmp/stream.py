@@ -255,6 +255,11 @@ class _Overflow(Exception):
     """The inflated stream passed its cap (internal: turned into a StreamError)."""
 
 
+class _BadGzip(Exception):
+    """The gzip layer is broken: the message completes "the archive is ..." (internal; not a
+    zlib.error, which tarfile would re-word as a tar problem)."""
+
+
 class _Inflater:
     """A file-like ``read(n)`` over the gunzipped archive that counts every byte inflated and
     stops, before inflating more, once the count would pass ``cap``. Concatenated gzip
@@ -281,16 +286,19 @@ class _Inflater:
                 if not rest:
                     break
                 if not rest.startswith(b"\x1f\x8b"):
-                    raise zlib.error("data after the end of the gzip stream")
+                    raise _BadGzip("followed by data after the end of the gzip stream")
                 self._d = zlib.decompressobj(31)
                 self._pending = rest
             if not self._pending:
                 if self._pos >= len(self._data):
-                    raise EOFError("the gzip stream ends early (truncated)")
+                    raise _BadGzip("truncated (the gzip stream ends early)")
                 self._pending = bytes(self._data[self._pos:self._pos + _READ])
                 self._pos += len(self._pending)
             room = self._cap - self.total + 1  # one byte over the cap proves it is passed
-            out = self._d.decompress(self._pending, min(want - got, room))
+            try:
+                out = self._d.decompress(self._pending, min(want - got, room))
+            except zlib.error as exc:
+                raise _BadGzip(f"not valid gzip data ({exc})") from None
             self._pending = self._d.unconsumed_tail
             self.total += len(out)
             if self.total > self._cap:
@@ -306,7 +314,7 @@ class _Inflater:
             pass
 
 
-_CORRUPT = (tarfile.TarError, EOFError, zlib.error, ValueError, OverflowError)
+_CORRUPT = (tarfile.TarError, EOFError, ValueError, OverflowError)
 
 
 def parse_archive(data: bytes, limits: StreamLimits | None = None) -> SourceTree:
@@ -335,6 +343,8 @@ def parse_archive(data: bytes, limits: StreamLimits | None = None) -> SourceTree
         tree = builder.build()
     except _Overflow:
         raise StreamError(over, member=member) from None
+    except _BadGzip as exc:
+        raise StreamError(f"the archive is {exc}", member=member) from None
     except SourceTreeError as exc:
         raise StreamError(exc.problem, member=member if member is not None else exc.path
                           ) from None
@@ -373,12 +383,7 @@ def _add(archive: tarfile.TarFile, info: tarfile.TarInfo, builder: SourceTreeBui
 
 
 def _corruption(exc: BaseException) -> str:
-    if isinstance(exc, EOFError):
-        what = "truncated"
-    elif isinstance(exc, zlib.error):
-        what = "not valid gzip data"
-    else:
-        what = "not a valid tar archive"
+    what = "truncated" if isinstance(exc, EOFError) else "not a valid tar archive"
     detail = " ".join(str(exc).split())[:120]
     return f"the archive is {what}" + (f" ({detail})" if detail else "")
 
