@@ -338,8 +338,8 @@ def parse_archive(data: bytes, limits: StreamLimits | None = None) -> SourceTree
                     raise StreamError(f"more than {limits.max_files} entries "
                                       f"({MAX_FILES_ENV})", member=member)
                 _add(archive, info, builder, cap, over)
-        inflater.drain()
         member = None
+        inflater.drain()
         tree = builder.build()
     except _Overflow:
         raise StreamError(over, member=member) from None
