@@ -174,7 +174,8 @@ def receive(requests: Iterable[AppStreamRequest], limits: StreamLimits | None = 
     CD's ``file checksum validation error``) and the length its size. A tree ``trees`` holds
     under that checksum is returned as it is (``reused=True``, the chunks never joined or
     parsed); otherwise the archive is parsed (:func:`parse_archive`) and the tree stored in
-    ``trees``. Raises StreamError for every problem of the stream; exceptions of the request
+    ``trees``, once for concurrent streams of the same checksum (the others wait and get
+    ``reused=True``). Raises StreamError for every problem of the stream; exceptions of the request
     iterator itself (a cancelled RPC) pass through.
     """
     limits = limits or StreamLimits()
@@ -221,10 +222,10 @@ def receive(requests: Iterable[AppStreamRequest], limits: StreamLimits | None = 
         return Received(metadata, cached, total, True)
     data = b"".join(chunks)
     del chunks
-    tree = parse_archive(data, limits)
-    if trees is not None:
-        trees.put(metadata.checksum, tree)
-    return Received(metadata, tree, total, False)
+    if trees is None:
+        return Received(metadata, parse_archive(data, limits), total, False)
+    tree, reused = trees.get_or_build(metadata.checksum, lambda: parse_archive(data, limits))
+    return Received(metadata, tree, total, reused)
 
 
 def _metadata(message: ManifestRequestMetadata, limits: StreamLimits) -> StreamMetadata:

@@ -514,6 +514,7 @@ class SourceTreeCache:
         self._trees: OrderedDict[str, SourceTree] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._building: dict[str, threading.Event] = {}
 
     def get(self, key: str) -> SourceTree | None:
         """The tree stored under ``key`` (now the most recently used), or None."""
@@ -539,6 +540,43 @@ class SourceTreeCache:
                 _, evicted = self._trees.popitem(last=False)
                 self._bytes -= evicted.footprint
             return True
+
+    def get_or_build(self, key: str, build: Callable[[], SourceTree]) -> tuple[SourceTree, bool]:
+        """The tree under ``key``, building and storing it with ``build()`` when absent; True
+        when it was already there (or built meanwhile by a concurrent caller).
+
+        Single-flight: concurrent callers with the same key wait for the one building it
+        (callers must only share a key when their ``build`` gives the same tree, as for a
+        verified checksum). When that build fails, each waiter builds for itself; its
+        exception propagates to its own caller only.
+        """
+        while True:
+            with self._lock:
+                tree = self._trees.get(key)
+                if tree is not None:
+                    self._trees.move_to_end(key)
+                    return tree, True
+                pending = self._building.get(key)
+                if pending is None:
+                    done = self._building[key] = threading.Event()
+                    break
+            pending.wait()
+            with self._lock:
+                tree = self._trees.get(key)
+                if tree is not None:
+                    return tree, True
+            if key not in self._building:  # the build failed, or the tree was too large
+                tree = build()
+                self.put(key, tree)
+                return tree, False
+        try:
+            tree = build()
+            self.put(key, tree)
+            return tree, False
+        finally:
+            with self._lock:
+                del self._building[key]
+            done.set()
 
     def __len__(self) -> int:
         """Number of trees held."""

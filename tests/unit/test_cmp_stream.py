@@ -546,3 +546,37 @@ def test_a_bad_limit_names_its_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         StreamLimits.from_env({name: value})
     assert caught.value.one_line().startswith(f"{name}: ")
+
+
+def test_concurrent_streams_of_one_checksum_parse_once(repo: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    data = gnu_tgz(repo)
+    calls: list[int] = []
+    real = stream.parse_archive
+    gate = threading.Barrier(4)
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        time.sleep(0.5)  # the others are past their cache lookup meanwhile
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stream, "parse_archive", counting)
+    trees = SourceTreeCache(64 << 20)
+    results: list[Received] = []
+
+    def one() -> None:
+        requests = messages(data)
+        gate.wait(10)
+        results.append(receive(iter(requests), trees=trees))
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 4 and len(calls) == 1
+    assert sorted(r.reused for r in results) == [False, True, True, True]
+    assert len({id(r.tree) for r in results}) == 1

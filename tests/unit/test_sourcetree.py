@@ -432,3 +432,45 @@ def test_cache_is_thread_safe() -> None:
     assert errors == []
     held = [t for i, t in enumerate(trees) if cache.get(str(i)) is t]
     assert cache.nbytes == sum(t.footprint for t in held) <= cache.max_bytes
+
+
+def test_get_or_build_builds_once_for_concurrent_callers() -> None:
+    cache = SourceTreeCache(max_bytes=1 << 20)
+    tree = small_tree("f", 10)
+    started = threading.Event()
+    release = threading.Event()
+    builds: list[int] = []
+
+    def build() -> SourceTree:
+        builds.append(1)
+        started.set()
+        assert release.wait(10)
+        return tree
+
+    results: list[tuple[SourceTree, bool]] = []
+    first = threading.Thread(target=lambda: results.append(cache.get_or_build("k", build)))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=lambda: results.append(cache.get_or_build("k", build)))
+              for _ in range(4)]
+    for thread in others:
+        thread.start()
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert len(builds) == 1
+    assert sorted(reused for _, reused in results) == [False, True, True, True, True]
+    assert all(got is tree for got, _ in results)
+
+
+def test_get_or_build_after_a_failed_build_builds_again() -> None:
+    cache = SourceTreeCache(max_bytes=1 << 20)
+
+    def broken() -> SourceTree:
+        raise SourceTreeError("x", "broken")
+
+    with pytest.raises(SourceTreeError):
+        cache.get_or_build("k", broken)
+    tree = small_tree("f", 1)
+    assert cache.get_or_build("k", lambda: tree) == (tree, False)
+    assert cache.get_or_build("k", broken) == (tree, True)
