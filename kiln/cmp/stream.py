@@ -22,7 +22,8 @@ Otherwise the archive is read from memory, inflating it through a counter, with 
 - ``max_ratio``: the inflated stream may not exceed ``max_ratio`` times the archive's size
   (nor :data:`RATIO_FLOOR`, whichever is larger: a tiny archive of a few files legitimately
   inflates 100-fold, mostly tar padding), so a decompression bomb stops before it is inflated;
-- ``max_files``: tar members of any kind.
+- ``max_files``: tar members of any kind, and tree entries (directories implied by a deep
+  name count too).
 
 Members: regular files, directories and symlinks only. Hard links are refused (Argo CD's
 client never writes one; resolving them would let one name stand for another's bytes),
@@ -339,6 +340,10 @@ def parse_archive(data: bytes, limits: StreamLimits | None = None) -> SourceTree
                     raise StreamError(f"more than {limits.max_files} entries "
                                       f"({MAX_FILES_ENV})", member=member)
                 _add(archive, info, builder, cap, over)
+                if len(builder) > limits.max_files:  # directories implied by names count too
+                    raise StreamError(f"more than {limits.max_files} entries, with the "
+                                      f"directories its name implies ({MAX_FILES_ENV})",
+                                      member=member)
         member = None
         inflater.drain()
         tree = builder.build()

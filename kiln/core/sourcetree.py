@@ -6,8 +6,9 @@ where it came from. :class:`SourceTreeBuilder` adds entries one by one and refus
 :class:`SourceTreeError` naming the path, anything that could not be written back safely:
 
 - names: POSIX, relative, normalised (``./`` and repeated ``/`` dropped); an absolute name, a
-  ``..`` component or a NUL is refused, as is a path *under* a file or a symlink (writing it
-  would go through the symlink);
+  ``..`` component, a NUL, or a name longer than PATH_MAX (a component longer than NAME_MAX)
+  is refused, as is a path *under* a file or a symlink (writing it would go through the
+  symlink);
 - duplicates: a directory may be named twice (and implied by its files); a file or symlink
   named twice, or one name given two kinds, is refused (no "later wins": an archive that
   says two things about one path is not a checkout);
@@ -38,6 +39,10 @@ from kiln.core.treeview import MAX_TREE_ENTRIES, SKIPPED_DIRS, TreeTooLarge, sha
 
 MAX_SYMLINK_HOPS = 40
 """Symlinks followed while resolving one path before it counts as a loop (Linux's limit)."""
+MAX_PATH_BYTES = 4096
+"""Longest path or symlink target (Linux's PATH_MAX): a longer one could not be extracted."""
+MAX_NAME_BYTES = 255
+"""Longest path component (NAME_MAX)."""
 DIR_MODE = 0o755
 FILE_MODE = 0o644
 EXEC_MODE = 0o755
@@ -67,17 +72,28 @@ class TreeFile:
     executable: bool
 
 
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
 def normalize_path(name: str) -> str:
     """``name`` as a tree path: POSIX, relative, without ``.`` components or repeated or
-    trailing ``/`` (``""`` is the root). Raises SourceTreeError for a NUL, an absolute name or
-    a ``..`` component (which could lead out of the root)."""
+    trailing ``/`` (``""`` is the root). Raises SourceTreeError for a NUL, an absolute name, a
+    ``..`` component (which could lead out of the root), or a name no POSIX system could
+    create (longer than :data:`MAX_PATH_BYTES`, a component longer than
+    :data:`MAX_NAME_BYTES`)."""
     if "\x00" in name:
-        raise SourceTreeError(name, "the name holds a NUL byte")
+        raise SourceTreeError(name[:MAX_NAME_BYTES], "the name holds a NUL byte")
+    if len(name) > MAX_PATH_BYTES or _nbytes(name) > MAX_PATH_BYTES:
+        raise SourceTreeError(name[:MAX_NAME_BYTES] + "...",
+                              f"the name is longer than {MAX_PATH_BYTES} bytes")
     if name.startswith("/"):
         raise SourceTreeError(name, "the name is absolute")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise SourceTreeError(name, "the name has a '..' component (it could leave the root)")
+    if any(_nbytes(p) > MAX_NAME_BYTES for p in parts):
+        raise SourceTreeError(name, f"a component is longer than {MAX_NAME_BYTES} bytes")
     return "/".join(parts)
 
 
@@ -454,6 +470,9 @@ class SourceTreeBuilder:
             raise SourceTreeError(name, "the symlink has an empty target")
         if "\x00" in target:
             raise SourceTreeError(name, "the symlink target holds a NUL byte")
+        if len(target) >= MAX_PATH_BYTES or _nbytes(target) >= MAX_PATH_BYTES:
+            raise SourceTreeError(name, f"the symlink target is longer than "
+                                        f"{MAX_PATH_BYTES - 1} bytes")
         if target.startswith("/"):
             raise SourceTreeError(name, f"the symlink target {target!r} is absolute "
                                         "(it leads out of the root)")
@@ -590,5 +609,6 @@ class SourceTreeCache:
             return self._bytes
 
 
-__all__ = ["MAX_SYMLINK_HOPS", "SourceTree", "SourceTreeBuilder", "SourceTreeCache",
-           "SourceTreeError", "TreeFile", "normalize_path"]
+__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "MAX_SYMLINK_HOPS", "SourceTree",
+           "SourceTreeBuilder", "SourceTreeCache", "SourceTreeError", "TreeFile",
+           "normalize_path"]

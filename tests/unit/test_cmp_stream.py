@@ -580,3 +580,11 @@ def test_concurrent_streams_of_one_checksum_parse_once(repo: Path,
     assert len(results) == 4 and len(calls) == 1
     assert sorted(r.reused for r in results) == [False, True, True, True]
     assert len({id(r.tree) for r in results}) == 1
+
+
+def test_directories_implied_by_deep_names_count_as_entries() -> None:
+    deep = "/".join(f"d{i}" for i in range(30)) + "/f"
+    line = fails(tgz(member(deep, data=b"x")), StreamLimits(max_files=10))
+    assert "more than 10 entries" in line and "implies" in line
+    assert receive(iter(messages(tgz(member(deep, data=b"x")))),
+                   StreamLimits(max_files=31)).tree.nfiles == 1

@@ -474,3 +474,18 @@ def test_get_or_build_after_a_failed_build_builds_again() -> None:
     tree = small_tree("f", 1)
     assert cache.get_or_build("k", lambda: tree) == (tree, False)
     assert cache.get_or_build("k", broken) == (tree, True)
+
+
+def test_names_and_targets_no_system_could_create_are_refused() -> None:
+    with pytest.raises(SourceTreeError, match="longer than 4096 bytes"):
+        SourceTreeBuilder().add_file("a/" * 2049, b"")
+    with pytest.raises(SourceTreeError, match="component is longer than 255"):
+        SourceTreeBuilder().add_file("d/" + "n" * 256, b"")
+    with pytest.raises(SourceTreeError, match="component is longer than 255"):
+        SourceTreeBuilder().add_file("\u00e9" * 128, b"")  # 256 bytes in UTF-8
+    with pytest.raises(SourceTreeError, match="target is longer than 4095"):
+        SourceTreeBuilder().add_symlink("l", "a/" * 2048)
+    builder = SourceTreeBuilder()
+    builder.add_file("n" * 255, b"")
+    builder.add_symlink("l", "a/" * 2047)
+    assert len(builder.build()) == 2
