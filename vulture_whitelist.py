@@ -62,3 +62,12 @@ _.argv_bound
 _.chart_app  # renderer capability, asked by name (RendererRegistry.first)
 _.backend_for_store  # resolver capability, asked by name (ResolverRegistry.first)
 _.current_parameters  # renderer capability, asked by name (kiln cmp parameters)
+
+# The CMP server (kiln/cmp/server.py) reads these from kiln.cmp.stream.Received and
+# kiln.core.sourcetree.SourceTree (the TreeView protocol's shape_digest included).
+compressed_bytes
+reused
+symlinks
+is_executable
+subtree_paths
+shape_digest
