@@ -5,6 +5,14 @@ then SIGKILL 5 s later). So does any exception while it runs, such as
 :class:`kiln.core.interrupt.Interrupted` when kiln itself gets SIGTERM/SIGINT, with a 1 s grace
 (Argo CD gives kiln 5 s before its own SIGKILL, and the private trees must still be removed). A
 failure becomes a one-line ToolError carrying the tail of the tool's stderr.
+
+Under a :class:`kiln.core.deadline.Deadline` (``run_tool(..., deadline=...)``) the run is also
+capped by the time left (when that cuts it short, the group gets the :data:`INTERRUPT_GRACE`
+between SIGTERM and SIGKILL), and the tool is registered with the deadline while it runs: when
+another thread cancels the deadline (:meth:`Deadline.cancel`), the tool's process group gets
+SIGTERM at once and SIGKILL :data:`INTERRUPT_GRACE` seconds later, and ``run_tool`` raises the
+deadline's :class:`~kiln.core.deadline.Cancelled` (a passed deadline: DeadlineExceeded), never a
+ToolError about the signal.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from kiln.core.errors import ToolError
 
 if TYPE_CHECKING:
     import subprocess
+
+    from kiln.core.deadline import Deadline
 
 log = logging.getLogger("kiln.tools")
 
@@ -56,11 +66,19 @@ def run_tool(
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    deadline: Deadline | None = None,
 ) -> bytes:
-    """Run ``argv`` and return its stdout; raise ToolError naming ``what`` on failure or timeout."""
+    """Run ``argv`` and return its stdout; raise ToolError naming ``what`` on failure or timeout.
+
+    With ``deadline`` the run is capped by the time left and cancelled with it: the error is
+    then the deadline's (DeadlineExceeded, or Cancelled, naming ``running <what>``), and the
+    tool's whole process group is gone."""
     import subprocess
 
     log.debug("running %s", argv[0])
+    if deadline is not None:
+        deadline.check(f"running {what}")
+        timeout = deadline.cap(timeout)
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -73,17 +91,57 @@ def run_tool(
         )
     except OSError as exc:
         raise ToolError(f"cannot run {argv[0]}: {exc.strerror}", source=what) from None
+    unregister = deadline.on_cancel(_Canceller(proc)) if deadline is not None else None
     try:
         out, err = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
+        if deadline is not None and deadline.expired():
+            # The deadline cut it short: the short grace, so kiln's own error still comes
+            # before its caller's SIGKILL (and the CLI watchdog).
+            _kill_group(proc, INTERRUPT_GRACE)
+            raise deadline.error(f"running {what}") from None
         _kill_group(proc)
         raise ToolError(f"{Path(argv[0]).name} timed out after {timeout:g}s", source=what) from None
     except BaseException:
         _kill_group(proc, INTERRUPT_GRACE)
         raise
+    finally:
+        if unregister is not None:
+            unregister()
+    if deadline is not None and deadline.cancelled is not None:
+        # Cancelled while it ran: whatever the tool answered (likely death by SIGTERM), the
+        # run is over; what is left of its group (children that outlived it) goes too.
+        _kill_group(proc, 0)
+        raise deadline.error(f"running {what}")
     if proc.returncode != 0:
         raise ToolError(tool_message(argv[0], err), source=what)
     return out
+
+
+class _Canceller:
+    """What a cancelled deadline does to a running tool: SIGTERM its process group now and
+    SIGKILL it :data:`INTERRUPT_GRACE` seconds later unless the tool was reaped meanwhile (a
+    daemon timer: the cancelling thread never waits)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def __call__(self) -> None:
+        import signal
+        import threading
+
+        self._signal(signal.SIGTERM)
+        timer = threading.Timer(INTERRUPT_GRACE, self._signal, (signal.SIGKILL,))
+        timer.daemon = True
+        timer.start()
+
+    def _signal(self, sig: int) -> None:
+        import contextlib
+
+        if self.proc.returncode is not None:
+            return  # reaped: its group is handled by run_tool, and the id may be reused
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
 
 
 def tool_message(tool: str, stderr: bytes) -> str:
@@ -106,7 +164,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> Non
     import signal
     import subprocess
 
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
