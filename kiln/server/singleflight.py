@@ -36,11 +36,12 @@ WAITING = "waiting for an identical request already in progress"
 class _Flight(Generic[V]):
     """One running call: its outcome once ``done``, and a condition (on the group's lock)."""
 
-    __slots__ = ("cond", "done", "error", "value")
+    __slots__ = ("cond", "done", "error", "value", "waiters")
 
     def __init__(self, lock: threading.Lock) -> None:
         self.cond = threading.Condition(lock)
         self.done = False
+        self.waiters = 0
         self.value: V | None = None
         self.error: BaseException | None = None
 
@@ -65,6 +66,11 @@ class SingleFlight(Generic[K, V]):
     def running(self) -> int:
         """How many keys have a run in progress now."""
         return len(self._flights)
+
+    def waiting(self) -> int:
+        """How many callers wait for another's run now."""
+        with self._lock:
+            return sum(f.waiters for f in self._flights.values())
 
     def do(self, key: K, fn: Callable[[], V], deadline: Deadline | None = None
            ) -> tuple[V, bool]:
@@ -122,10 +128,14 @@ class SingleFlight(Generic[K, V]):
         unregister = deadline.on_cancel(wake) if deadline is not None else None
         try:
             with self._lock:
-                while not flight.done:
-                    if deadline is not None and deadline.expired():
-                        raise deadline.error(WAITING)
-                    flight.cond.wait(deadline.wait_timeout() if deadline is not None else None)
+                flight.waiters += 1
+                try:
+                    while not flight.done:
+                        if deadline is not None and deadline.expired():
+                            raise deadline.error(WAITING)
+                        flight.cond.wait(deadline.wait_timeout() if deadline else None)
+                finally:
+                    flight.waiters -= 1
         finally:
             if unregister is not None:
                 unregister()
