@@ -173,8 +173,10 @@ def parse_metrics_addr(text: str) -> tuple[str, int]:
     if port > 65535:
         raise bad("the port is above 65535")
     if host.startswith("["):
-        if not host.endswith("]"):
+        if "]" not in host:
             raise bad("an unclosed [")
+        if not host.endswith("]"):
+            raise bad("text between ] and the port")
         try:
             host = str(ipaddress.IPv6Address(host[1:-1]))
         except ValueError:
