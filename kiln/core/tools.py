@@ -17,6 +17,7 @@ ToolError about the signal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -136,8 +137,6 @@ class _Canceller:
         timer.start()
 
     def _signal(self, sig: int) -> None:
-        import contextlib
-
         if self.proc.returncode is not None:
             return  # reaped: its group is handled by run_tool, and the id may be reused
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -160,7 +159,6 @@ def tool_message(tool: str, stderr: bytes) -> str:
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = KILL_GRACE) -> None:
     """SIGTERM the tool's process group, SIGKILL what is left of it after ``grace`` seconds (or
     as soon as the tool itself has exited: its children must not outlive it); reap the tool."""
-    import contextlib
     import signal
     import subprocess
 
@@ -181,17 +179,26 @@ class ToolVersions:
     """
 
     def __init__(self, directory: Path | None) -> None:
+        import threading
+
         self._file = directory / "tool-versions.json" if directory else None
         self._memo: dict[str, str] | None = None
+        # One memo shared by a server's concurrent renders: reads, updates and the file write
+        # hold the lock; running the tool does not (two threads may ask it at once: harmless).
+        self._lock = threading.Lock()
 
     def _load(self) -> dict[str, str]:
+        """The memo, read from the file on first use (the lock is held)."""
         if self._memo is None:
-            self._memo = {}
+            memo: dict[str, str] = {}
             if self._file is not None:
                 try:
-                    self._memo = json.loads(self._file.read_text())
+                    loaded = json.loads(self._file.read_text())
                 except (OSError, ValueError):
-                    self._memo = {}
+                    loaded = {}
+                if isinstance(loaded, dict):
+                    memo = {str(k): str(v) for k, v in loaded.items()}
+            self._memo = memo
         return self._memo
 
     def get(self, binary: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -207,26 +214,38 @@ class ToolVersions:
             raise ToolError(f"{binary} not found") from None
         ident = f"{real}|{st.st_size}|{st.st_mtime_ns}|{' '.join(args)}"
         key = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        memo = self._load()
-        if key in memo:
-            return memo[key]
+        with self._lock:
+            known = self._load().get(key)
+        if known is not None:
+            return known
         from kiln.core.toolenv import tool_environment
 
         child = tool_environment(os.environ if env is None else env)
         out = run_tool([binary, *args], what=binary, env=child, timeout=timeout)
         value = out.decode("utf-8", "replace").strip()
-        memo[key] = value
-        self._save()
+        with self._lock:
+            self._load()[key] = value
+            self._save()
         return value
 
     def _save(self) -> None:
+        """Write the memo atomically (the lock is held; a private temporary name, so two
+        processes sharing the cache directory never write into one file)."""
         if self._file is None or self._memo is None:
             return
+        import tempfile
+
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._file.with_name(f".{self._file.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(self._memo))
-            os.replace(tmp, self._file)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self._file.name}.", dir=self._file.parent)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(json.dumps(self._memo))
+                os.replace(tmp, self._file)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         except OSError as exc:
             log.debug("cannot save tool versions: %s", exc)
 
