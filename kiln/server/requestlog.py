@@ -107,7 +107,11 @@ class RequestLogFilter(logging.Filter):
         if getattr(record, "_kiln_redacted_by", None) is self:
             return True  # seen through another handler already: redacted once is enough
         record.request_id = _current.get() or NO_REQUEST
-        record.msg = self.redact(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad log call must not fail the request it reports
+            message = f"{record.msg} (the log arguments did not format)"
+        record.msg = self.redact(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))

@@ -166,3 +166,12 @@ def test_fuzz_an_accepted_id_is_one_safe_token(offered: str) -> None:
     assert rid.isascii()
     assert not any(c.isspace() for c in rid)
     assert rid == offered or not requestlog.is_request_id(offered)
+
+
+def test_a_log_call_whose_arguments_do_not_format_is_logged_not_raised(
+        captured: tuple[logging.Logger, io.StringIO, Redactor]) -> None:
+    logger, out, redactor = captured
+    redactor.register(SECRET)
+    with requestlog.bind("r"):
+        logger.warning(f"value {SECRET} then %d", "not a number")
+    assert lines(out) == ["r|WARNING|value <redacted> then %d (the log arguments did not format)"]
