@@ -24,6 +24,8 @@ from kiln.server import ServerDraining
 if TYPE_CHECKING:
     from kiln.core.deadline import Deadline
 
+DRAINING = "the server is shutting down and accepts no new requests"
+"""The message of ServerDraining."""
 GateListener = Callable[[int, int], None]
 """``(in_flight, queued)``, called after every change (e.g. ServerMetrics.gate_changed)."""
 
@@ -88,6 +90,17 @@ class Gate:
             self._release()
 
     def _acquire(self, deadline: Deadline) -> None:
+        with self._lock:
+            if self._draining:
+                raise ServerDraining(DRAINING)
+            if not deadline.expired() and self._in_flight < self.limit and not self._queue:
+                self._in_flight += 1
+                self._changed()
+                return
+        self._wait_for_slot(deadline)
+
+    def _wait_for_slot(self, deadline: Deadline) -> None:
+        """The slow path: queue up, and wait until a slot is handed over or time is up."""
         waiter = _Waiter(self._lock)
 
         def wake() -> None:
@@ -99,9 +112,8 @@ class Gate:
         unregister = deadline.on_cancel(wake)
         try:
             with self._lock:
-                if self._draining:
-                    raise ServerDraining("the server is shutting down and accepts no new "
-                                         "requests")
+                if self._draining:  # the state may have changed while the lock was free
+                    raise ServerDraining(DRAINING)
                 if not deadline.expired() and self._in_flight < self.limit and not self._queue:
                     self._in_flight += 1
                     self._changed()
