@@ -88,7 +88,8 @@ class RenderContext:
             env: Mapping[str, str] | None = None, stdin: bytes | None = None,
             timeout: float | None = None) -> bytes:
         """Run a tool with the context's timeout, capped by the deadline (when it cuts the run
-        short: DeadlineExceeded naming ``what``); see :func:`kiln.core.tools.run_tool`.
+        short: DeadlineExceeded naming ``what``) and killed when the deadline is cancelled
+        (Cancelled naming ``what``); see :func:`kiln.core.tools.run_tool`.
 
         The tool sees only the allowlisted part of ``env`` (default: the context's), never
         kiln's credentials or the app's ``ARGOCD_ENV_*``: see :mod:`kiln.core.toolenv`.
@@ -99,10 +100,9 @@ class RenderContext:
         limit = timeout or self.timeout
         if self.deadline is None:
             return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin, timeout=limit)
-        self.deadline.check(f"running {what}")
         try:
-            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin,
-                            timeout=self.deadline.cap(limit))
+            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin, timeout=limit,
+                            deadline=self.deadline)
         except ToolError:
             if self.deadline.expired():
                 raise self.deadline.error(f"running {what}") from None
