@@ -69,7 +69,7 @@ from kiln.cmp.fastpath import (
 )
 from kiln.core.app import APP_FILE
 from kiln.core.disktree import DiskTree
-from kiln.core.treeview import TreeTooLarge, TreeView
+from kiln.core.treeview import MAX_TREE_ENTRIES, TreeTooLarge, TreeView
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -126,14 +126,17 @@ class KeyMemo:
     """Cache keys of earlier renders, re-checked against each new request's tree.
 
     ``max_entries`` bounds the recorded renders (least recently used evicted first),
-    ``per_slot`` the renders kept for one app and request (newest first tried).
+    ``per_slot`` the renders kept for one app and request (newest first tried),
+    ``tree_limit`` the paths of a source tree worth recording (its shape is re-checked).
     """
 
-    def __init__(self, max_entries: int = MAX_ENTRIES, per_slot: int = PER_SLOT) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES, per_slot: int = PER_SLOT,
+                 tree_limit: int = MAX_TREE_ENTRIES) -> None:
         if max_entries < 1 or per_slot < 1:
             raise ValueError("max_entries and per_slot must be at least 1")
         self.max_entries = max_entries
         self.per_slot = per_slot
+        self.tree_limit = tree_limit
         self._secret = os.urandom(32)
         self._lock = threading.Lock()
         self._slots: OrderedDict[Slot, tuple[_Memo, ...]] = OrderedDict()
@@ -198,7 +201,7 @@ class KeyMemo:
                 return None, None, f"input {declared} is outside the tree"
             files.append((declared, declared_rel, real_rel, f.sha256))
         try:
-            shape = view.shape_digest(root_rel)
+            shape = view.shape_digest(root_rel, self.tree_limit)
         except TreeTooLarge:
             return None, None, "the source tree is too large"
         identity_env = app.identity().get("env", {})
@@ -283,7 +286,7 @@ class KeyMemo:
             held = self._slots.get(slot)
             if held is None or memo not in held:
                 return
-            self._slots[slot] = (*(m for m in held if m is not memo), memo)
+            self._slots[slot] = (*(m for m in held if m != memo), memo)
             self._slots.move_to_end(slot)
 
     def _problem(self, memo: _Memo, tree: TreeView, request: Mapping[str, str],
@@ -307,7 +310,8 @@ class KeyMemo:
         shape = shapes.get(memo.root_rel)
         if shape is None:
             try:
-                shape = shapes[memo.root_rel] = tree.shape_digest(memo.root_rel)
+                shape = shapes[memo.root_rel] = tree.shape_digest(memo.root_rel,
+                                                                  self.tree_limit)
             except TreeTooLarge:
                 return "the source tree grew too large"
             except (OSError, KeyError, ValueError):
