@@ -56,7 +56,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kiln.cmp.environment import BUILD_ENV_PREFIXES, KUBE_VARS, PARAM_PREFIX
@@ -356,7 +356,7 @@ def _inside(rel: str) -> str | None:
     path = os.path.normpath(rel).replace(os.sep, "/")
     if path == ".":
         return ""
-    if path == ".." or path.startswith("../") or PurePosixPath(path).is_absolute():
+    if path == ".." or path.startswith(("../", "/")):
         return None
     return path
 
