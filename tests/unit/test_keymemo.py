@@ -15,8 +15,9 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,7 +41,7 @@ HELM_PARAMS = (
     {"name": "helm-values-files", "array": ["values-prod.yaml"]},
     {"name": "helm-parameters", "map": {"image.tag": "1.0"}},
 )
-APPS = {
+APPS: dict[str, tuple[str, str, Sequence[Mapping[str, Any]]]] = {
     "directory": ("apps/web", "web", DIRECTORY_PARAMS),
     "helm": ("apps/chart", "chart", HELM_PARAMS),
 }
@@ -228,10 +229,10 @@ def _parameter(kind: str) -> Change:
     def change(b: Path, argo: dict[str, str]) -> dict[str, str]:
         app_rel, name, params = APPS[kind]
         if kind == "directory":
-            params = ({"name": "directory-recurse", "string": "true"},
-                      {"name": "directory-exclude", "string": "*cm*"})
+            params = [{"name": "directory-recurse", "string": "true"},
+                      {"name": "directory-exclude", "string": "*cm*"}]
         else:
-            params = (params[0], {"name": "helm-parameters", "map": {"image.tag": "2.0"}})
+            params = [params[0], {"name": "helm-parameters", "map": {"image.tag": "2.0"}}]
         return argocd_env(app_name=name, namespace="prod", source_path=app_rel, params=params)
     return change
 
