@@ -23,6 +23,11 @@ for every part of that key, what the standard library can re-check without the e
 - the shape of the source tree (every path, and every symlink's target), which stands for
   whatever else the renderer derived from the tree (``Inputs.portable``).
 
+The file and shape re-checks (:func:`recheck_inputs`, :func:`recheck_shape`) read the tree
+through a :class:`kiln.core.treeview.TreeView`: here :class:`kiln.core.disktree.DiskTree`
+over the source root, in the CMP server the request's tree held in memory
+(:mod:`kiln.cmp.keymemo`), so both answer from the same checks.
+
 :func:`serve` returns the printed output only when every re-check passes, so the engine's key
 would be the same; anything else is a miss and the caller takes the normal path (which refuses
 what must be refused, e.g. a symlink now leaving the source root). The memo file carries the
