@@ -112,6 +112,15 @@ class RenderResult:
             self._yaml = manifests.dump_yaml_stream(self.objects)
         return self._yaml
 
+    def json_documents(self) -> list[str]:
+        """One compact JSON text per object (as argocd-cmp-server re-encodes a plugin's
+        output); a cache hit's stored JSON is split, not decoded and encoded again."""
+        if self._objects is None and self._raw is not None:
+            return [bytes(raw).decode() for raw in msgspec.json.decode(
+                self._raw, type=list[msgspec.Raw])]
+        encode = msgspec.json.Encoder().encode
+        return [encode(obj).decode() for obj in self.objects]
+
     def to_json(self) -> str:
         """Return the objects as one JSON array."""
         return manifests.dump_json(self.objects)

@@ -130,7 +130,6 @@ class _Canceller:
 
     def __call__(self) -> None:
         import signal
-        import threading
 
         self._signal(signal.SIGTERM)
         timer = threading.Timer(INTERRUPT_GRACE, self._signal, (signal.SIGKILL,))
@@ -180,7 +179,6 @@ class ToolVersions:
     """
 
     def __init__(self, directory: Path | None) -> None:
-        import threading
 
         self._file = directory / "tool-versions.json" if directory else None
         self._memo: dict[str, str] | None = None
