@@ -240,8 +240,13 @@ def serve(options: ServeOptions, env: Mapping[str, str],
           on_ready: Callable[[Path], None] | None = None) -> None:
     """Run the server until SIGTERM/SIGINT (:class:`kiln.core.interrupt.Interrupted` in the
     main thread), then drain and return. Raises ConfigError for bad settings."""
-    import grpc
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    try:
+        import grpc
+        import prometheus_client  # noqa: F401 - the metrics need it, checked up front
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    except ImportError as exc:
+        raise ConfigError(f"kiln cmp serve needs {exc.name or 'grpcio'}: install kiln with "
+                          "its cmp-server extra (pip install 'kiln[cmp-server]')") from None
 
     from kiln.cmp.keymemo import KeyMemo
     from kiln.cmp.proto import plugin_pb2_grpc
