@@ -363,6 +363,9 @@ def test_refusals(tmp_path: Path, server: Server, repos: tuple[Path, Path]) -> N
         assert not memo.record(view, app, bad, tree_root=a, request=env)
     assert not KeyMemo(tree_limit=5).record(view, app, result, tree_root=a, request=env)
     assert not memo.record(view, app, result, tree_root=a / "apps" / "other", request=env)
+    # The request must be the one the app was loaded from (else its slot would lie).
+    other = server.env(argo_for("directory", ARGOCD_APP_NAMESPACE="staging"))
+    assert not memo.record(view, app, result, tree_root=a, request=other)
     # A view that does not hold what the engine read is never recorded.
     (b / "apps/web/deploy.yaml").write_text(CM.format("other", "x"))
     assert not memo.record(view, app, result, tree_root=a, request=env, tree=MemTree(b))
