@@ -510,6 +510,6 @@ def test_lookup_reads_no_file(server: Server, repos: tuple[Path, Path],
     monkeypatch.setattr(os, "stat", counting_stat)
     assert memo.lookup(tree, "apps/chart", env) == key
     monkeypatch.undo()
-    (slot, (held,)), = memo._slots.items()
+    ((_, (held,)),) = memo._slots.items()
     assert sorted(stat_calls) == sorted(t[0] for t in held.tools)
     assert os.path.realpath(tool("helm")) in stat_calls
