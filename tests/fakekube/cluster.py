@@ -366,6 +366,14 @@ class Cluster:
 
     @staticmethod
     def _json_body(req: Request) -> Any:
+        ctype = req.content_type
+        if ctype in ("application/yaml", "application/x-yaml"):
+            try:
+                return yaml.safe_load(req.body.decode() or "null")
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise bad_request(f"error decoding YAML: {exc}") from None
+        if ctype and not ctype.endswith("json"):
+            raise unsupported_media(ctype)
         try:
             return json.loads(req.body or b"null")
         except ValueError as exc:
