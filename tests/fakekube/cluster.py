@@ -171,8 +171,13 @@ class Cluster:
 
     def _present(self, rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
         """A stored object as served at ``rtype``'s version (CRDs convert with strategy None)."""
-        out = copy.deepcopy(dict(obj))
-        out["apiVersion"] = rtype.api_version
+        out: dict[str, Any] = {"apiVersion": rtype.api_version, "kind": obj.get("kind"),
+                               "metadata": copy.deepcopy(obj.get("metadata") or {})}
+        for key, value in obj.items():
+            if key not in out and key != "status":
+                out[key] = copy.deepcopy(value)
+        if "status" in obj:
+            out["status"] = copy.deepcopy(obj["status"])
         return out
 
     def tick(self) -> None:
@@ -275,6 +280,8 @@ class Cluster:
             raise not_found_path()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
+        if rtype.namespaced and name and not namespace:
+            raise not_found_path()
         if len(rest) > 3 or (sub and sub != "status"):
             raise not_found_path()
         if sub == "status" and not rtype.status:
@@ -572,7 +579,7 @@ class Cluster:
             obj.pop("status", None)
         self._stamp_new(obj, rtype)
         self._prepare_managed(obj, None)
-        strategy.decode_secret_data(obj, rtype)
+        strategy.check_value_types(obj, rtype, apply=False)
         strategy.apply_defaults(obj, rtype, None, self._allocate_ip)
         strategy.validate(obj, rtype, None)
         ssa.record_update(None, obj, manager=manager, api_version=rtype.api_version,
@@ -622,7 +629,7 @@ class Cluster:
         self._prepare_managed(obj, old)
         self._carry(obj, old, rtype, target.subresource)
         if not target.subresource:
-            strategy.decode_secret_data(obj, rtype)
+            strategy.check_value_types(obj, rtype, apply=False)
             strategy.apply_defaults(obj, rtype, old, self._allocate_ip)
             strategy.validate(obj, rtype, old)
         ssa.record_update(old, obj, manager=manager, api_version=rtype.api_version,
@@ -687,8 +694,7 @@ class Cluster:
         sub = target.subresource
         if sub != "status" and rtype.status:
             config.pop("status", None)
-        if rtype.kind == "Secret" and not rtype.crd:
-            strategy.decode_secret_data(config, rtype)
+        strategy.check_value_types(config, rtype, apply=True)
         result = ssa.apply(old, config, manager=manager, api_version=rtype.api_version,
                            force=force, now=self._now(), subresource=sub,
                            status_is_subresource=rtype.status)

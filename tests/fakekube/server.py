@@ -416,6 +416,21 @@ class FakeKube:
                                                     "user": "kiln-test"}}],
         }
 
+    def write_service_account(self, directory: Path) -> dict[str, str]:
+        """Write an in-cluster service-account directory (``token``, ``ca.crt``, ``namespace``)
+        into ``directory`` and return the environment a pod would have
+        (``KUBERNETES_SERVICE_HOST``/``_PORT``). Needs ``tls=True``: in-cluster config is HTTPS.
+        The ``kubernetes`` client reads fixed paths; point
+        ``kubernetes.config.incluster_config.InClusterConfigLoader`` at these files."""
+        if self.ca_pem is None:
+            raise RuntimeError("in-cluster config needs a FakeKube started with tls=True")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "token").write_text(DEFAULT_TOKEN)
+        (directory / "ca.crt").write_bytes(self.ca_pem)
+        (directory / "namespace").write_text("default")
+        host, _, port = self.cluster.address.rpartition(":")
+        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+
     def write_kubeconfig(self, directory: Path, name: str = "kubeconfig") -> Path:
         """Write :meth:`kubeconfig_dict` to ``directory/name`` (mode 0600), remember it as
         :attr:`kubeconfig`, and return its path."""

@@ -847,3 +847,43 @@ def test_path_strings_match_the_api_notation() -> None:
     tree = ssa.encode_fields([path])
     container = tree["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"app"}']
     assert container == {".": {}, "f:image": {}}
+
+
+def test_an_apply_with_a_non_string_secret_value_echoes_it_as_the_api_does(
+        fake_kube: FakeKube) -> None:  # noqa: F811
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "s", "namespace": "default"},
+              "stringData": {"password": 12345}}
+    code, body = apply(fake_kube, secret)
+    assert code == 400 and body["reason"] == "BadRequest"
+    assert body["message"] == (
+        "failed to create typed patch object (default/s; /v1, Kind=Secret): "
+        ".stringData.password: expected string, got &value.valueUnstructured{Value:12345}")
+    code, body, _ = call(fake_kube, "POST", "/api/v1/namespaces/default/secrets", secret)
+    assert code == 400 and "12345" not in body["message"]
+    assert body["message"] == ('Secret in version "v1" cannot be handled as a Secret: json: '
+                               "cannot unmarshal number into Go struct field Secret.stringData "
+                               "of type string")
+    secret = {"apiVersion": "v1", "kind": "Secret",
+              "metadata": {"name": "s", "namespace": "default"}, "data": {"k": "no!"}}
+    code, body = apply(fake_kube, secret)
+    assert code == 400 and body["message"].endswith("illegal base64 data at input byte 2")
+
+
+def test_in_cluster_service_account_config(fake_kube_factory: Callable[..., FakeKube],  # noqa: F811
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes import client as kube_client
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    fake = fake_kube_factory(tls=True, require_token=True)
+    sa = tmp_path / "serviceaccount"
+    for key, value in fake.write_service_account(sa).items():
+        monkeypatch.setenv(key, value)
+    configuration = kube_client.Configuration()
+    InClusterConfigLoader(token_filename=str(sa / "token"),
+                          cert_filename=str(sa / "ca.crt")).load_and_set(configuration)
+    client = dynamic.DynamicClient(kube_client.ApiClient(configuration))
+    res = client.resources.get(api_version="v1", kind="ConfigMap")
+    client.server_side_apply(res, body=configmap("in-cluster", {"a": "1"}), field_manager="kiln")
+    assert fake.log[-1].user == "kiln-test" and fake.log[-1].status == 201
