@@ -8,7 +8,6 @@ serialises every request, so the state is consistent under a threaded server.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import secrets
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import yaml
 
 from tests.fakekube import controllers, discovery, ssa, strategy
+from tests.fakekube.jsoncopy import clone
 from tests.fakekube.kinds import BUILTINS, ResourceType, types_from_crd
 from tests.fakekube.selectors import field_matcher, label_matcher
 from tests.fakekube.status import (
@@ -172,12 +172,12 @@ class Cluster:
     def _present(self, rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
         """A stored object as served at ``rtype``'s version (CRDs convert with strategy None)."""
         out: dict[str, Any] = {"apiVersion": rtype.api_version, "kind": obj.get("kind"),
-                               "metadata": copy.deepcopy(obj.get("metadata") or {})}
+                               "metadata": clone(obj.get("metadata") or {})}
         for key, value in obj.items():
             if key not in out and key != "status":
-                out[key] = copy.deepcopy(value)
+                out[key] = clone(value)
         if "status" in obj:
-            out["status"] = copy.deepcopy(obj["status"])
+            out["status"] = clone(obj["status"])
         return out
 
     def tick(self) -> None:
@@ -202,7 +202,7 @@ class Cluster:
         """Deep copies of every stored object, sorted by group, plural, namespace, name."""
         with self.lock:
             self.tick()
-            return [copy.deepcopy(self._objects[k]) for k in sorted(self._objects)]
+            return [clone(self._objects[k]) for k in sorted(self._objects)]
 
     def get_object(self, kind: str, name: str, namespace: str = "", group: str | None = None
                    ) -> dict[str, Any] | None:
@@ -213,7 +213,7 @@ class Cluster:
                 if obj.get("kind") == kind and n == name and ns == namespace and (
                         group is None or g == group):
                     del plural
-                    return copy.deepcopy(obj)
+                    return clone(obj)
             return None
 
     def hold(self, kind: str, name: str, namespace: str = "", mode: str = "stuck") -> None:
@@ -388,13 +388,7 @@ class Cluster:
 
     def _object_body(self, req: Request, target: Target, *, apply: bool = False
                      ) -> dict[str, Any]:
-        if apply:
-            try:
-                body = yaml.safe_load(req.body.decode() or "null")
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                raise bad_request(f"error decoding YAML: {exc}") from None
-        else:
-            body = self._json_body(req)
+        body = load_json_or_yaml(req.body) if apply else self._json_body(req)
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON or YAML object")
         rtype = target.rtype
@@ -505,7 +499,7 @@ class Cluster:
                 meta.pop(key, None)
         if subresource == "status":
             status = obj.get("status")
-            new = copy.deepcopy(dict(old))
+            new = clone(dict(old))
             new["metadata"]["managedFields"] = meta.get("managedFields", [])
             if status is None:
                 new.pop("status", None)
@@ -515,14 +509,14 @@ class Cluster:
             obj.update(new)
         elif rtype.status:
             if "status" in old:
-                obj["status"] = copy.deepcopy(old["status"])
+                obj["status"] = clone(old["status"])
             else:
                 obj.pop("status", None)
 
     @staticmethod
     def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         def norm(o: Mapping[str, Any]) -> Any:
-            c = copy.deepcopy(dict(o))
+            c = clone(dict(o))
             meta = c.get("metadata") or {}
             meta.pop("resourceVersion", None)
             for e in meta.get("managedFields") or []:
@@ -598,7 +592,7 @@ class Cluster:
         elif isinstance(sent, list) and sent:
             pass
         elif old_fields:
-            meta["managedFields"] = copy.deepcopy(old_fields)
+            meta["managedFields"] = clone(old_fields)
         else:
             meta.pop("managedFields", None)
 
@@ -758,7 +752,7 @@ class Cluster:
                            f"{meta.get('resourceVersion')}")
         policy = options["propagationPolicy"]
         if meta.get("finalizers"):
-            pending = copy.deepcopy(obj)
+            pending = clone(obj)
             if not pending["metadata"].get("deletionTimestamp"):
                 pending["metadata"]["deletionTimestamp"] = self._now()
                 pending["metadata"]["deletionGracePeriodSeconds"] = 0
@@ -833,7 +827,7 @@ class Cluster:
         obj = self._objects.get(key)
         if obj is None:
             return
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["status"] = status
         ssa.record_update(obj, new, manager=controllers.MANAGER,
                           api_version=obj.get("apiVersion", ""), now=self._now(),
@@ -845,9 +839,10 @@ class Cluster:
         self._objects[key] = new
 
     def _workload_key(self, kind: str, name: str, namespace: str) -> Key | None:
-        for k, obj in self._objects.items():
-            if obj.get("kind") == kind and k[3] == name and k[2] == namespace:
-                return k
+        for t in BUILTINS:
+            if t.kind == kind:
+                key = self._key(t, namespace, name)
+                return key if key in self._objects else None
         return None
 
     def _reconcile_status(self, kind: str, name: str, namespace: str, *, bump: bool = True
@@ -913,14 +908,27 @@ class Cluster:
             return dict(body)
 
 
+def load_json_or_yaml(raw: bytes) -> Any:
+    """An apply body: JSON when it parses as JSON (the fast path), else YAML."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        pass
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(raw.decode() or "null", Loader=loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise bad_request(f"error decoding YAML: {exc}") from None
+
+
 def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
     """RFC 7386 JSON merge patch; ``strategic`` also merges lists of named objects by name
     (the fake's approximation of a strategic merge patch)."""
     if not isinstance(patch, dict):
         if strategic and isinstance(patch, list) and isinstance(target, list):
             return ssa.merge(target, patch)
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    out = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
@@ -939,7 +947,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
     """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
     if not isinstance(ops, list):
         raise bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
 
     def parent(path: str) -> tuple[Any, str]:
         parts = _pointer(path)
@@ -963,7 +971,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
                                    f"error in our request: testing value {path} failed")
                 continue
             if kind in ("move", "copy"):
-                value = copy.deepcopy(get(op["from"]))
+                value = clone(get(op["from"]))
                 if kind == "move":
                     cur, last = parent(op["from"])
                     del cur[int(last) if isinstance(cur, list) else last]
@@ -971,16 +979,16 @@ def json_patch(doc: Any, ops: Any) -> Any:
             cur, last = parent(path)
             if kind == "add":
                 if isinstance(cur, list):
-                    cur.insert(len(cur) if last == "-" else int(last), copy.deepcopy(op["value"]))
+                    cur.insert(len(cur) if last == "-" else int(last), clone(op["value"]))
                 else:
-                    cur[last] = copy.deepcopy(op["value"])
+                    cur[last] = clone(op["value"])
             elif kind == "remove":
                 del cur[int(last) if isinstance(cur, list) else last]
             elif kind == "replace":
                 index: Any = int(last) if isinstance(cur, list) else last
                 if not isinstance(cur, list) and last not in cur:
                     raise KeyError(last)
-                cur[index] = copy.deepcopy(op["value"])
+                cur[index] = clone(op["value"])
             else:
                 raise bad_request(f"unknown JSON patch operation {kind!r}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:

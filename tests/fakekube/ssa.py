@@ -22,11 +22,12 @@ Granularity (documented limits of the fake, compared with structured-merge-diff)
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.fakekube.jsoncopy import clone
 
 Elem = tuple[str, str]
 """``("f", field name)`` or ``("k", '{"name":"x"}')`` for an item of a keyed list."""
@@ -69,17 +70,17 @@ def owned_view(obj: Mapping[str, Any], subresource: str, status_is_subresource: 
                ) -> dict[str, Any]:
     """The part of ``obj`` whose fields managers can own, for a write to ``subresource``."""
     if subresource == "status":
-        return {"status": copy.deepcopy(obj["status"])} if "status" in obj else {}
+        return {"status": clone(obj["status"])} if "status" in obj else {}
     view: dict[str, Any] = {}
     for key, sub in obj.items():
         if key in ("apiVersion", "kind") or (key == "status" and status_is_subresource):
             continue
         if key == "metadata" and isinstance(sub, dict):
-            meta = {k: copy.deepcopy(v) for k, v in sub.items() if k not in SYSTEM_META}
+            meta = {k: clone(v) for k, v in sub.items() if k not in SYSTEM_META}
             if meta:
                 view["metadata"] = meta
             continue
-        view[key] = copy.deepcopy(sub)
+        view[key] = clone(sub)
     return view
 
 
@@ -135,17 +136,17 @@ def remove_at(obj: dict[str, Any], path: Path) -> None:
 def merge(live: Any, applied: Any) -> Any:
     """``applied`` merged into ``live``: maps recurse, keyed lists merge by name, rest replaces."""
     if isinstance(live, dict) and isinstance(applied, dict):
-        out = copy.deepcopy(live)
+        out = clone(live)
         for key, sub in applied.items():
-            out[key] = merge(live[key], sub) if key in live else copy.deepcopy(sub)
+            out[key] = merge(live[key], sub) if key in live else clone(sub)
         return out
     if _is_keyed(live) and _is_keyed(applied):
         by_name = {i["name"]: i for i in live}
-        merged = [merge(by_name[i["name"]], i) if i["name"] in by_name else copy.deepcopy(i)
+        merged = [merge(by_name[i["name"]], i) if i["name"] in by_name else clone(i)
                   for i in applied]
         wanted = {i["name"] for i in applied}
-        return merged + [copy.deepcopy(i) for i in live if i["name"] not in wanted]
-    return copy.deepcopy(applied)
+        return merged + [clone(i) for i in live if i["name"] not in wanted]
+    return clone(applied)
 
 
 def path_string(path: Path) -> str:
@@ -279,7 +280,7 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
     Returns the merged object with its managedFields updated, or the ``(printed manager,
     path)`` conflicts when some exist and ``force`` is false (the object is then unchanged).
     """
-    base: dict[str, Any] = copy.deepcopy(live) if live is not None else {}
+    base: dict[str, Any] = clone(live) if live is not None else {}
     entries = read_entries(base)
     before = {id(e): set(e.fields) for e in entries}
     cfg_view = owned_view(config, subresource, status_is_subresource)
