@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 Response = tuple[int, Any, dict[str, str]]
+
+EVENT_HISTORY = 20000
+"""Watch events kept; a watch from an older resourceVersion gets 410 Expired."""
 
 
 @dataclass
@@ -86,6 +89,51 @@ def rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+WATCH_TIMEOUT = 60.0
+"""Seconds a watch without ``timeoutSeconds`` stays open."""
+
+
+class WatchStream:
+    """An open watch: :meth:`lines` yields JSON event lines until the timeout or shutdown."""
+
+    def __init__(self, cluster: Cluster, matches: Callable[[Key, Mapping[str, Any]], bool],
+                 cursor: int, first: list[dict[str, Any]], deadline: float,
+                 rtype: ResourceType) -> None:
+        self.cluster = cluster
+        self.matches = matches
+        self.cursor = cursor
+        self.first = first
+        self.deadline = deadline
+        self.rtype = rtype
+
+    def lines(self) -> Iterator[bytes]:
+        """Newline-terminated JSON events (``{"type": ..., "object": ...}``), as the API streams
+        them; an ERROR event with a 410 Status when the start is older than the history."""
+        for event in self.first:
+            yield json.dumps(event).encode() + b"\n"
+        cluster = self.cluster
+        while True:
+            with cluster.lock:
+                events, ok = cluster.events_since(self.cursor)
+                if not ok:
+                    status = ApiError(410, "Expired", f"too old resource version: {self.cursor} "
+                                      f"({cluster.resource_version})").body
+                    yield json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
+                    return
+                if not events:
+                    remaining = self.deadline - cluster.clock()
+                    if remaining <= 0 or cluster.closed:
+                        return
+                    cluster.changed.wait(min(remaining, 0.5))
+                    cluster.tick()
+                    continue
+                self.cursor = events[-1][0]
+                out = [{"type": kind, "object": obj} for _, kind, key, obj in events
+                       if self.matches(key, obj)]
+            for event in out:
+                yield json.dumps(event).encode() + b"\n"
+
+
 @dataclass
 class _Rule:
     verb: str
@@ -119,8 +167,14 @@ class Cluster:
         self._holds: dict[tuple[str, str, str], str] = {}
         self._rules: list[_Rule] = []
         self._next_ip = 10
-        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self._seed_namespace(name)
+        self.changed = threading.Condition(self.lock)
+        """Notified on every stored change (watches wait on it)."""
+        self.closed = False
+        self._events: list[tuple[int, str, Key, dict[str, Any]]] = []
+        self._events_floor = 0
+        with self.lock:
+            for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                self._seed_namespace(name)
 
     # ----- state helpers -------------------------------------------------------------------
 
@@ -144,6 +198,40 @@ class Cluster:
                             "creationTimestamp": self._now()}}
         strategy.apply_defaults(obj, rtype, None, self._allocate_ip)
         self._objects[("", "namespaces", "", name)] = obj
+        self._emit("ADDED", ("", "namespaces", "", name))
+
+    def _emit(self, kind: str, key: Key, obj: dict[str, Any] | None = None, *,
+              rtype: ResourceType | None = None) -> None:
+        """Record a watch event for the object at ``key`` (or ``obj``, for a deletion)."""
+        if obj is None:
+            obj = self._objects[key]
+        if rtype is None:
+            rtype = next((t for t in self.types() if (t.group, t.plural) == key[:2]), None)
+        shown = self._present(rtype, obj) if rtype is not None else clone(obj)
+        self._events.append((int(obj["metadata"]["resourceVersion"]), kind, key, shown))
+        if len(self._events) > EVENT_HISTORY:
+            dropped = self._events[: len(self._events) - EVENT_HISTORY]
+            self._events = self._events[len(dropped):]
+            self._events_floor = dropped[-1][0]
+        self.changed.notify_all()
+
+    def events_since(self, rv: int) -> tuple[list[tuple[int, str, Key, dict[str, Any]]], bool]:
+        """Watch events after ``rv`` (call with :attr:`lock` held); False when ``rv`` is older
+        than the history kept (the API's 410 Gone)."""
+        if rv < self._events_floor:
+            return [], False
+        return [e for e in self._events if e[0] > rv], True
+
+    @property
+    def resource_version(self) -> int:
+        """The latest resourceVersion handed out."""
+        return self._rv
+
+    def close(self) -> None:
+        """End every open watch (the server is stopping)."""
+        with self.lock:
+            self.closed = True
+            self.changed.notify_all()
 
     def types(self) -> list[ResourceType]:
         """Every resource type served right now (built-ins, then established CRDs' kinds)."""
@@ -304,7 +392,7 @@ class Cluster:
                 verb = "watch" if req.q("watch") in ("true", "1") else "list"
                 self._check_rbac(req, verb, target)
                 if verb == "watch":
-                    raise method_not_allowed("the fake API server does not serve watches")
+                    return 200, self._watch(req, target), {}
                 return 200, self._list(req, target), {}
             if method == "POST":
                 self._check_rbac(req, "create", target)
@@ -368,6 +456,36 @@ class Cluster:
             served.append(item)
         return {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
                 "metadata": meta, "items": served}
+
+    def _watch(self, req: Request, target: Target) -> WatchStream:
+        labels = label_matcher(req.q("labelSelector")) if req.q("labelSelector") else None
+        fields = field_matcher(req.q("fieldSelector")) if req.q("fieldSelector") else None
+        rtype = target.rtype
+
+        def matches(key: Key, obj: Mapping[str, Any]) -> bool:
+            return (key[:2] == (rtype.group, rtype.plural)
+                    and (not target.namespace or key[2] == target.namespace)
+                    and not (labels and not labels(obj)) and not (fields and not fields(obj)))
+
+        rv_param = req.q("resourceVersion")
+        initial = req.q("sendInitialEvents") == "true" or rv_param in ("", "0")
+        try:
+            cursor = int(rv_param) if rv_param not in ("", "0") else self._rv
+        except ValueError:
+            raise bad_request(f"invalid resourceVersion {rv_param!r}") from None
+        first: list[dict[str, Any]] = []
+        if initial:
+            for key in sorted(self._objects):
+                obj = self._objects[key]
+                if matches(key, obj):
+                    first.append({"type": "ADDED", "object": self._present(rtype, obj)})
+            if req.q("sendInitialEvents") == "true":
+                first.append({"type": "BOOKMARK", "object": {
+                    "kind": rtype.kind, "apiVersion": rtype.api_version,
+                    "metadata": {"resourceVersion": str(self._rv), "annotations": {
+                        "k8s.io/initial-events-end": "true"}}}})
+        timeout = float(req.q("timeoutSeconds") or WATCH_TIMEOUT)
+        return WatchStream(self, matches, cursor, first, self.clock() + timeout, rtype)
 
     # ----- body parsing --------------------------------------------------------------------
 
@@ -552,6 +670,7 @@ class Cluster:
             self._remove(key, "Background")
             return self._present(rtype, obj)
         self._after_write(rtype, key, old)
+        self._emit("ADDED" if old is None else "MODIFIED", key)
         return self._present(rtype, self._objects[key])
 
     def _create(self, req: Request, target: Target) -> Response:
@@ -759,6 +878,7 @@ class Cluster:
                 if not dry_run:
                     pending["metadata"]["resourceVersion"] = self._bump()
                     self._objects[key] = pending
+                    self._emit("MODIFIED", key)
             code = 202 if policy == "Foreground" else 200
             return code, self._present(rtype, pending), {}
         if not dry_run:
@@ -774,7 +894,8 @@ class Cluster:
         obj = self._objects.pop(key, None)
         if obj is None:
             return
-        self._bump()
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._emit("DELETED", key, obj)
         uid = obj["metadata"].get("uid")
         group, plural, _, name = key
         if (group, plural) == ("", "namespaces"):
@@ -784,7 +905,9 @@ class Cluster:
             types = self._custom.pop(name, [])
             for t in types:
                 for k in [k for k in self._objects if k[:2] == (t.group, t.plural)]:
-                    self._objects.pop(k, None)
+                    gone = self._objects.pop(k)
+                    gone["metadata"]["resourceVersion"] = self._bump()
+                    self._emit("DELETED", k, gone, rtype=t)
         for k, dep in list(self._objects.items()):
             refs = dep["metadata"].get("ownerReferences") or []
             if not any(r.get("uid") == uid for r in refs):
@@ -794,6 +917,7 @@ class Cluster:
                 if not dep["metadata"]["ownerReferences"]:
                     del dep["metadata"]["ownerReferences"]
                 dep["metadata"]["resourceVersion"] = self._bump()
+                self._emit("MODIFIED", k)
             else:
                 self._remove(k, policy)
 
@@ -837,6 +961,8 @@ class Cluster:
         if bump:
             new["metadata"]["resourceVersion"] = self._bump()
         self._objects[key] = new
+        if bump:
+            self._emit("MODIFIED", key)
 
     def _workload_key(self, kind: str, name: str, namespace: str) -> Key | None:
         for t in BUILTINS:

@@ -20,6 +20,10 @@ What it emulates:
   PUT, PATCH (apply, merge, an approximated strategic merge, JSON patch), DELETE (propagation
   policy, ``preconditions.uid``/``resourceVersion``), DELETE on a collection, ``status``
   subresource. ``dryRun=All`` on every write; ``fieldValidation=Strict|Warn|Ignore``.
+- Watches (``watch=true`` on a collection, chunked JSON lines): ADDED/MODIFIED/DELETED from
+  ``resourceVersion`` (or, from ``0``/none, ADDED for what exists first), selectors,
+  ``timeoutSeconds`` (default 60 s), ``sendInitialEvents`` with its closing BOOKMARK, 410 Expired
+  beyond the last 20,000 events.
 - Object bookkeeping: a global monotonic ``resourceVersion`` (a no-op write keeps it), uid,
   creationTimestamp, ``generation`` bumped on changes outside metadata/status, managedFields
   (FieldsV1) per manager and operation, namespaced writes refused (404 ``namespaces "x" not
@@ -48,8 +52,8 @@ What it does NOT emulate: the real schema (field-level merge semantics beyond th
 values; OpenAPI validation beyond unknown top-level, ``metadata`` and a few ``spec`` keys and a
 CRD's own schema), admission (webhooks, quotas, limit ranges, Pod Security), real controllers
 (no ReplicaSets or Pods are created; the garbage collector acts synchronously and Foreground
-deletion does not wait), namespace termination (a Namespace is deleted at once), watches
-(``watch=true`` answers 405), authorisation beyond :meth:`FakeKube.forbid`, API version
+deletion does not wait), namespace termination (a Namespace is deleted at once), watch
+bookmarks other than the initial-events one and the legacy ``/watch/`` paths, authorisation beyond :meth:`FakeKube.forbid`, API version
 conversion (a CRD's versions share one stored object, strategy None; built-ins have one
 version each), OpenAPI documents (``/openapi/*`` answers 404), protobuf, table output,
 server-side printing, ``resourceVersion`` semantics on reads (``resourceVersionMatch``), the
@@ -75,7 +79,7 @@ from typing import Any
 
 import yaml
 
-from tests.fakekube.cluster import Cluster, Request, load_json_or_yaml
+from tests.fakekube.cluster import Cluster, Request, WatchStream, load_json_or_yaml
 from tests.fakekube.status import ApiError, for_code, unauthorized
 
 DEFAULT_TOKEN = "fakekube-token"
@@ -163,6 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             code, payload, headers_out = fake.cluster.handle(req)
         fake._record(req, code)
+        if isinstance(payload, WatchStream):
+            self._stream(payload)
+            return
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", headers_out.pop("Content-Type", "application/json"))
@@ -171,6 +178,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, watch: WatchStream) -> None:
+        """Send a watch as a chunked response, one JSON event per line."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in watch.lines():
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -259,6 +281,7 @@ class FakeKube:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.cluster.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -887,3 +887,45 @@ def test_in_cluster_service_account_config(fake_kube_factory: Callable[..., Fake
     res = client.resources.get(api_version="v1", kind="ConfigMap")
     client.server_side_apply(res, body=configmap("in-cluster", {"a": "1"}), field_manager="kiln")
     assert fake.log[-1].user == "kiln-test" and fake.log[-1].status == 201
+
+
+def test_watch_streams_changes_to_the_python_client(
+        fake_kube_factory: Callable[..., FakeKube]) -> None:  # noqa: F811
+    import threading
+
+    from kubernetes import watch
+
+    fake = fake_kube_factory(rollout_delay=0.2)
+    client = client_for(fake)
+    res = client.resources.get(api_version="apps/v1", kind="Deployment")
+    made = client.server_side_apply(res, body=deployment(), field_manager="kiln").to_dict()
+    assert "status" not in made
+    deleter = threading.Timer(0.6, lambda: call(
+        fake, "DELETE", "/apis/apps/v1/namespaces/default/deployments/web"))
+    deleter.start()
+    seen: list[tuple[str, Any]] = []
+    watcher = watch.Watch()
+    try:
+        for event in client.watch(res, namespace="default", watcher=watcher, timeout=5,
+                                  resource_version=made["metadata"]["resourceVersion"]):
+            raw = event["raw_object"]
+            seen.append((event["type"], (raw.get("status") or {}).get("readyReplicas")))
+            if event["type"] == "DELETED":
+                watcher.stop()
+    finally:
+        deleter.join()
+    assert seen == [("MODIFIED", 2), ("DELETED", 2)]
+    code, body, _ = call(fake, "GET", "/apis/apps/v1/namespaces/default/deployments",
+                         query="watch=true&resourceVersion=0&timeoutSeconds=0")
+    assert code == 200 and body == ""  # nothing left to announce, and the stream ended
+
+
+def test_watch_from_zero_announces_what_exists(fake_kube: FakeKube) -> None:  # noqa: F811
+    apply(fake_kube, configmap("a", {}, labels={"w": "1"}))
+    apply(fake_kube, configmap("b", {}))
+    code, body, _ = call(fake_kube, "GET", "/api/v1/namespaces/default/configmaps",
+                         query="watch=1&labelSelector=w%3D1&timeoutSeconds=0")
+    assert code == 200
+    events = [json.loads(line) for line in body.splitlines()] if isinstance(body, str) else [body]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
+    assert events[0]["object"]["kind"] == "ConfigMap"
