@@ -929,3 +929,57 @@ def test_watch_from_zero_announces_what_exists(fake_kube: FakeKube) -> None:  # 
     events = [json.loads(line) for line in body.splitlines()] if isinstance(body, str) else [body]
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
     assert events[0]["object"]["kind"] == "ConfigMap"
+
+
+def test_collection_delete_generate_name_and_strategic_merge(
+        fake_kube: FakeKube) -> None:  # noqa: F811
+    code, made, _ = call(fake_kube, "POST", "/api/v1/namespaces/default/configmaps",
+                         {"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"generateName": "gen-", "labels": {"batch": "x"}}})
+    assert code == 201 and made["metadata"]["name"].startswith("gen-")
+    assert len(made["metadata"]["name"]) == len("gen-") + 5
+    apply(fake_kube, configmap("keep", {}))
+    code, listed, _ = call(fake_kube, "DELETE", "/api/v1/namespaces/default/configmaps",
+                           query="labelSelector=batch%3Dx")
+    assert code == 200 and [i["metadata"]["name"] for i in listed["items"]] == [
+        made["metadata"]["name"]]
+    assert fake_kube.get("ConfigMap", "keep", "default") is not None
+    apply(fake_kube, deployment())
+    code, patched, _ = call(
+        fake_kube, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx:2"}]}}}},
+        ctype="application/strategic-merge-patch+json", query="fieldManager=kubectl-set")
+    assert code == 200
+    (container,) = patched["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "nginx:2" and container["imagePullPolicy"] == "IfNotPresent"
+    assert patched["metadata"]["generation"] == 2
+    code, body = apply(fake_kube, deployment())
+    assert code == 409 and body["message"] == (
+        'Apply failed with 1 conflict: conflict with "kubectl-set" using apps/v1: '
+        '.spec.template.spec.containers[name="app"].image')
+
+
+def test_aggregated_discovery_v2beta1_and_the_core_group(fake_kube: FakeKube) -> None:  # noqa: F811
+    accept = ("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+              "application/json")
+    code, body, headers = call(fake_kube, "GET", "/api", accept=accept)
+    assert code == 200 and body["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
+    assert "v=v2beta1" in headers["Content-Type"]
+    (core,) = body["items"]
+    assert "name" not in core["metadata"]
+    resources = {r["resource"]: r for r in core["versions"][0]["resources"]}
+    assert resources["namespaces"]["scope"] == "Cluster"
+    assert resources["secrets"]["singularResource"] == "secret"
+    code, plain, _ = call(fake_kube, "GET", "/api")
+    assert plain["kind"] == "APIVersions" and plain["versions"] == ["v1"]
+
+
+def test_an_invalid_crd_is_refused(fake_kube: FakeKube) -> None:  # noqa: F811
+    bad = json.loads(json.dumps(WIDGET_CRD))
+    bad["metadata"]["name"] = "widgets.wrong.com"
+    code, body = apply(fake_kube, bad)
+    assert code == 422
+    assert body["message"] == (
+        'CustomResourceDefinition.apiextensions.k8s.io "widgets.wrong.com" is invalid: '
+        'metadata.name: Invalid value: "widgets.wrong.com": must be spec.names.plural+"."+'
+        "spec.group")
