@@ -47,17 +47,23 @@ What it emulates:
   (:meth:`FakeKube.forbid`), optional bearer-token authentication (401), TLS with a throwaway
   CA, an object dump, direct seeding, kubeconfig files.
 
-What it does NOT emulate: the real schema (field-level merge semantics beyond the rules in
-:mod:`tests.fakekube.ssa`, list map keys other than ``name``, atomic maps/structs, types of
-values; OpenAPI validation beyond unknown top-level, ``metadata`` and a few ``spec`` keys and a
-CRD's own schema), admission (webhooks, quotas, limit ranges, Pod Security), real controllers
-(no ReplicaSets or Pods are created; the garbage collector acts synchronously and Foreground
-deletion does not wait), namespace termination (a Namespace is deleted at once), watch
-bookmarks other than the initial-events one and the legacy ``/watch/`` paths, authorisation beyond :meth:`FakeKube.forbid`, API version
-conversion (a CRD's versions share one stored object, strategy None; built-ins have one
-version each), OpenAPI documents (``/openapi/*`` answers 404), protobuf, table output,
-server-side printing, ``resourceVersion`` semantics on reads (``resourceVersionMatch``), the
-Eviction/scale/binding subresources, field selectors beyond name and namespace.
+What it does NOT emulate:
+
+- The real schema: field-level merge semantics beyond the rules in :mod:`tests.fakekube.ssa`
+  (lists keyed by anything but ``name``, atomic maps and structs, value types); OpenAPI
+  validation beyond unknown top-level, ``metadata`` and a few ``spec`` keys (and a CRD's own
+  schema); ``/openapi/*`` answers 404, so kubectl needs ``--validate=false``.
+- Admission: webhooks, quotas, limit ranges, Pod Security.
+- Controllers: no ReplicaSets or Pods are created; the garbage collector acts synchronously;
+  Foreground deletion does not wait for dependents; a Namespace is deleted at once (no
+  Terminating phase).
+- Watch bookmarks other than the initial-events one; the legacy ``/watch/`` paths.
+- Authentication and authorisation beyond bearer tokens and :meth:`FakeKube.forbid`.
+- API version conversion: a CRD's versions share one stored object (strategy None); built-ins
+  have one version each.
+- Protobuf (a protobuf body gets 415), table output, server-side printing, ``resourceVersion``
+  semantics on reads (``resourceVersionMatch``), the eviction/scale/binding subresources, field
+  selectors beyond name and namespace.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Granularity (documented limits of the fake, compared with structured-merge-diff)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,10 +105,10 @@ def get_at(obj: Any, path: Path) -> tuple[bool, Any]:
     return True, cur
 
 
-def remove_at(obj: dict[str, Any], path: Path) -> None:
+def remove_at(obj: dict[str, Any], path: Path, protected: Set[Path] = frozenset()) -> None:
     """Remove the leaf at ``path``, then every map or list item the removal left empty.
 
-    ``metadata`` itself is never removed.
+    ``metadata`` itself is never removed, nor a container whose path is in ``protected``.
     """
     if not path:
         return
@@ -127,9 +127,9 @@ def remove_at(obj: dict[str, Any], path: Path) -> None:
             want = json.loads(name)["name"]
             container[:] = [i for i in container
                             if not (isinstance(i, dict) and i.get("name") == want)]
-        if container or depth == 0:
+        if container or depth == 0 or path[:depth] in protected:
             break
-        if depth == 1 and parents[0][1] == ("f", "metadata"):
+        if path[:depth] == (("f", "metadata"),):
             break
 
 
@@ -304,9 +304,13 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
         if key in config:
             merged[key] = config[key]
     others = [e for e in entries if e is not mine]
+    protected: set[Path] = set()
+    for kept in (cfg_leaves, *(e.fields for e in others)):
+        for path in kept:
+            protected.update(path[:i] for i in range(1, len(path) + 1))
     for p in sorted(mine.fields - cfg_leaves.keys(), key=len, reverse=True):
-        if not any(p in e.fields for e in others):
-            remove_at(merged, p)
+        if p not in protected:
+            remove_at(merged, p, protected)
     mine.fields = set(cfg_leaves)
     mine.api_version = api_version
     _stamp(before, entries, now)

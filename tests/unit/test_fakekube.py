@@ -35,10 +35,9 @@ from tests.fakekube.fixtures import fake_kube, fake_kube_factory  # noqa: F401
 from tests.fakekube.selectors import label_matcher
 from tests.fakekube.server import DEFAULT_TOKEN, FakeKube
 from tests.fakekube.status import ApiError
+from tests.helpers import tool
 
 APPLY = "application/apply-patch+yaml"
-KUBECTL = Path(os.environ.get("VIRTUAL_ENV", "") or Path(__file__).parents[2] / ".venv",
-               ) / "bin" / "kubectl"
 
 
 # ----- helpers ---------------------------------------------------------------------------------
@@ -145,7 +144,7 @@ def kubectl(fake: FakeKube, *args: str, stdin: str | None = None
     """Run the real kubectl against the fake's kubeconfig."""
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(fake.kubeconfig.parent)
            if fake.kubeconfig else "/nonexistent", "KUBECONFIG": str(fake.kubeconfig)}
-    return subprocess.run([str(KUBECTL), *args], capture_output=True, text=True, env=env,
+    return subprocess.run([tool("kubectl"), *args], capture_output=True, text=True, env=env,
                           input=stdin, timeout=60, check=False)
 
 
