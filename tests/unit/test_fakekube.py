@@ -982,3 +982,50 @@ def test_an_invalid_crd_is_refused(fake_kube: FakeKube) -> None:  # noqa: F811
         'CustomResourceDefinition.apiextensions.k8s.io "widgets.wrong.com" is invalid: '
         'metadata.name: Invalid value: "widgets.wrong.com": must be spec.names.plural+"."+'
         "spec.group")
+
+
+def _cm(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "x"}, **body}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=4), st.dictionaries(_keys, _values, max_size=4))
+def test_a_sole_manager_ends_with_exactly_its_latest_config(first: dict[str, Any],
+                                                            second: dict[str, Any]) -> None:
+    """The SSA rule with one manager: whatever it applied before, the object's owned part is
+    what it applies now (fields it dropped are gone), and applying it again changes nothing."""
+    one = ssa.apply(None, _cm({"spec": first}), manager="m", api_version="v1", force=False,
+                    now="t1").obj
+    two = ssa.apply(one, _cm({"spec": second}), manager="m", api_version="v1", force=False,
+                    now="t2").obj
+    assert ssa.owned_view(two, "", False) == ssa.owned_view(_cm({"spec": second}), "", False)
+    again = ssa.apply(two, _cm({"spec": second}), manager="m", api_version="v1", force=False,
+                      now="t3").obj
+    assert again == two
+
+
+def test_an_applied_empty_map_survives_the_removal_of_its_old_keys() -> None:
+    first = ssa.apply(None, _cm({"data": {"a": "1"}}), manager="m", api_version="v1",
+                      force=False, now="t").obj
+    second = ssa.apply(first, _cm({"data": {}}), manager="m", api_version="v1", force=False,
+                       now="t").obj
+    assert second["data"] == {}
+    third = ssa.apply(second, _cm({"data": {"b": "2"}}), manager="m", api_version="v1",
+                      force=False, now="t").obj
+    assert third["data"] == {"b": "2"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=4), st.dictionaries(_keys, _values, max_size=4))
+def test_what_another_manager_owns_survives_a_managers_retreat(mine: dict[str, Any],
+                                                               theirs: dict[str, Any]) -> None:
+    """m applies, o force-applies over it, m then applies nothing: o's config is what is left."""
+    one = ssa.apply(None, _cm({"spec": mine}), manager="m", api_version="v1", force=False,
+                    now="t1").obj
+    result = ssa.apply(one, _cm({"spec": theirs}), manager="o", api_version="v1", force=True,
+                       now="t2")
+    assert result.conflicts == []
+    gone = ssa.apply(result.obj, _cm({}), manager="m", api_version="v1", force=False,
+                     now="t3").obj
+    assert ssa.owned_view(gone, "", False) == ssa.owned_view(_cm({"spec": theirs}), "", False)
+    assert {e["manager"] for e in gone["metadata"].get("managedFields", [])} <= {"o"}
