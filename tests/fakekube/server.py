@@ -242,11 +242,15 @@ class FakeKube:
     ``tls``: serve HTTPS with a throwaway self-signed certificate (``ca_pem``; the kubeconfig
     carries it as ``certificate-authority-data``). ``require_token``: answer 401 unless the
     request carries one of :data:`USERS`' bearer tokens (the kubeconfig's users do).
+    ``crd_delay``/``rollout_delay``: see :class:`~tests.fakekube.cluster.Cluster`. ``version``:
+    the (major, minor) ``/version`` reports.
     """
 
     def __init__(self, *, tls: bool = False, require_token: bool = False,
-                 crd_delay: float = 0.0, rollout_delay: float = 0.0) -> None:
-        self.cluster = Cluster(crd_delay=crd_delay, rollout_delay=rollout_delay)
+                 crd_delay: float = 0.0, rollout_delay: float = 0.0,
+                 version: tuple[str, str] = ("1", "37")) -> None:
+        self.cluster = Cluster(crd_delay=crd_delay, rollout_delay=rollout_delay,
+                               version=version)
         self.require_token = require_token
         self.tls = tls
         self.ca_pem: bytes | None = None
@@ -365,9 +369,13 @@ class FakeKube:
 
     # ----- state hooks (see Cluster) -------------------------------------------------------
 
-    def objects(self) -> list[dict[str, Any]]:
-        """Deep copies of every stored object (the four default namespaces included)."""
-        return self.cluster.objects()
+    def objects(self, kind: str | None = None, namespace: str | None = None
+                ) -> list[dict[str, Any]]:
+        """Deep copies of the stored objects (the four default namespaces included), sorted by
+        group, resource, namespace, name; only ``kind``/``namespace`` ones when given."""
+        return [o for o in self.cluster.objects()
+                if (kind is None or o.get("kind") == kind)
+                and (namespace is None or o["metadata"].get("namespace", "") == namespace)]
 
     def get(self, kind: str, name: str, namespace: str = "", group: str | None = None
             ) -> dict[str, Any] | None:
@@ -459,12 +467,13 @@ class FakeKube:
         host, _, port = self.cluster.address.rpartition(":")
         return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
 
-    def write_kubeconfig(self, directory: Path, name: str = "kubeconfig") -> Path:
+    def write_kubeconfig(self, directory: Path, name: str = "kubeconfig",
+                         namespace: str = "default") -> Path:
         """Write :meth:`kubeconfig_dict` to ``directory/name`` (mode 0600), remember it as
         :attr:`kubeconfig`, and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / name
-        path.write_text(yaml.safe_dump(self.kubeconfig_dict(), sort_keys=False))
+        path.write_text(yaml.safe_dump(self.kubeconfig_dict(namespace), sort_keys=False))
         path.chmod(0o600)
         self.kubeconfig = path
         return path

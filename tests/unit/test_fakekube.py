@@ -1029,3 +1029,22 @@ def test_what_another_manager_owns_survives_a_managers_retreat(mine: dict[str, A
                      now="t3").obj
     assert ssa.owned_view(gone, "", False) == ssa.owned_view(_cm({"spec": theirs}), "", False)
     assert {e["manager"] for e in gone["metadata"].get("managedFields", [])} <= {"o"}
+
+
+def test_immutable_secrets_and_configmaps(fake_kube: FakeKube) -> None:  # noqa: F811
+    secret = {"apiVersion": "v1", "kind": "Secret", "immutable": True,
+              "metadata": {"name": "s", "namespace": "default"}, "data": {"k": "YQ=="}}
+    assert apply(fake_kube, secret)[0] == 201
+    secret["data"] = {"k": "Yg=="}
+    code, body = apply(fake_kube, secret)
+    assert code == 422 and body["message"] == (
+        'Secret "s" is invalid: data: Forbidden: field is immutable when `immutable` is set')
+    assert "Yg==" not in json.dumps(body) and "YQ==" not in json.dumps(body)
+    tls = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+           "metadata": {"name": "t", "namespace": "default"}}
+    apply(fake_kube, tls)
+    tls["type"] = "kubernetes.io/tls"
+    code, body = apply(fake_kube, tls)
+    assert code == 422 and body["message"] == (
+        'Secret "t" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable')
+    assert [o["metadata"]["name"] for o in fake_kube.objects("Secret", "default")] == ["s", "t"]
