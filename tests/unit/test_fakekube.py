@@ -139,11 +139,12 @@ def client_for(fake: FakeKube, context: str | None = None) -> dynamic.DynamicCli
     return dynamic.DynamicClient(api)
 
 
-def kubectl(fake: FakeKube, *args: str, stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    """Run the real kubectl against the fake's kubeconfig."""
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(fake.kubeconfig.parent)
-           if fake.kubeconfig else "/nonexistent", "KUBECONFIG": str(fake.kubeconfig)}
+def kubectl(fake: FakeKube, *args: str, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl against the fake's kubeconfig (``env`` adds variables)."""
+    assert fake.kubeconfig is not None
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(fake.kubeconfig.parent),
+           "KUBECONFIG": str(fake.kubeconfig), **(env or {})}
     return subprocess.run([tool("kubectl"), *args], capture_output=True, text=True, env=env,
                           input=stdin, timeout=60, check=False)
 
@@ -1048,3 +1049,33 @@ def test_immutable_secrets_and_configmaps(fake_kube: FakeKube) -> None:  # noqa:
     assert code == 422 and body["message"] == (
         'Secret "t" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable')
     assert [o["metadata"]["name"] for o in fake_kube.objects("Secret", "default")] == ["s", "t"]
+
+
+def test_kubectl_applyset_prune_works_against_the_fake(fake_kube: FakeKube,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    """kubectl's own ApplySet (KEP-3659) flow runs here, so kiln's sets can be checked against
+    kubectl's; its parent id matches the KEP's published example."""
+    apply(fake_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}})
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        configmap("a", {"x": "1"}, namespace="test"), configmap("b", {"x": "2"},
+                                                                 namespace="test")]}))
+    args = ["apply", "--server-side", "--validate=false", "--prune", "--applyset=my-set",
+            "-n", "test", "-f"]
+    applyset = {"KUBECTL_APPLYSET": "true"}
+    out = kubectl(fake_kube, *args, str(both), env=applyset)
+    assert out.returncode == 0, out.stderr
+    parent = fake_kube.get("Secret", "my-set", "test")
+    assert parent is not None
+    set_id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+    assert set_id == "applyset-0eFHV8ySqp7XoShsGvyWFQD3s96yqwHmzc4e0HR1dsY-v1"
+    member = fake_kube.get("ConfigMap", "b", "test")
+    assert member is not None
+    assert member["metadata"]["labels"] == {"applyset.kubernetes.io/part-of": set_id}
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(configmap("a", {"x": "1"}, namespace="test")))
+    out = kubectl(fake_kube, *args, str(one), env=applyset)
+    assert out.returncode == 0, out.stderr
+    assert "configmap/b pruned" in out.stdout
+    assert fake_kube.get("ConfigMap", "b", "test") is None
+    assert fake_kube.get("ConfigMap", "a", "test") is not None
