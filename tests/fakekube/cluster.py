@@ -573,10 +573,10 @@ class Cluster:
     def _strictness(self, req: Request, obj: dict[str, Any], rtype: ResourceType, *,
                     apply: bool, headers: dict[str, str]) -> None:
         unknown = strategy.unknown_fields(obj, rtype)
+        mode = self._validation(req)
         if not unknown:
             return
-        mode = self._validation(req)
-        if mode == "Strict":
+        if mode == "Strict" or apply:
             raise strategy.strict_error(unknown, rtype, obj, apply)
         strategy.drop_unknown(obj, unknown)
         if mode == "Warn":

@@ -19,7 +19,10 @@ What it emulates:
   ``fieldSelector`` on ``metadata.name``/``metadata.namespace``, ``limit``/``continue``), POST,
   PUT, PATCH (apply, merge, an approximated strategic merge, JSON patch), DELETE (propagation
   policy, ``preconditions.uid``/``resourceVersion``), DELETE on a collection, ``status``
-  subresource. ``dryRun=All`` on every write; ``fieldValidation=Strict|Warn|Ignore``.
+  subresource. ``dryRun=All`` on every write. ``fieldValidation=Strict|Warn|Ignore`` on
+  create/update/patch (400 ``strict decoding error`` / a ``Warning`` header / silence); an
+  apply with an undeclared field fails whatever the directive, as the real one does: its type
+  conversion errors, served as a reason-less 500 ``failed to create typed patch object``.
 - Watches (``watch=true`` on a collection, chunked JSON lines): ADDED/MODIFIED/DELETED from
   ``resourceVersion`` (or, from ``0``/none, ADDED for what exists first), selectors,
   ``timeoutSeconds`` (default 60 s), ``sendInitialEvents`` with its closing BOOKMARK, 410 Expired

@@ -319,17 +319,26 @@ def test_dry_run_stores_nothing_but_answers_as_if_applied(fake_kube: FakeKube) -
     assert code == 200 and fake_kube.get("ConfigMap", "d", "default") is not None
 
 
-def test_strict_field_validation_rejects_unknown_fields(fake_kube: FakeKube) -> None:  # noqa: F811
+@pytest.mark.parametrize("validation", ["Strict", "Warn", "Ignore"])
+def test_an_apply_with_unknown_fields_fails_type_conversion_whatever_the_validation(
+        fake_kube: FakeKube, validation: str) -> None:  # noqa: F811
+    """kube-apiserver's SSA converts the config to its typed form first; an undeclared field
+    fails that with a plain error, served as a 500 Status with no reason."""
     bad = deployment()
     bad["spec"]["replicaz"] = 3
-    code, body = apply(fake_kube, bad, query="fieldValidation=Strict")
-    assert code == 400 and body["reason"] == "BadRequest"
+    code, body = apply(fake_kube, bad, query=f"fieldValidation={validation}")
+    assert code == 500 and "reason" not in body and body["status"] == "Failure"
     assert body["message"] == ("failed to create typed patch object (default/web; apps/v1, "
                                "Kind=Deployment): .spec.replicaz: field not declared in schema")
     meta_bad = configmap("m", {"a": "1"})
     meta_bad["metadata"]["labelz"] = {"x": "y"}
-    code, body = apply(fake_kube, meta_bad, query="fieldValidation=Strict")
-    assert code == 400 and ".metadata.labelz: field not declared in schema" in body["message"]
+    code, body = apply(fake_kube, meta_bad, query=f"fieldValidation={validation}")
+    assert code == 500 and ".metadata.labelz: field not declared in schema" in body["message"]
+    assert fake_kube.get("Deployment", "web", "default") is None
+
+
+def test_strict_field_validation_rejects_unknown_fields_on_other_writes(
+        fake_kube: FakeKube) -> None:  # noqa: F811
     top_bad = configmap("t", {"a": "1"})
     top_bad["spec"] = {}
     code, body, _ = call(fake_kube, "POST", "/api/v1/namespaces/default/configmaps", top_bad,
@@ -348,7 +357,12 @@ def test_strict_validation_follows_a_crd_schema(fake_kube: FakeKube) -> None:  #
     bad = widget()
     bad["spec"]["colour"] = "red"
     code, body = apply(fake_kube, bad, query="fieldValidation=Strict")
-    assert code == 400 and ".spec.colour: field not declared in schema" in body["message"]
+    assert code == 500 and body["message"] == (
+        "failed to create typed patch object (default/w1; example.com/v1, Kind=Widget): "
+        ".spec.colour: field not declared in schema")
+    code, body, _ = call(fake_kube, "POST", "/apis/example.com/v1/namespaces/default/widgets",
+                         bad, query="fieldValidation=Strict")
+    assert code == 400 and body["message"].endswith('unknown field "spec.colour"')
     assert apply(fake_kube, widget(), query="fieldValidation=Strict")[0] == 201
 
 
@@ -855,7 +869,7 @@ def test_an_apply_with_a_non_string_secret_value_echoes_it_as_the_api_does(
               "metadata": {"name": "s", "namespace": "default"},
               "stringData": {"password": 12345}}
     code, body = apply(fake_kube, secret)
-    assert code == 400 and body["reason"] == "BadRequest"
+    assert code == 500 and "reason" not in body
     assert body["message"] == (
         "failed to create typed patch object (default/s; /v1, Kind=Secret): "
         ".stringData.password: expected string, got &value.valueUnstructured{Value:12345}")
