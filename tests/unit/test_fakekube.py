@@ -491,7 +491,10 @@ def test_a_missing_namespace_is_404_naming_it(fake_kube: FakeKube) -> None:  # n
 def test_deleting_a_namespace_deletes_its_contents(fake_kube: FakeKube) -> None:  # noqa: F811
     apply(fake_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}})
     apply(fake_kube, configmap("x", {}, namespace="gone"))
-    assert call(fake_kube, "DELETE", "/api/v1/namespaces/gone")[0] == 200
+    code, body, _ = call(fake_kube, "DELETE", "/api/v1/namespaces/gone")
+    assert code == 200 and body["kind"] == "Namespace"
+    assert body["status"]["phase"] == "Terminating" and body["metadata"]["deletionTimestamp"]
+    assert call(fake_kube, "GET", "/api/v1/namespaces/gone")[0] == 404
     assert fake_kube.get("ConfigMap", "x", "gone") is None
 
 
