@@ -83,7 +83,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import yaml
@@ -239,6 +239,20 @@ def _self_signed() -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
+class KubeconfigPath(PosixPath):
+    """A kubeconfig file's path that, called with a directory, writes a fresh kubeconfig for
+    the same fake there (``fake.kubeconfig(tmp_path) -> Path``)."""
+
+    fake: FakeKube | None = None
+
+    def __call__(self, directory: Path, name: str = "kubeconfig",
+                 namespace: str = "default") -> Path:
+        """Write a kubeconfig for this fake into ``directory``; return its path."""
+        if self.fake is None:
+            raise TypeError("this path is not bound to a FakeKube")
+        return self.fake.write_kubeconfig(directory, name, namespace)
+
+
 class FakeKube:
     """A running fake API server: ``url``, the :class:`Cluster` state, and test hooks.
 
@@ -263,9 +277,10 @@ class FakeKube:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
-        self.kubeconfig: Path | None = None
+        self.kubeconfig: KubeconfigPath | None = None
         """The kubeconfig file last written by :meth:`write_kubeconfig` (the fixture writes
-        one into the test's ``tmp_path``)."""
+        one into the test's ``tmp_path``). It is a :class:`~pathlib.Path`; calling it,
+        ``fake.kubeconfig(directory)``, writes another one there and returns its path."""
 
     # ----- lifecycle -----------------------------------------------------------------------
 
@@ -476,6 +491,8 @@ class FakeKube:
         :attr:`kubeconfig`, and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / name
+        path = KubeconfigPath(path)
+        path.fake = self
         path.write_text(yaml.safe_dump(self.kubeconfig_dict(namespace), sort_keys=False))
         path.chmod(0o600)
         self.kubeconfig = path

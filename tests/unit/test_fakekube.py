@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes import config as kube_config
@@ -1096,3 +1097,15 @@ def test_kubectl_applyset_prune_works_against_the_fake(fake_kube: FakeKube,  # n
     assert "configmap/b pruned" in out.stdout
     assert fake_kube.get("ConfigMap", "b", "test") is None
     assert fake_kube.get("ConfigMap", "a", "test") is not None
+
+
+def test_the_kubeconfig_is_a_path_that_writes_another_when_called(
+        fake_kube: FakeKube, tmp_path: Path) -> None:  # noqa: F811
+    assert fake_kube.kubeconfig is not None and fake_kube.kubeconfig.is_file()
+    written = fake_kube.kubeconfig(tmp_path / "elsewhere")
+    assert written == tmp_path / "elsewhere" / "kubeconfig" and written.is_file()
+    assert oct(written.stat().st_mode & 0o777) == "0o600"
+    loaded = yaml.safe_load(written.read_text())
+    assert loaded["current-context"] == "fake"
+    assert {c["name"] for c in loaded["contexts"]} == {"fake", "fake-alt", "unreachable"}
+    assert loaded["clusters"][0]["cluster"]["server"] == fake_kube.url
