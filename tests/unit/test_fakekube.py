@@ -1109,3 +1109,52 @@ def test_the_kubeconfig_is_a_path_that_writes_another_when_called(
     assert loaded["current-context"] == "fake"
     assert {c["name"] for c in loaded["contexts"]} == {"fake", "fake-alt", "unreachable"}
     assert loaded["clusters"][0]["cluster"]["server"] == fake_kube.url
+
+
+def test_kubectl_client_side_apply_then_server_side_apply_conflicts_as_documented(
+        fake_kube: FakeKube, tmp_path: Path) -> None:  # noqa: F811
+    """kubectl's client-side apply leaves its last-applied annotation and an Update manager;
+    an SSA that changes its field gets the reference's example 409 word for word."""
+    manifest = tmp_path / "d.json"
+    manifest.write_text(json.dumps(deployment(replicas=2)))
+    out = kubectl(fake_kube, "apply", "--validate=false", "-f", str(manifest))
+    assert out.returncode == 0, out.stderr
+    live = fake_kube.get("Deployment", "web", "default")
+    assert live is not None
+    last = json.loads(live["metadata"]["annotations"][
+        "kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 2
+    assert managers(live)["kubectl-client-side-apply"]["operation"] == "Update"
+    code, body = apply(fake_kube, deployment(replicas=3), manager="kiln")
+    assert code == 409
+    assert body == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": 'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" '
+                   "using apps/v1: .spec.replicas",
+        "reason": "Conflict",
+        "details": {"causes": [{"reason": "FieldManagerConflict",
+                                "message": 'conflict with "kubectl-client-side-apply" using '
+                                           "apps/v1",
+                                "field": ".spec.replicas"}]},
+        "code": 409}
+
+
+def test_managed_fields_can_be_rewritten_or_cleared_by_a_patch(
+        fake_kube: FakeKube) -> None:  # noqa: F811
+    fake_kube.seed(deployment(replicas=2), manager="kubectl-client-side-apply")
+    live = fake_kube.get("Deployment", "web", "default")
+    assert live is not None
+    index = [e["manager"] for e in live["metadata"]["managedFields"]].index(
+        "kubectl-client-side-apply")
+    code, _, _ = call(fake_kube, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                      [{"op": "replace", "path": f"/metadata/managedFields/{index}/manager",
+                        "value": "kiln"},
+                       {"op": "replace", "path": f"/metadata/managedFields/{index}/operation",
+                        "value": "Apply"}], ctype="application/json-patch+json")
+    assert code == 200
+    code, body = apply(fake_kube, deployment(replicas=3), manager="kiln")
+    assert code == 200 and body["spec"]["replicas"] == 3
+    code, body, _ = call(fake_kube, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                         {"metadata": {"managedFields": [{}]}},
+                         ctype="application/merge-patch+json")
+    assert code == 200 and "managedFields" not in body["metadata"]
