@@ -88,8 +88,10 @@ from typing import Any
 
 import yaml
 
-from tests.fakekube.cluster import Cluster, Request, WatchStream, load_json_or_yaml
+from tests.fakekube.cluster import Cluster, Request
+from tests.fakekube.patches import load_json_or_yaml
 from tests.fakekube.status import ApiError, for_code, unauthorized
+from tests.fakekube.watch import WatchStream
 
 DEFAULT_TOKEN = "fakekube-token"
 ALT_TOKEN = "fakekube-alt-token"
