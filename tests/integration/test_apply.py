@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported by name)
 """``kiln apply`` end to end against the loopback fake API server (tests/fakekube).
 
 The oracles are the fake's own store and request log (what reached the "cluster"), values the
