@@ -239,7 +239,9 @@ def test_prune_deletes_what_left_the_render(fake_kube: FakeKube, app: Path,
         assert req.body["propagationPolicy"] == "Background"
     extra_delete = next(r for r in deletes if r.path.endswith("/extra"))
     assert extra_delete.body["preconditions"] == {"uid": extra_uid}
-    assert not [r for r in fake_kube.log if r.method == "GET" and "labelSelector" in r.query]
+    # prune reads the inventory, not the cluster: no LIST of the kind that left the render
+    assert not [r for r in fake_kube.log if r.method == "GET" and r.path.endswith(
+        "/deployments")]
     assert {m["name"] for m in inventory(fake_kube)} == {NS, "conf", "creds"}
 
 
@@ -548,3 +550,35 @@ def test_applier_with_objects_from_elsewhere(fake_kube: FakeKube) -> None:
     assert first.applied == ["ConfigMap/default/lib"] and again.unchanged == first.applied
     stored = fake_kube.get("ConfigMap", "lib", "default")
     assert stored is not None and "labels" not in stored["metadata"]
+
+
+def test_previous_members_are_read_by_one_list(fake_kube: FakeKube, tmp_path: Path,
+                                               cache_dir: Path) -> None:
+    """A re-apply reads the live state of many members of one kind with one LIST (label
+    part-of) instead of a GET each; an object that lost the label is still read by GET."""
+    maps = [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"m{i}", "namespace": NS}, "data": {"i": str(i)}}
+            for i in range(6)]
+    app = write_app(tmp_path / "shop", [base_objects()[0], *maps])
+    assert kiln_apply(fake_kube, app, cache_dir).returncode == 0
+    fake_kube.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "m5", "namespace": NS, "labels": {"applyset.kubernetes.io/part-of": None}}},
+        manager="someone")
+    maps[2]["data"]["i"] = "changed"
+    write_app(app, [base_objects()[0], *maps])
+    fake_kube.clear_log()
+    proc = kiln_apply(fake_kube, app, cache_dir, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert sorted(a["ref"] for a in summary["applied"]) == ["ConfigMap/shop/m2",
+                                                            "ConfigMap/shop/m5"]
+    lists = [r for r in fake_kube.log if r.method == "GET" and r.path.endswith("/configmaps")]
+    assert len(lists) == 1
+    assert lists[0].param("labelSelector") == "applyset.kubernetes.io/part-of=" + kep_id(
+        "kiln-shop", NS)
+    gets = [r.path.rsplit("/", 1)[-1] for r in fake_kube.log
+            if r.method == "GET" and "/configmaps/" in r.path]
+    assert gets == ["m5"]
+    relabelled = fake_kube.get("ConfigMap", "m5", NS)
+    assert relabelled is not None and relabelled["metadata"]["labels"][
+        "applyset.kubernetes.io/part-of"] == kep_id("kiln-shop", NS)
