@@ -651,3 +651,24 @@ def test_connection_lost_mid_batch_names_the_object(fake_kube: FakeKube, app: Pa
     proc = kiln_apply(fake_kube, app, cache_dir)
     assert_clean_failure(proc, "Deployment/shop/web", "cannot reach the cluster",
                          "context fake", "patch deployments.apps", "after applying 4")
+
+
+def test_live_pairs_for_kiln_diff(fake_kube: FakeKube) -> None:
+    """``live_pairs`` pairs each object with its live state and its server-side dry-run, and
+    writes nothing."""
+    from kiln.apply.cluster import ClusterOptions
+    from kiln.apply.live import live_pairs
+
+    fake_kube.seed(base_objects()[0])
+    fake_kube.seed(base_objects()[1])
+    changed = base_objects()[1]
+    changed["data"]["color"] = "green"
+    fresh = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "fresh"}}
+    store = fake_kube.objects()
+    pairs = live_pairs([fresh, changed], cluster=ClusterOptions(str(fake_kube.kubeconfig)))
+    assert fake_kube.objects() == store and writes(fake_kube) == []
+    assert [p.ref for p in pairs] == ["ConfigMap/default/fresh", "ConfigMap/shop/conf"]
+    assert pairs[0].live is None and pairs[0].desired["metadata"]["namespace"] == "default"
+    assert pairs[1].live is not None and pairs[1].live["data"] == {"color": "blue"}
+    assert pairs[1].desired["data"] == {"color": "green"}
+    assert pairs[1].desired["metadata"]["uid"] == pairs[1].live["metadata"]["uid"]
