@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_FACES = ("kiln.cmp.commands",)  # built-in command groups, registered as a plugin would
+_FACES = ("kiln.cmp.commands", "kiln.diff.commands")  # built-in command groups, as plugins
 
 
 class _State(State):
