@@ -11,6 +11,7 @@ sorted, so field order never makes a difference), with ``--- <before label>/<ref
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -76,20 +77,30 @@ def ref_of(obj: Mapping[str, Any]) -> str:
         f"{kind or '?'}/{name or '?'}"
 
 
+@functools.cache
+def _dumper() -> type[Any]:
+    """A safe YAML dumper (libyaml's when built) writing multi-line strings as ``|`` blocks."""
+    import yaml
+
+    base: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+    class Dumper(base):  # type: ignore[misc]
+        pass
+
+    def text(dumper: Any, value: str) -> Any:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return Dumper
+
+
 def _yaml_lines(obj: Mapping[str, Any] | None) -> list[str]:
     if obj is None:
         return []
     import yaml
 
-    class _Dumper(yaml.SafeDumper):
-        pass
-
-    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-        style = "|" if "\n" in value else None
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-    _Dumper.add_representer(str, text)
-    out = yaml.dump(dict(obj), Dumper=_Dumper, sort_keys=True, default_flow_style=False,
+    out = yaml.dump(dict(obj), Dumper=_dumper(), sort_keys=True, default_flow_style=False,
                     allow_unicode=True, width=1 << 30)
     return out.splitlines()
 
