@@ -75,6 +75,9 @@ def _emit(text: str) -> None:
 @click.option("--context", "kube_context", metavar="NAME", help="Kubeconfig context.")
 @click.option("--field-manager", default="kiln", show_default=True,
               help="Field manager of the server-side dry-run.")
+@click.option("--applyset", metavar="[secret|configmap/]NAME",
+              help="The ApplySet 'kiln apply' would use (default kiln-<app name>): objects "
+                   "are labelled as its members, as 'kiln apply' labels them.")
 @click.option("--source-root", metavar="DIR",
               help="Files outside DIR are refused (default: the git work tree holding PATH, "
                    "else PATH).")
@@ -91,15 +94,17 @@ def _emit(text: str) -> None:
 def diff(state: Any, /, path: str, against: str | None, output: str, mask_kind: tuple[str, ...],
          secret_fingerprint: str | None, context_lines: int, no_secrets: bool,
          kubeconfig: str | None, kube_context: str | None, field_manager: str,
-         source_root: str | None, cache_dir: str | None, cache_url: str | None,
-         cache_max_bytes: str | None, no_cache: bool, debug: bool, **flags: Any) -> None:
+         applyset: str | None, source_root: str | None, cache_dir: str | None,
+         cache_url: str | None, cache_max_bytes: str | None, no_cache: bool, debug: bool,
+         **flags: Any) -> None:
     """Show what would change: the app in PATH against the cluster (live state vs a
     server-side dry-run), or with --against against another revision or directory. Secret
     values are never shown. Exit 0: no difference; 1: differences; 2: error."""
     try:
         result = _run(state, path, against, mask_kind, secret_fingerprint, context_lines,
-                      no_secrets, kubeconfig, kube_context, field_manager, source_root,
-                      cache_dir, cache_url, cache_max_bytes, no_cache, debug, flags)
+                      no_secrets, kubeconfig, kube_context, field_manager, applyset,
+                      source_root, cache_dir, cache_url, cache_max_bytes, no_cache, debug,
+                      flags)
         from kiln.diff.report import render
 
         label = f"kiln diff {path}" + (f" --against {against}" if against else "")
@@ -116,40 +121,59 @@ def diff(state: Any, /, path: str, against: str | None, output: str, mask_kind: 
 def _run(state: Any, path: str, against: str | None, mask_kind: tuple[str, ...],
          secret_fingerprint: str | None, context_lines: int, no_secrets: bool,
          kubeconfig: str | None, kube_context: str | None, field_manager: str,
-         source_root: str | None, cache_dir: str | None, cache_url: str | None,
-         cache_max_bytes: str | None, no_cache: bool, debug: bool, flags: dict[str, Any]
-         ) -> DiffResult:
+         applyset: str | None, source_root: str | None, cache_dir: str | None,
+         cache_url: str | None, cache_max_bytes: str | None, no_cache: bool, debug: bool,
+         flags: dict[str, Any]) -> DiffResult:
     import os
     from pathlib import Path
 
     from kiln import cli
 
-    if against is not None and (kubeconfig or kube_context):
-        raise UsageError("--kubeconfig and --context need a cluster: not with --against")
+    if against is not None and (kubeconfig or kube_context or applyset):
+        raise UsageError("--kubeconfig, --context and --applyset need a cluster: not with "
+                         "--against")
     if against is None and no_secrets:
         raise UsageError("--no-secrets only goes with --against (a dry-run needs the values)")
     engine = cli._engine(state, cache_dir, no_cache, debug, cache_url, cache_max_bytes)
     settings = cli._settings(state.app_flags(), **flags)
     policy = _policy(mask_kind, secret_fingerprint, engine.redactor, os.environ)
     root = Path(source_root) if source_root else None
-    from kiln.diff.against import render_app
-
-    desired = render_app(engine, Path(path), settings, source_root=root,
-                         secrets=not no_secrets)
     if against is not None:
-        from kiln.diff.against import render_against
+        from kiln.diff.against import render_against, render_app
         from kiln.diff.objects import diff_objects
 
+        desired = render_app(engine, Path(path), settings, source_root=root,
+                             secrets=not no_secrets)
         other = render_against(engine, path, against, settings, source_root=root,
                                secrets=not no_secrets)
         return diff_objects(other.objects, desired, policy=policy,
                             labels=(other.label, "desired"), context=context_lines)
-    from kiln.apply.cluster import ClusterOptions
+    return _live(engine, path, settings, root, policy, applyset, kubeconfig, kube_context,
+                 field_manager, context_lines)
+
+
+def _live(engine: Any, path: str, settings: dict[str, Any], root: Any, policy: MaskPolicy,
+          applyset: str | None, kubeconfig: str | None, kube_context: str | None,
+          field_manager: str, context_lines: int) -> DiffResult:
+    """What ``kiln apply`` would change: the objects it would send (rendered, resolved, the
+    ``kiln_before_apply`` hooks run, labelled as members of the same ApplySet) against the
+    cluster."""
+    from kiln.apply.applier import parse_applyset, resolved_objects
+    from kiln.apply.applyset import default_name
+    from kiln.apply.cluster import ClusterOptions, connect
     from kiln.diff.live import diff_live
 
-    return diff_live(desired, cluster=ClusterOptions(kubeconfig=kubeconfig,
-                                                     context=kube_context),
-                     policy=policy, field_manager=field_manager, context=context_lines)
+    app = engine.load_app(path, settings, source_root=root)
+    objects = resolved_objects(engine, app)
+    cluster = ClusterOptions(kubeconfig=kubeconfig, context=kube_context)
+    namespace = app.namespace
+    if not namespace:
+        with connect(cluster, engine.env) as conn:
+            namespace = conn.namespace
+    target = parse_applyset(applyset, default_name(app.display_name), namespace)
+    objects = [target.label(obj) for obj in objects]
+    return diff_live(objects, cluster=cluster, policy=policy, field_manager=field_manager,
+                     context=context_lines)
 
 
 def _policy(mask_kind: tuple[str, ...], keyfile: str | None, redactor: Any,
