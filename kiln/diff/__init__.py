@@ -10,12 +10,7 @@
 - :mod:`kiln.diff.commands`: the ``kiln diff`` command.
 
 Nothing in this package imports a Kubernetes client unless a live diff is asked for.
+
+Importing this package imports none of its modules (``kiln diff``'s registration is cheap):
+import the module you need, e.g. ``from kiln.diff.objects import diff_objects``.
 """
-
-from __future__ import annotations
-
-from kiln.diff.mask import MaskPolicy, mask_api_error, mask_error_text, mask_object, mask_pair
-from kiln.diff.objects import DiffResult, ObjectDiff, diff_objects, diff_pair
-
-__all__ = ["DiffResult", "MaskPolicy", "ObjectDiff", "diff_objects", "diff_pair",
-           "mask_api_error", "mask_error_text", "mask_object", "mask_pair"]

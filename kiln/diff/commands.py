@@ -19,12 +19,14 @@ import click
 
 from kiln.core.errors import KilnError, UsageError
 from kiln.core.hookspecs import hookimpl
-from kiln.diff.report import FORMATS
 
 if TYPE_CHECKING:
     from kiln.diff.mask import MaskPolicy
     from kiln.diff.objects import DiffResult
 
+FORMATS = ("text", "json", "markdown")
+"""The ``-o`` choices (:mod:`kiln.diff.report`'s formats; not imported here, to keep start-up
+cheap for every other command)."""
 ERROR_EXIT = 2
 """The exit status of a failed diff (1 means "differences", as for ``kubectl diff``)."""
 
@@ -113,7 +115,9 @@ def diff(state: Any, /, path: str, against: str | None, output: str, mask_kind: 
         exc.exit_code = max(exc.exit_code, ERROR_EXIT)
         raise
     except Exception as exc:  # any failure exits 2, not 1 ("differences")
-        raise DiffFailed(f"internal error: {type(exc).__name__}: {exc}") from exc
+        # The message is left out: it could quote an object read from the cluster.
+        raise DiffFailed(f"internal error: {type(exc).__name__} (run again with --debug for "
+                         "a traceback)") from exc
     _emit(text)
     sys.exit(1 if result.changed else 0)
 
