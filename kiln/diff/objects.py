@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kiln.core.errors import InputError
-from kiln.diff.mask import KeyState, MaskPolicy, mask_pair
+from kiln.diff.mask import KeyState, MaskPolicy, mask_pair, unchanged_keys
 from kiln.diff.normalise import normalise
 
 ObjectState = Literal["added", "removed", "changed", "unchanged"]
@@ -113,6 +113,9 @@ def diff_pair(ref: str, before: Mapping[str, Any] | None, after: Mapping[str, An
     made. ``labels`` name the two sides in the diff headers."""
     if before is None and after is None:
         raise ValueError("diff_pair needs at least one object")
+    if before is not None and before == after:
+        keys, prints = unchanged_keys(before, policy)
+        return ObjectDiff(ref, "unchanged", "", keys, prints)
     masked = mask_pair(before, after, policy)
     if before is None:
         state: ObjectState = "added"
