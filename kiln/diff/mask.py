@@ -331,9 +331,28 @@ def _holds(value: Any, policy: MaskPolicy) -> bool:
 
 def _mask_strings(b: Any, a: Any, policy: MaskPolicy) -> tuple[Any, Any]:
     """Replace, on both sides, every leaf where either side holds a secret string (a leaf of a
-    subtree present on one side only by :data:`ADDED` or :data:`REMOVED`)."""
+    subtree present on one side only by :data:`ADDED` or :data:`REMOVED`).
+
+    The redactor first looks at all the strings of both sides at once, joined by NUL (no
+    masking rule's boundaries or classes span a NUL, so whatever one string would match, the
+    joined text matches too): most objects hold no secret, and are not walked at all."""
+    if not policy.holds_secret("\0".join(_strings(b, []) + _strings(a, []))):
+        return b, a
     nb, na = _walk(b if b is not None else _MISSING, a if a is not None else _MISSING, policy)
     return (None if nb is _MISSING else nb), (None if na is _MISSING else na)
+
+
+def _strings(value: Any, out: list[str]) -> list[str]:
+    """Every string value (not key) in ``value``, appended to ``out``."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _strings(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, out)
+    return out
 
 
 def _walk(b: Any, a: Any, policy: MaskPolicy) -> tuple[Any, Any]:
