@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiln.core.errors import ConfigError, InputError, ToolError
+from kiln.core.errors import ConfigError, InputError, KilnError, ToolError
 
 if TYPE_CHECKING:
     from kiln.core.engine import Engine
@@ -156,5 +156,18 @@ def render_against(engine: Engine, path: Path | str, against: str,
             log.warning("%s did not exist at %s: every object is new", rel, against)
             return Rendered(against, [])
         root = tree / root_rel if root_rel is not None else None
-        return Rendered(against, render_app(engine, there, settings, source_root=root,
-                                            secrets=secrets))
+        try:
+            objects = render_app(engine, there, settings, source_root=root, secrets=secrets)
+        except KilnError as exc:
+            _relabel(exc, f"{tree}{os.sep}", f"{against}:")
+            raise
+        return Rendered(against, objects)
+
+
+def _relabel(exc: KilnError, prefix: str, label: str) -> None:
+    """Name files of the private worktree ``REV:path`` in an error (the temporary directory
+    is gone by the time the error is printed)."""
+    exc.message = exc.message.replace(prefix, label)
+    if exc.source:
+        exc.source = exc.source.replace(prefix, label)
+    exc.args = (exc.message, *exc.args[1:])

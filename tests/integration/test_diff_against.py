@@ -505,3 +505,72 @@ def test_bad_input_is_one_line_and_exit_two(tmp_path: Path,
         assert_clean_failure(proc, *needles, code=2)
         assert_no_leak(proc, [*values, "Out-Pw-1", "too-short"])
     assert git(repo, "worktree", "list").count("\n") == 1
+
+
+def test_a_failing_render_at_the_revision_names_rev_and_file(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path / "repo")
+    write_tree(repo, {"app/bad.yaml": "kind: ConfigMap\nmetadata: [unclosed\n"})
+    commit(repo, "broken")
+    write_tree(repo, {"app/bad.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"})
+    commit(repo, "fixed")
+    proc = diff("app", "--against", "HEAD~1", cwd=repo, tmp=tmp_path / "tmp")
+    assert_clean_failure(proc, "HEAD~1:app/bad.yaml", code=2)
+    assert "kiln-diff-" not in proc.stderr
+    assert git(repo, "worktree", "list").count("\n") == 1
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+SLOW_KUSTOMIZE = """\
+#!/bin/bash
+# A kustomize that takes its time: answers 'version', else records the build and waits.
+if [ "$1" = version ]; then echo v5.4.3; exit 0; fi
+echo "$2" > {marks}/build-dir
+sleep 120 &
+wait
+"""
+
+
+def test_sigterm_during_the_revision_render_removes_the_worktree(tmp_path: Path) -> None:
+    import signal
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    repo = new_repo(tmp_path / "repo")
+    write_tree(repo, {"app/kustomization.yaml": "resources: [cm.yaml]\n",
+                      "app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"})
+    commit(repo, "kustomize")
+    (repo / "app/kustomization.yaml").unlink()  # HEAD: a plain directory app
+    commit(repo, "directory")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    wrapper = tmp_path / "slow-kustomize"
+    wrapper.write_text(SLOW_KUSTOMIZE.format(marks=marks))
+    wrapper.chmod(0o755)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "KILN_KUSTOMIZE": str(wrapper),
+           "TMPDIR": str(tmpdir)}
+    proc = subprocess.Popen([sys.executable, "-m", "kiln", "diff", "app", "--against",
+                             "HEAD~1"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (marks / "build-dir").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the revision was never rendered"
+            time.sleep(0.05)
+        # The window is real: the worktree is registered and checked out while kustomize runs.
+        assert git(repo, "worktree", "list").count("\n") == 2
+        assert any(p.name.startswith("kiln-diff-") for p in tmpdir.iterdir())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert out == "" and err.strip() == "kiln: error: interrupted by SIGTERM"
+    assert git(repo, "worktree", "list").count("\n") == 1
+    assert not any(p.name.startswith("kiln-diff-") for p in tmpdir.iterdir())

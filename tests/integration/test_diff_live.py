@@ -161,3 +161,28 @@ def test_unreachable_cluster_is_one_line_exit_two(tmp_path: Path,
     proc = kiln_diff(app, fake_kube, "--context", "unreachable")
     assert_clean_failure(proc, code=2)
     assert not leaks(proc.stderr)
+
+
+def test_debug_output_and_logs_hold_no_value(tmp_path: Path, seeded: FakeKube,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    app = write_app(tmp_path)
+    proc = kiln_diff(app, seeded, "--debug", "-o", "json")
+    assert proc.returncode == 1, proc.stderr
+    assert not leaks(proc.stdout + proc.stderr)
+    # In process, every logger at DEBUG (the kubernetes client's and urllib3's included).
+    from kiln.apply.cluster import ClusterOptions
+    from kiln.core.engine import Engine
+    from kiln.diff.live import diff_live
+    from kiln.diff.mask import MaskPolicy
+    from kiln.diff.report import render
+
+    caplog.set_level(logging.DEBUG)
+    engine = Engine(tmp_path / "cache", entry_points=False)
+    objects = engine.render(engine.load_app(app), secrets=True).objects
+    result = diff_live(objects, cluster=ClusterOptions(kubeconfig=str(seeded.kubeconfig)),
+                       policy=MaskPolicy(redactor=engine.redactor))
+    assert result.changed
+    text = "".join(render(result, fmt) for fmt in ("text", "json", "markdown"))  # type: ignore[arg-type]
+    assert not leaks(text + caplog.text)
