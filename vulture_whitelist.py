@@ -62,3 +62,8 @@ _.argv_bound
 _.chart_app  # renderer capability, asked by name (RendererRegistry.first)
 _.backend_for_store  # resolver capability, asked by name (ResolverRegistry.first)
 _.current_parameters  # renderer capability, asked by name (kiln cmp parameters)
+
+# kiln.diff library API for other callers (docs/diff.md): one object (a dry-run response) or
+# one API error body masked on its own.
+_.mask_object
+_.mask_api_error

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
     from kiln.core.redact import Redactor
 
 KeyState = Literal["added", "removed", "changed", "unchanged"]
-KEY_STATES: tuple[KeyState, ...] = ("added", "removed", "changed", "unchanged")
 
 MASK = "<masked>"
 """An object masked on its own (no comparison): every masked value."""

@@ -11,10 +11,9 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
 from typing import Any, Literal
 
-from kiln.diff.objects import OBJECT_STATES, DiffResult, ObjectDiff
+from kiln.diff.objects import DiffResult, ObjectDiff
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
@@ -129,11 +128,3 @@ def render(result: DiffResult, fmt: Format, *, title: str = "kiln diff") -> str:
         return render_markdown(result, title=title)
     return render_text(result)
 
-
-def combined_counts(results: Sequence[DiffResult]) -> dict[str, int]:
-    """Object counts per state over several results (e.g. one per app)."""
-    counts: dict[str, int] = dict.fromkeys(OBJECT_STATES, 0)
-    for result in results:
-        for state, n in result.counts().items():
-            counts[state] += n
-    return counts
