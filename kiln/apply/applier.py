@@ -105,6 +105,18 @@ class ApplyReport:
                 "kept": list(self.kept), "failed": list(self.failed)}
 
 
+class PruneError(ApplyError):
+    """Some deletes failed; each failure is a detail line, and their members stay listed."""
+
+    def __init__(self, refs: list[str], errors: list[str], *, source: str | None) -> None:
+        super().__init__(f"{len(refs)} object(s) could not be pruned and stay in the "
+                         f"inventory (first: {refs[0]})", source=source)
+        self.errors = list(errors)
+
+    def details(self) -> list[str]:
+        return self.errors
+
+
 @dataclass
 class _Check:
     obj: dict[str, Any]
@@ -158,12 +170,13 @@ class Applier:
     """Apply objects to one cluster (see the module docstring); reusable for many applies.
 
     ``applyset`` (None: no parent, labels, inventory or prune); ``redactor`` masks every
-    Secret value of the batch in error text; ``progress`` is told of each step.
+    Secret value of the batch in error text; ``progress`` is told of each step; objects that
+    name no namespace go to ``namespace`` (default: the context's).
     """
 
     def __init__(self, cluster: Cluster, options: ApplyOptions | None = None, *,
                  applyset: ApplySet | None = None, redactor: Redactor | None = None,
-                 progress: Progress | None = None,
+                 progress: Progress | None = None, namespace: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.options = options or ApplyOptions()
@@ -172,9 +185,11 @@ class Applier:
         self.cluster = cluster
         self.applyset = applyset
         self.progress = progress
+        self.namespace = namespace or cluster.namespace
         self._clock = clock
         self._sleep = sleep
         self._crds: dict[tuple[str, str], bool] = {}
+        self._prune_errors: list[str] = []
 
     # -- the whole apply ------------------------------------------------------------------
 
@@ -188,8 +203,8 @@ class Applier:
         desired = self._prepare(objects)
         members: dict[tuple[str, str, str, str], Member] = {}
         state = _SetState(self)
+        state.load(desired)
         try:
-            state.load(desired)
             for stage in plan(desired, wait=opts.wait):
                 self._run_stage(stage, report, members, state)
             if opts.prune and self.applyset is not None:
@@ -199,8 +214,7 @@ class Applier:
             raise self._midway(exc, report) from None
         state.finish(members, failed=bool(report.failed))
         if report.failed:
-            raise ApplyError(f"{len(report.failed)} object(s) could not be pruned and stay in "
-                             f"the inventory (first: {report.failed[0]})",
+            raise PruneError(report.failed, self._prune_errors,
                              source=self.applyset.ref if self.applyset else None)
         if self.progress is not None:
             self.progress.finished(report)
@@ -227,8 +241,8 @@ class Applier:
             if not (obj.get("metadata") or {}).get("name"):
                 raise ApplyError("an object without metadata.name", source=ref_of(obj))
             scope = crd_kinds.get((group_of(obj), str(obj["kind"])))
-            placed = _place_by_scope(obj, scope, self.cluster.namespace) if scope is not None \
-                else place(self.api, obj, self.cluster.namespace)
+            placed = _place_by_scope(obj, scope, self.namespace) if scope is not None \
+                else place(self.api, obj, self.namespace)
             if self.applyset is not None:
                 placed = self.applyset.label(placed)
             key = Member.of(placed).key
@@ -275,11 +289,11 @@ class Applier:
             try:
                 self.api.resource(str(check.obj["apiVersion"]), str(check.obj["kind"]),
                                   check.ref)
-            except ApplyError as exc:
+            except ApplyError:
                 if not (self.options.dry_run and self._new_kind(check.obj)):
                     raise
-                check.error = exc
-        pending = [c for c in checks if c.error is None]
+                check.desired = check.obj  # a new CRD's kind in a dry run: nothing to ask
+        pending = [c for c in checks if c.desired is None]
         workers = max(1, min(self.options.concurrency, len(pending)))
         if workers == 1:
             for check in pending:
@@ -287,11 +301,6 @@ class Applier:
         else:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(self._check, pending))
-        for check in checks:  # a new CRD's kind in a dry run: nothing to ask the server
-            if check.error is not None and check.desired is None and \
-                    not isinstance(check.error, ImmutableFieldError):
-                check.error = None
-                check.desired = check.obj
         return checks
 
     def _new_kind(self, obj: Mapping[str, Any]) -> bool:
@@ -402,8 +411,8 @@ class Applier:
                 if self.progress is not None:
                     self.progress.object(ref, "pruned")
             except ApplyError as exc:
-                log.warning("%s", exc.one_line())
                 report.failed.append(ref)
+                self._prune_errors.append(exc.one_line())
 
 
 def _place_by_scope(obj: dict[str, Any], namespaced: bool, namespace: str) -> dict[str, Any]:
@@ -495,6 +504,8 @@ class _SetState:
         applyset = self._set
         if applyset is None or self.applier.options.dry_run:
             return
+        if failed and not self._superset_written:
+            return  # nothing was written: the parent stays as it was
         current = dict(self._members)
         if failed:
             for member in self._desired:
@@ -574,8 +585,8 @@ def apply_app(engine: Any, app: Any, objects: list[dict[str, Any]] | None = None
     else:
         engine.plugins.before_apply(app, objects)
     with connect(cluster or ClusterOptions(), engine.env) as conn:
-        target = parse_applyset(applyset, default_name(app.display_name),
-                                app.namespace or conn.namespace)
+        namespace = app.namespace or conn.namespace
+        target = parse_applyset(applyset, default_name(app.display_name), namespace)
         applier = Applier(conn, options, applyset=target, redactor=engine.redactor,
-                          progress=progress)
+                          progress=progress, namespace=namespace)
         return applier.apply(objects)

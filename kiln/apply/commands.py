@@ -104,10 +104,10 @@ def apply(state: Any, /, paths: tuple[str, ...], kubeconfig: str | None, context
     apps = [engine.load_app(path, settings, source_root=source_root) for path in paths]
     objects = [obj for app in apps for obj in resolved_objects(engine, app)]
     with connect(ClusterOptions(kubeconfig, context), engine.env) as conn:
-        target = parse_applyset(applyset, default_name(apps[0].display_name),
-                                apps[0].namespace or conn.namespace)
+        namespace = apps[0].namespace or conn.namespace
+        target = parse_applyset(applyset, default_name(apps[0].display_name), namespace)
         applier = Applier(conn, options, applyset=target, redactor=engine.redactor,
-                          progress=progress_for(sys.stderr))
+                          progress=progress_for(sys.stderr), namespace=namespace)
         report = applier.apply(objects)
     if output == "json":
         _cli._emit(json.dumps(report.to_json(), indent=2) + "\n")
