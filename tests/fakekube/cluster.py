@@ -8,19 +8,19 @@ serialises every request, so the state is consistent under a threaded server.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from tests.fakekube import controllers, discovery, ssa, strategy
+from tests.fakekube.jsoncopy import clone
 from tests.fakekube.kinds import BUILTINS, ResourceType, types_from_crd
 from tests.fakekube.selectors import field_matcher, label_matcher
 from tests.fakekube.status import (
@@ -47,6 +47,9 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
 Response = tuple[int, Any, dict[str, str]]
+
+EVENT_HISTORY = 20000
+"""Watch events kept; a watch from an older resourceVersion gets 410 Expired."""
 
 
 @dataclass
@@ -86,6 +89,51 @@ def rfc3339(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
+WATCH_TIMEOUT = 60.0
+"""Seconds a watch without ``timeoutSeconds`` stays open."""
+
+
+class WatchStream:
+    """An open watch: :meth:`lines` yields JSON event lines until the timeout or shutdown."""
+
+    def __init__(self, cluster: Cluster, matches: Callable[[Key, Mapping[str, Any]], bool],
+                 cursor: int, first: list[dict[str, Any]], deadline: float,
+                 rtype: ResourceType) -> None:
+        self.cluster = cluster
+        self.matches = matches
+        self.cursor = cursor
+        self.first = first
+        self.deadline = deadline
+        self.rtype = rtype
+
+    def lines(self) -> Iterator[bytes]:
+        """Newline-terminated JSON events (``{"type": ..., "object": ...}``), as the API streams
+        them; an ERROR event with a 410 Status when the start is older than the history."""
+        for event in self.first:
+            yield json.dumps(event).encode() + b"\n"
+        cluster = self.cluster
+        while True:
+            with cluster.lock:
+                events, ok = cluster.events_since(self.cursor)
+                if not ok:
+                    status = ApiError(410, "Expired", f"too old resource version: {self.cursor} "
+                                      f"({cluster.resource_version})").body
+                    yield json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"
+                    return
+                if not events:
+                    remaining = self.deadline - cluster.clock()
+                    if remaining <= 0 or cluster.closed:
+                        return
+                    cluster.changed.wait(min(remaining, 0.5))
+                    cluster.tick()
+                    continue
+                self.cursor = events[-1][0]
+                out = [{"type": kind, "object": obj} for _, kind, key, obj in events
+                       if self.matches(key, obj)]
+            for event in out:
+                yield json.dumps(event).encode() + b"\n"
+
+
 @dataclass
 class _Rule:
     verb: str
@@ -119,8 +167,14 @@ class Cluster:
         self._holds: dict[tuple[str, str, str], str] = {}
         self._rules: list[_Rule] = []
         self._next_ip = 10
-        for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
-            self._seed_namespace(name)
+        self.changed = threading.Condition(self.lock)
+        """Notified on every stored change (watches wait on it)."""
+        self.closed = False
+        self._events: list[tuple[int, str, Key, dict[str, Any]]] = []
+        self._events_floor = 0
+        with self.lock:
+            for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+                self._seed_namespace(name)
 
     # ----- state helpers -------------------------------------------------------------------
 
@@ -144,6 +198,40 @@ class Cluster:
                             "creationTimestamp": self._now()}}
         strategy.apply_defaults(obj, rtype, None, self._allocate_ip)
         self._objects[("", "namespaces", "", name)] = obj
+        self._emit("ADDED", ("", "namespaces", "", name))
+
+    def _emit(self, kind: str, key: Key, obj: dict[str, Any] | None = None, *,
+              rtype: ResourceType | None = None) -> None:
+        """Record a watch event for the object at ``key`` (or ``obj``, for a deletion)."""
+        if obj is None:
+            obj = self._objects[key]
+        if rtype is None:
+            rtype = next((t for t in self.types() if (t.group, t.plural) == key[:2]), None)
+        shown = self._present(rtype, obj) if rtype is not None else clone(obj)
+        self._events.append((int(obj["metadata"]["resourceVersion"]), kind, key, shown))
+        if len(self._events) > EVENT_HISTORY:
+            dropped = self._events[: len(self._events) - EVENT_HISTORY]
+            self._events = self._events[len(dropped):]
+            self._events_floor = dropped[-1][0]
+        self.changed.notify_all()
+
+    def events_since(self, rv: int) -> tuple[list[tuple[int, str, Key, dict[str, Any]]], bool]:
+        """Watch events after ``rv`` (call with :attr:`lock` held); False when ``rv`` is older
+        than the history kept (the API's 410 Gone)."""
+        if rv < self._events_floor:
+            return [], False
+        return [e for e in self._events if e[0] > rv], True
+
+    @property
+    def resource_version(self) -> int:
+        """The latest resourceVersion handed out."""
+        return self._rv
+
+    def close(self) -> None:
+        """End every open watch (the server is stopping)."""
+        with self.lock:
+            self.closed = True
+            self.changed.notify_all()
 
     def types(self) -> list[ResourceType]:
         """Every resource type served right now (built-ins, then established CRDs' kinds)."""
@@ -171,8 +259,13 @@ class Cluster:
 
     def _present(self, rtype: ResourceType, obj: Mapping[str, Any]) -> dict[str, Any]:
         """A stored object as served at ``rtype``'s version (CRDs convert with strategy None)."""
-        out = copy.deepcopy(dict(obj))
-        out["apiVersion"] = rtype.api_version
+        out: dict[str, Any] = {"apiVersion": rtype.api_version, "kind": obj.get("kind"),
+                               "metadata": clone(obj.get("metadata") or {})}
+        for key, value in obj.items():
+            if key not in out and key != "status":
+                out[key] = clone(value)
+        if "status" in obj:
+            out["status"] = clone(obj["status"])
         return out
 
     def tick(self) -> None:
@@ -197,7 +290,7 @@ class Cluster:
         """Deep copies of every stored object, sorted by group, plural, namespace, name."""
         with self.lock:
             self.tick()
-            return [copy.deepcopy(self._objects[k]) for k in sorted(self._objects)]
+            return [clone(self._objects[k]) for k in sorted(self._objects)]
 
     def get_object(self, kind: str, name: str, namespace: str = "", group: str | None = None
                    ) -> dict[str, Any] | None:
@@ -208,7 +301,7 @@ class Cluster:
                 if obj.get("kind") == kind and n == name and ns == namespace and (
                         group is None or g == group):
                     del plural
-                    return copy.deepcopy(obj)
+                    return clone(obj)
             return None
 
     def hold(self, kind: str, name: str, namespace: str = "", mode: str = "stuck") -> None:
@@ -275,6 +368,8 @@ class Cluster:
             raise not_found_path()
         name = rest[1] if len(rest) > 1 else ""
         sub = rest[2] if len(rest) > 2 else ""
+        if rtype.namespaced and name and not namespace:
+            raise not_found_path()
         if len(rest) > 3 or (sub and sub != "status"):
             raise not_found_path()
         if sub == "status" and not rtype.status:
@@ -297,7 +392,7 @@ class Cluster:
                 verb = "watch" if req.q("watch") in ("true", "1") else "list"
                 self._check_rbac(req, verb, target)
                 if verb == "watch":
-                    raise method_not_allowed("the fake API server does not serve watches")
+                    return 200, self._watch(req, target), {}
                 return 200, self._list(req, target), {}
             if method == "POST":
                 self._check_rbac(req, "create", target)
@@ -362,10 +457,48 @@ class Cluster:
         return {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
                 "metadata": meta, "items": served}
 
+    def _watch(self, req: Request, target: Target) -> WatchStream:
+        labels = label_matcher(req.q("labelSelector")) if req.q("labelSelector") else None
+        fields = field_matcher(req.q("fieldSelector")) if req.q("fieldSelector") else None
+        rtype = target.rtype
+
+        def matches(key: Key, obj: Mapping[str, Any]) -> bool:
+            return (key[:2] == (rtype.group, rtype.plural)
+                    and (not target.namespace or key[2] == target.namespace)
+                    and not (labels and not labels(obj)) and not (fields and not fields(obj)))
+
+        rv_param = req.q("resourceVersion")
+        initial = req.q("sendInitialEvents") == "true" or rv_param in ("", "0")
+        try:
+            cursor = int(rv_param) if rv_param not in ("", "0") else self._rv
+        except ValueError:
+            raise bad_request(f"invalid resourceVersion {rv_param!r}") from None
+        first: list[dict[str, Any]] = []
+        if initial:
+            for key in sorted(self._objects):
+                obj = self._objects[key]
+                if matches(key, obj):
+                    first.append({"type": "ADDED", "object": self._present(rtype, obj)})
+            if req.q("sendInitialEvents") == "true":
+                first.append({"type": "BOOKMARK", "object": {
+                    "kind": rtype.kind, "apiVersion": rtype.api_version,
+                    "metadata": {"resourceVersion": str(self._rv), "annotations": {
+                        "k8s.io/initial-events-end": "true"}}}})
+        timeout = float(req.q("timeoutSeconds") or WATCH_TIMEOUT)
+        return WatchStream(self, matches, cursor, first, self.clock() + timeout, rtype)
+
     # ----- body parsing --------------------------------------------------------------------
 
     @staticmethod
     def _json_body(req: Request) -> Any:
+        ctype = req.content_type
+        if ctype in ("application/yaml", "application/x-yaml"):
+            try:
+                return yaml.safe_load(req.body.decode() or "null")
+            except (yaml.YAMLError, UnicodeDecodeError) as exc:
+                raise bad_request(f"error decoding YAML: {exc}") from None
+        if ctype and not ctype.endswith("json"):
+            raise unsupported_media(ctype)
         try:
             return json.loads(req.body or b"null")
         except ValueError as exc:
@@ -373,13 +506,7 @@ class Cluster:
 
     def _object_body(self, req: Request, target: Target, *, apply: bool = False
                      ) -> dict[str, Any]:
-        if apply:
-            try:
-                body = yaml.safe_load(req.body.decode() or "null")
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                raise bad_request(f"error decoding YAML: {exc}") from None
-        else:
-            body = self._json_body(req)
+        body = load_json_or_yaml(req.body) if apply else self._json_body(req)
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be a JSON or YAML object")
         rtype = target.rtype
@@ -490,7 +617,7 @@ class Cluster:
                 meta.pop(key, None)
         if subresource == "status":
             status = obj.get("status")
-            new = copy.deepcopy(dict(old))
+            new = clone(dict(old))
             new["metadata"]["managedFields"] = meta.get("managedFields", [])
             if status is None:
                 new.pop("status", None)
@@ -500,14 +627,14 @@ class Cluster:
             obj.update(new)
         elif rtype.status:
             if "status" in old:
-                obj["status"] = copy.deepcopy(old["status"])
+                obj["status"] = clone(old["status"])
             else:
                 obj.pop("status", None)
 
     @staticmethod
     def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
         def norm(o: Mapping[str, Any]) -> Any:
-            c = copy.deepcopy(dict(o))
+            c = clone(dict(o))
             meta = c.get("metadata") or {}
             meta.pop("resourceVersion", None)
             for e in meta.get("managedFields") or []:
@@ -543,6 +670,7 @@ class Cluster:
             self._remove(key, "Background")
             return self._present(rtype, obj)
         self._after_write(rtype, key, old)
+        self._emit("ADDED" if old is None else "MODIFIED", key)
         return self._present(rtype, self._objects[key])
 
     def _create(self, req: Request, target: Target) -> Response:
@@ -564,7 +692,7 @@ class Cluster:
             obj.pop("status", None)
         self._stamp_new(obj, rtype)
         self._prepare_managed(obj, None)
-        strategy.decode_secret_data(obj, rtype)
+        strategy.check_value_types(obj, rtype, apply=False)
         strategy.apply_defaults(obj, rtype, None, self._allocate_ip)
         strategy.validate(obj, rtype, None)
         ssa.record_update(None, obj, manager=manager, api_version=rtype.api_version,
@@ -583,7 +711,7 @@ class Cluster:
         elif isinstance(sent, list) and sent:
             pass
         elif old_fields:
-            meta["managedFields"] = copy.deepcopy(old_fields)
+            meta["managedFields"] = clone(old_fields)
         else:
             meta.pop("managedFields", None)
 
@@ -614,7 +742,7 @@ class Cluster:
         self._prepare_managed(obj, old)
         self._carry(obj, old, rtype, target.subresource)
         if not target.subresource:
-            strategy.decode_secret_data(obj, rtype)
+            strategy.check_value_types(obj, rtype, apply=False)
             strategy.apply_defaults(obj, rtype, old, self._allocate_ip)
             strategy.validate(obj, rtype, old)
         ssa.record_update(old, obj, manager=manager, api_version=rtype.api_version,
@@ -679,8 +807,7 @@ class Cluster:
         sub = target.subresource
         if sub != "status" and rtype.status:
             config.pop("status", None)
-        if rtype.kind == "Secret" and not rtype.crd:
-            strategy.decode_secret_data(config, rtype)
+        strategy.check_value_types(config, rtype, apply=True)
         result = ssa.apply(old, config, manager=manager, api_version=rtype.api_version,
                            force=force, now=self._now(), subresource=sub,
                            status_is_subresource=rtype.status)
@@ -744,13 +871,14 @@ class Cluster:
                            f"{meta.get('resourceVersion')}")
         policy = options["propagationPolicy"]
         if meta.get("finalizers"):
-            pending = copy.deepcopy(obj)
+            pending = clone(obj)
             if not pending["metadata"].get("deletionTimestamp"):
                 pending["metadata"]["deletionTimestamp"] = self._now()
                 pending["metadata"]["deletionGracePeriodSeconds"] = 0
                 if not dry_run:
                     pending["metadata"]["resourceVersion"] = self._bump()
                     self._objects[key] = pending
+                    self._emit("MODIFIED", key)
             code = 202 if policy == "Foreground" else 200
             return code, self._present(rtype, pending), {}
         if not dry_run:
@@ -766,7 +894,8 @@ class Cluster:
         obj = self._objects.pop(key, None)
         if obj is None:
             return
-        self._bump()
+        obj["metadata"]["resourceVersion"] = self._bump()
+        self._emit("DELETED", key, obj)
         uid = obj["metadata"].get("uid")
         group, plural, _, name = key
         if (group, plural) == ("", "namespaces"):
@@ -776,7 +905,9 @@ class Cluster:
             types = self._custom.pop(name, [])
             for t in types:
                 for k in [k for k in self._objects if k[:2] == (t.group, t.plural)]:
-                    self._objects.pop(k, None)
+                    gone = self._objects.pop(k)
+                    gone["metadata"]["resourceVersion"] = self._bump()
+                    self._emit("DELETED", k, gone, rtype=t)
         for k, dep in list(self._objects.items()):
             refs = dep["metadata"].get("ownerReferences") or []
             if not any(r.get("uid") == uid for r in refs):
@@ -786,6 +917,7 @@ class Cluster:
                 if not dep["metadata"]["ownerReferences"]:
                     del dep["metadata"]["ownerReferences"]
                 dep["metadata"]["resourceVersion"] = self._bump()
+                self._emit("MODIFIED", k)
             else:
                 self._remove(k, policy)
 
@@ -819,7 +951,7 @@ class Cluster:
         obj = self._objects.get(key)
         if obj is None:
             return
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["status"] = status
         ssa.record_update(obj, new, manager=controllers.MANAGER,
                           api_version=obj.get("apiVersion", ""), now=self._now(),
@@ -829,11 +961,14 @@ class Cluster:
         if bump:
             new["metadata"]["resourceVersion"] = self._bump()
         self._objects[key] = new
+        if bump:
+            self._emit("MODIFIED", key)
 
     def _workload_key(self, kind: str, name: str, namespace: str) -> Key | None:
-        for k, obj in self._objects.items():
-            if obj.get("kind") == kind and k[3] == name and k[2] == namespace:
-                return k
+        for t in BUILTINS:
+            if t.kind == kind:
+                key = self._key(t, namespace, name)
+                return key if key in self._objects else None
         return None
 
     def _reconcile_status(self, kind: str, name: str, namespace: str, *, bump: bool = True
@@ -899,14 +1034,27 @@ class Cluster:
             return dict(body)
 
 
+def load_json_or_yaml(raw: bytes) -> Any:
+    """An apply body: JSON when it parses as JSON (the fast path), else YAML."""
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        pass
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.load(raw.decode() or "null", Loader=loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise bad_request(f"error decoding YAML: {exc}") from None
+
+
 def merge_patch(target: Any, patch: Any, *, strategic: bool = False) -> Any:
     """RFC 7386 JSON merge patch; ``strategic`` also merges lists of named objects by name
     (the fake's approximation of a strategic merge patch)."""
     if not isinstance(patch, dict):
         if strategic and isinstance(patch, list) and isinstance(target, list):
             return ssa.merge(target, patch)
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+        return clone(patch)
+    out = clone(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
@@ -925,7 +1073,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
     """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
     if not isinstance(ops, list):
         raise bad_request("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
 
     def parent(path: str) -> tuple[Any, str]:
         parts = _pointer(path)
@@ -949,7 +1097,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
                                    f"error in our request: testing value {path} failed")
                 continue
             if kind in ("move", "copy"):
-                value = copy.deepcopy(get(op["from"]))
+                value = clone(get(op["from"]))
                 if kind == "move":
                     cur, last = parent(op["from"])
                     del cur[int(last) if isinstance(cur, list) else last]
@@ -957,16 +1105,16 @@ def json_patch(doc: Any, ops: Any) -> Any:
             cur, last = parent(path)
             if kind == "add":
                 if isinstance(cur, list):
-                    cur.insert(len(cur) if last == "-" else int(last), copy.deepcopy(op["value"]))
+                    cur.insert(len(cur) if last == "-" else int(last), clone(op["value"]))
                 else:
-                    cur[last] = copy.deepcopy(op["value"])
+                    cur[last] = clone(op["value"])
             elif kind == "remove":
                 del cur[int(last) if isinstance(cur, list) else last]
             elif kind == "replace":
                 index: Any = int(last) if isinstance(cur, list) else last
                 if not isinstance(cur, list) and last not in cur:
                     raise KeyError(last)
-                cur[index] = copy.deepcopy(op["value"])
+                cur[index] = clone(op["value"])
             else:
                 raise bad_request(f"unknown JSON patch operation {kind!r}")
         except (KeyError, IndexError, ValueError, TypeError) as exc:

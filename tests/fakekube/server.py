@@ -20,6 +20,10 @@ What it emulates:
   PUT, PATCH (apply, merge, an approximated strategic merge, JSON patch), DELETE (propagation
   policy, ``preconditions.uid``/``resourceVersion``), DELETE on a collection, ``status``
   subresource. ``dryRun=All`` on every write; ``fieldValidation=Strict|Warn|Ignore``.
+- Watches (``watch=true`` on a collection, chunked JSON lines): ADDED/MODIFIED/DELETED from
+  ``resourceVersion`` (or, from ``0``/none, ADDED for what exists first), selectors,
+  ``timeoutSeconds`` (default 60 s), ``sendInitialEvents`` with its closing BOOKMARK, 410 Expired
+  beyond the last 20,000 events.
 - Object bookkeeping: a global monotonic ``resourceVersion`` (a no-op write keeps it), uid,
   creationTimestamp, ``generation`` bumped on changes outside metadata/status, managedFields
   (FieldsV1) per manager and operation, namespaced writes refused (404 ``namespaces "x" not
@@ -43,17 +47,23 @@ What it emulates:
   (:meth:`FakeKube.forbid`), optional bearer-token authentication (401), TLS with a throwaway
   CA, an object dump, direct seeding, kubeconfig files.
 
-What it does NOT emulate: the real schema (field-level merge semantics beyond the rules in
-:mod:`tests.fakekube.ssa`, list map keys other than ``name``, atomic maps/structs, types of
-values; OpenAPI validation beyond unknown top-level, ``metadata`` and a few ``spec`` keys and a
-CRD's own schema), admission (webhooks, quotas, limit ranges, Pod Security), real controllers
-(no ReplicaSets or Pods are created; the garbage collector acts synchronously and Foreground
-deletion does not wait), namespace termination (a Namespace is deleted at once), watches
-(``watch=true`` answers 405), authorisation beyond :meth:`FakeKube.forbid`, API version
-conversion (a CRD's versions share one stored object, strategy None; built-ins have one
-version each), OpenAPI documents (``/openapi/*`` answers 404), protobuf, table output,
-server-side printing, ``resourceVersion`` semantics on reads (``resourceVersionMatch``), the
-Eviction/scale/binding subresources, field selectors beyond name and namespace.
+What it does NOT emulate:
+
+- The real schema: field-level merge semantics beyond the rules in :mod:`tests.fakekube.ssa`
+  (lists keyed by anything but ``name``, atomic maps and structs, value types); OpenAPI
+  validation beyond unknown top-level, ``metadata`` and a few ``spec`` keys (and a CRD's own
+  schema); ``/openapi/*`` answers 404, so kubectl needs ``--validate=false``.
+- Admission: webhooks, quotas, limit ranges, Pod Security.
+- Controllers: no ReplicaSets or Pods are created; the garbage collector acts synchronously;
+  Foreground deletion does not wait for dependents; a Namespace is deleted at once (no
+  Terminating phase).
+- Watch bookmarks other than the initial-events one; the legacy ``/watch/`` paths.
+- Authentication and authorisation beyond bearer tokens and :meth:`FakeKube.forbid`.
+- API version conversion: a CRD's versions share one stored object (strategy None); built-ins
+  have one version each.
+- Protobuf (a protobuf body gets 415), table output, server-side printing, ``resourceVersion``
+  semantics on reads (``resourceVersionMatch``), the eviction/scale/binding subresources, field
+  selectors beyond name and namespace.
 """
 
 from __future__ import annotations
@@ -75,8 +85,8 @@ from typing import Any
 
 import yaml
 
-from tests.fakekube.cluster import Cluster, Request
-from tests.fakekube.status import for_code, unauthorized
+from tests.fakekube.cluster import Cluster, Request, WatchStream, load_json_or_yaml
+from tests.fakekube.status import ApiError, for_code, unauthorized
 
 DEFAULT_TOKEN = "fakekube-token"
 ALT_TOKEN = "fakekube-alt-token"
@@ -130,6 +140,7 @@ class Fault:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -162,6 +173,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             code, payload, headers_out = fake.cluster.handle(req)
         fake._record(req, code)
+        if isinstance(payload, WatchStream):
+            self._stream(payload)
+            return
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(code)
         self.send_header("Content-Type", headers_out.pop("Content-Type", "application/json"))
@@ -170,6 +184,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, watch: WatchStream) -> None:
+        """Send a watch as a chunked response, one JSON event per line."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for line in watch.lines():
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
@@ -258,6 +287,7 @@ class FakeKube:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.cluster.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -278,10 +308,8 @@ class FakeKube:
         body: Any = None
         if req.body:
             try:
-                body = (yaml.safe_load(req.body.decode())
-                        if req.content_type == "application/apply-patch+yaml"
-                        else json.loads(req.body))
-            except (ValueError, yaml.YAMLError, UnicodeDecodeError):
+                body = load_json_or_yaml(req.body)
+            except ApiError:
                 body = None
         entry = LoggedRequest(req.method, req.path, req.query, req.content_type, status,
                               req.user, body)
@@ -415,6 +443,21 @@ class FakeKube:
                 {"name": "unreachable", "context": {"cluster": "unreachable",
                                                     "user": "kiln-test"}}],
         }
+
+    def write_service_account(self, directory: Path) -> dict[str, str]:
+        """Write an in-cluster service-account directory (``token``, ``ca.crt``, ``namespace``)
+        into ``directory`` and return the environment a pod would have
+        (``KUBERNETES_SERVICE_HOST``/``_PORT``). Needs ``tls=True``: in-cluster config is HTTPS.
+        The ``kubernetes`` client reads fixed paths; point
+        ``kubernetes.config.incluster_config.InClusterConfigLoader`` at these files."""
+        if self.ca_pem is None:
+            raise RuntimeError("in-cluster config needs a FakeKube started with tls=True")
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "token").write_text(DEFAULT_TOKEN)
+        (directory / "ca.crt").write_bytes(self.ca_pem)
+        (directory / "namespace").write_text("default")
+        host, _, port = self.cluster.address.rpartition(":")
+        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
 
     def write_kubeconfig(self, directory: Path, name: str = "kubeconfig") -> Path:
         """Write :meth:`kubeconfig_dict` to ``directory/name`` (mode 0600), remember it as

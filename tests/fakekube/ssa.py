@@ -22,11 +22,12 @@ Granularity (documented limits of the fake, compared with structured-merge-diff)
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.fakekube.jsoncopy import clone
 
 Elem = tuple[str, str]
 """``("f", field name)`` or ``("k", '{"name":"x"}')`` for an item of a keyed list."""
@@ -69,17 +70,17 @@ def owned_view(obj: Mapping[str, Any], subresource: str, status_is_subresource: 
                ) -> dict[str, Any]:
     """The part of ``obj`` whose fields managers can own, for a write to ``subresource``."""
     if subresource == "status":
-        return {"status": copy.deepcopy(obj["status"])} if "status" in obj else {}
+        return {"status": clone(obj["status"])} if "status" in obj else {}
     view: dict[str, Any] = {}
     for key, sub in obj.items():
         if key in ("apiVersion", "kind") or (key == "status" and status_is_subresource):
             continue
         if key == "metadata" and isinstance(sub, dict):
-            meta = {k: copy.deepcopy(v) for k, v in sub.items() if k not in SYSTEM_META}
+            meta = {k: clone(v) for k, v in sub.items() if k not in SYSTEM_META}
             if meta:
                 view["metadata"] = meta
             continue
-        view[key] = copy.deepcopy(sub)
+        view[key] = clone(sub)
     return view
 
 
@@ -104,10 +105,10 @@ def get_at(obj: Any, path: Path) -> tuple[bool, Any]:
     return True, cur
 
 
-def remove_at(obj: dict[str, Any], path: Path) -> None:
+def remove_at(obj: dict[str, Any], path: Path, protected: Set[Path] = frozenset()) -> None:
     """Remove the leaf at ``path``, then every map or list item the removal left empty.
 
-    ``metadata`` itself is never removed.
+    ``metadata`` itself is never removed, nor a container whose path is in ``protected``.
     """
     if not path:
         return
@@ -126,26 +127,26 @@ def remove_at(obj: dict[str, Any], path: Path) -> None:
             want = json.loads(name)["name"]
             container[:] = [i for i in container
                             if not (isinstance(i, dict) and i.get("name") == want)]
-        if container or depth == 0:
+        if container or depth == 0 or path[:depth] in protected:
             break
-        if depth == 1 and parents[0][1] == ("f", "metadata"):
+        if path[:depth] == (("f", "metadata"),):
             break
 
 
 def merge(live: Any, applied: Any) -> Any:
     """``applied`` merged into ``live``: maps recurse, keyed lists merge by name, rest replaces."""
     if isinstance(live, dict) and isinstance(applied, dict):
-        out = copy.deepcopy(live)
+        out = clone(live)
         for key, sub in applied.items():
-            out[key] = merge(live[key], sub) if key in live else copy.deepcopy(sub)
+            out[key] = merge(live[key], sub) if key in live else clone(sub)
         return out
     if _is_keyed(live) and _is_keyed(applied):
         by_name = {i["name"]: i for i in live}
-        merged = [merge(by_name[i["name"]], i) if i["name"] in by_name else copy.deepcopy(i)
+        merged = [merge(by_name[i["name"]], i) if i["name"] in by_name else clone(i)
                   for i in applied]
         wanted = {i["name"] for i in applied}
-        return merged + [copy.deepcopy(i) for i in live if i["name"] not in wanted]
-    return copy.deepcopy(applied)
+        return merged + [clone(i) for i in live if i["name"] not in wanted]
+    return clone(applied)
 
 
 def path_string(path: Path) -> str:
@@ -279,7 +280,7 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
     Returns the merged object with its managedFields updated, or the ``(printed manager,
     path)`` conflicts when some exist and ``force`` is false (the object is then unchanged).
     """
-    base: dict[str, Any] = copy.deepcopy(live) if live is not None else {}
+    base: dict[str, Any] = clone(live) if live is not None else {}
     entries = read_entries(base)
     before = {id(e): set(e.fields) for e in entries}
     cfg_view = owned_view(config, subresource, status_is_subresource)
@@ -303,9 +304,13 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
         if key in config:
             merged[key] = config[key]
     others = [e for e in entries if e is not mine]
+    protected: set[Path] = set()
+    for kept in (cfg_leaves, *(e.fields for e in others)):
+        for path in kept:
+            protected.update(path[:i] for i in range(1, len(path) + 1))
     for p in sorted(mine.fields - cfg_leaves.keys(), key=len, reverse=True):
-        if not any(p in e.fields for e in others):
-            remove_at(merged, p)
+        if p not in protected:
+            remove_at(merged, p, protected)
     mine.fields = set(cfg_leaves)
     mine.api_version = api_version
     _stamp(before, entries, now)

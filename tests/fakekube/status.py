@@ -126,11 +126,12 @@ def method_not_allowed(message: str) -> ApiError:
 
 
 def unsupported_media(content_type: str) -> ApiError:
-    """415 UnsupportedMediaType."""
+    """415 UnsupportedMediaType (the fake reads JSON and YAML only, never protobuf)."""
     return ApiError(415, "UnsupportedMediaType",
                     f'the body of the request was in an unknown format - accepted media types '
-                    f'include: application/json-patch+json, application/merge-patch+json, '
-                    f'application/apply-patch+yaml; got "{content_type}"')
+                    f'include: application/json, application/yaml, application/json-patch+json, '
+                    f'application/merge-patch+json, application/strategic-merge-patch+json, '
+                    f'application/apply-patch+yaml (the fake does not decode "{content_type}")')
 
 
 def unauthorized() -> ApiError:

@@ -280,16 +280,62 @@ def _crd_causes(obj: Mapping[str, Any]) -> list[Cause]:
     return causes
 
 
-def decode_secret_data(obj: Mapping[str, Any], rtype: ResourceType) -> None:
-    """Refuse a Secret whose ``data`` is not base64, as the API's JSON decoder does (400)."""
-    if rtype.crd or rtype.kind != "Secret":
+def go_format(value: Any) -> str:
+    """A JSON value as Go's ``%v`` prints the unstructured value (``map[a:1]``, ``[x y]``)."""
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_format(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_format(v) for v in value) + "]"
+    return str(value)
+
+
+_JSON_TYPES = {bool: "bool", int: "number", float: "number", dict: "object", list: "array"}
+_B64 = re.compile(r"[A-Za-z0-9+/=]")
+
+
+def check_value_types(obj: Mapping[str, Any], rtype: ResourceType, *, apply: bool) -> None:
+    """Refuse non-string Secret/ConfigMap values and non-base64 ``data``/``binaryData`` (400).
+
+    An apply echoes the offending value in the message, as the API's typed-patch conversion
+    does (``.stringData.password: expected string, got &value.valueUnstructured{Value:12345}``);
+    other writes name only its JSON type, as the API's JSON decoder does.
+    """
+    if rtype.crd or rtype.kind not in ("Secret", "ConfigMap"):
         return
-    for value in (obj.get("data") or {}).values():
-        try:
-            base64.b64decode(str(value), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise bad_request(f'Secret in version "v1" cannot be handled as a Secret: '
-                              f"illegal base64 data: {exc}") from None
+    kind = rtype.kind
+    for section in ("data", "stringData", "binaryData"):
+        values = obj.get(section)
+        if not isinstance(values, Mapping):
+            continue
+        for key, value in values.items():
+            if value is None or isinstance(value, str):
+                continue
+            if apply:
+                meta = obj.get("metadata") or {}
+                raise bad_request(
+                    f"failed to create typed patch object ({meta.get('namespace', '')}/"
+                    f"{meta.get('name', '')}; /v1, Kind={kind}): .{section}.{key}: expected "
+                    f"string, got &value.valueUnstructured{{Value:{go_format(value)}}}")
+            jtype = _JSON_TYPES.get(type(value), "value")
+            gotype = "string" if section == "stringData" or kind == "ConfigMap" else "[]uint8"
+            raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: json: '
+                              f"cannot unmarshal {jtype} into Go struct field {kind}.{section} "
+                              f"of type {gotype}")
+    sections = ("data", "binaryData") if kind == "Secret" else ("binaryData",)
+    for section in sections:
+        for value in (obj.get(section) or {}).values():
+            if not isinstance(value, str):
+                continue
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                bad = next((i for i, ch in enumerate(value) if not _B64.match(ch)), len(value))
+                raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: '
+                                  f"illegal base64 data at input byte {bad}") from None
 
 
 def validate(obj: Mapping[str, Any], rtype: ResourceType, old: Mapping[str, Any] | None
@@ -343,7 +389,8 @@ def _immutable_causes(new: Mapping[str, Any], old: Mapping[str, Any], kind: str)
         imm("spec", "selector")
     if kind == "StatefulSet":
         allowed = {"replicas", "ordinals", "template", "updateStrategy",
-                   "persistentVolumeClaimRetentionPolicy", "minReadySeconds"}
+                   "persistentVolumeClaimRetentionPolicy", "minReadySeconds",
+                   "revisionHistoryLimit"}
         rest_new = {k: v for k, v in spec.items() if k not in allowed | {"selector"}}
         rest_old = {k: v for k, v in (old.get("spec") or {}).items()
                     if k not in allowed | {"selector"}}
