@@ -160,8 +160,8 @@ def _live(engine: Any, path: str, settings: dict[str, Any], root: Any, policy: M
           applyset: str | None, kubeconfig: str | None, kube_context: str | None,
           field_manager: str, context_lines: int) -> DiffResult:
     """What ``kiln apply`` would change: the objects it would send (rendered, resolved, the
-    ``kiln_before_apply`` hooks run, labelled as members of the same ApplySet) against the
-    cluster."""
+    ``kiln_before_apply`` hooks run, placed in the app's namespace, labelled as members of the
+    same ApplySet) against the cluster."""
     from kiln.apply.applier import parse_applyset, resolved_objects
     from kiln.apply.applyset import default_name
     from kiln.apply.cluster import ClusterOptions, connect
@@ -175,9 +175,18 @@ def _live(engine: Any, path: str, settings: dict[str, Any], root: Any, policy: M
         with connect(cluster, engine.env) as conn:
             namespace = conn.namespace
     target = parse_applyset(applyset, default_name(app.display_name), namespace)
-    objects = [target.label(obj) for obj in objects]
+    objects = [target.label(_placed(obj, app.namespace)) for obj in objects]
     return diff_live(objects, cluster=cluster, policy=policy, field_manager=field_manager,
                      context=context_lines)
+
+
+def _placed(obj: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+    """``obj`` in the app's namespace when it names none, as ``kiln apply`` places it (the
+    apply step drops it again for a cluster-scoped kind)."""
+    meta = obj.get("metadata")
+    if not namespace or not isinstance(meta, dict) or meta.get("namespace"):
+        return obj
+    return {**obj, "metadata": {**meta, "namespace": namespace}}
 
 
 def _policy(mask_kind: tuple[str, ...], keyfile: str | None, redactor: Any,

@@ -96,14 +96,33 @@ def drop_server_defaults(live: dict[str, Any] | None, desired: dict[str, Any],
     sides when ``live`` holds it with the same value, and from ``desired`` alone when there is
     no live object (a create). A field whose live value differs stays on both sides, so a real
     change is always shown. Mappings are compared key by key, lists item by item when
-    ``rendered`` has a list of the same length there. Returns new objects; with no
-    ``rendered`` object the inputs come back unchanged.
+    ``rendered`` has a list of the same length there. ``metadata.name`` and ``namespace``
+    always stay. Returns new objects; with no ``rendered`` object the inputs come back
+    unchanged.
     """
     if rendered is None:
         return live, desired
     new_live, new_desired = _drop(live if live is not None else _MISSING, desired, rendered,
                                   creating=live is None)
+    for before, after in ((live, new_live), (desired, new_desired)):
+        _keep_identity(before, after)
     return (None if live is None else new_live), new_desired
+
+
+IDENTITY = ("name", "namespace")
+"""``metadata`` fields always kept: they say which object a diff is about."""
+
+
+def _keep_identity(original: Any, dropped: Any) -> None:
+    meta = original.get("metadata") if isinstance(original, dict) else None
+    if not isinstance(meta, dict) or not isinstance(dropped, dict):
+        return
+    out = dropped.setdefault("metadata", {})
+    if not isinstance(out, dict):
+        return
+    for name in IDENTITY:
+        if name in meta and name not in out:
+            out[name] = meta[name]
 
 
 def _drop(live: Any, desired: Any, rendered: Any, *, creating: bool) -> tuple[Any, Any]:

@@ -186,3 +186,18 @@ def test_debug_output_and_logs_hold_no_value(tmp_path: Path, seeded: FakeKube,
     assert result.changed
     text = "".join(render(result, fmt) for fmt in ("text", "json", "markdown"))  # type: ignore[arg-type]
     assert not leaks(text + caplog.text)
+
+
+def test_objects_without_namespace_go_to_the_apps_namespace(tmp_path: Path,
+                                                            seeded: FakeKube) -> None:
+    write_tree(tmp_path, {"app/cm.json": json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
+         "data": {"a": "2"}})})
+    proc = kiln_diff(tmp_path / "app", seeded, "-n", "apps", "-o", "json")
+    assert proc.returncode == 1, proc.stderr
+    [item] = json.loads(proc.stdout)["objects"]
+    assert (item["ref"], item["state"]) == ("ConfigMap/apps/cfg", "changed")
+    assert "-  a: '1'" in item["diff"] and "+  a: '2'" in item["diff"]
+    default = kiln_diff(tmp_path / "app", seeded, "-o", "json")  # the context's: default
+    assert [(o["ref"], o["state"]) for o in json.loads(default.stdout)["objects"]] == [
+        ("ConfigMap/default/cfg", "added")]

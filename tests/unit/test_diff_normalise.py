@@ -63,8 +63,9 @@ def test_defaults_equal_on_both_sides_are_dropped_real_changes_kept() -> None:
     assert new_live["spec"]["revisionHistoryLimit"] == 10
     assert new_live["spec"]["replicas"] == 2
     assert "imagePullPolicy" not in new_live["spec"]["template"]["spec"]["containers"][0]
-    assert new_desired["metadata"] == {"name": "web"}  # the namespace matched the live one
-    assert "namespace" not in new_live["metadata"]
+    # The identity always stays, even where it matched.
+    assert new_desired["metadata"] == new_live["metadata"] == {"name": "web",
+                                                               "namespace": "apps"}
 
 
 def test_a_create_shows_what_was_rendered() -> None:
@@ -72,7 +73,9 @@ def test_a_create_shows_what_was_rendered() -> None:
                 "data": {"a": "1"}}
     desired = {**rendered, "metadata": {"name": "c", "namespace": "default"}}
     live, out = drop_server_defaults(None, desired, rendered)
-    assert live is None and out == rendered
+    assert live is None and out == desired  # rendered, and where it is created
+    desired["data"] = {"a": "1", "default": "x"}
+    assert drop_server_defaults(None, desired, rendered)[1]["data"] == {"a": "1"}
 
 
 def test_without_a_rendered_object_nothing_is_dropped() -> None:
