@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,11 +71,22 @@ def identity(obj: Mapping[str, Any]) -> Identity:
             str(meta.get("name") or ""))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newlines, terminal escapes) written as ``\\xNN``:
+    names come from the repository, and must not forge diff lines or drive a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def ref_of(obj: Mapping[str, Any]) -> str:
-    """``Kind/namespace/name``, or ``Kind/name`` for an object with no namespace."""
+    """``Kind/namespace/name``, or ``Kind/name`` for an object with no namespace (control
+    characters escaped, see :func:`printable`)."""
     _, kind, namespace, name = identity(obj)
-    return f"{kind or '?'}/{namespace}/{name or '?'}" if namespace else \
+    ref = f"{kind or '?'}/{namespace}/{name or '?'}" if namespace else \
         f"{kind or '?'}/{name or '?'}"
+    return printable(ref)
 
 
 @functools.cache
@@ -126,7 +138,8 @@ def diff_pair(ref: str, before: Mapping[str, Any] | None, after: Mapping[str, An
     text = ""
     if state != "unchanged":
         lines = difflib.unified_diff(_yaml_lines(masked.before), _yaml_lines(masked.after),
-                                     fromfile=f"{labels[0]}/{ref}", tofile=f"{labels[1]}/{ref}",
+                                     fromfile=printable(f"{labels[0]}/{ref}"),
+                                     tofile=printable(f"{labels[1]}/{ref}"),
                                      n=max(0, context), lineterm="")
         text = "".join(f"{line}\n" for line in lines)
     return ObjectDiff(ref, state, text, masked.keys, masked.fingerprints)

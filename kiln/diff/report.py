@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Literal
 
-from kiln.diff.objects import DiffResult, ObjectDiff
+from kiln.diff.objects import DiffResult, ObjectDiff, printable
 
 Format = Literal["text", "json", "markdown"]
 FORMATS: tuple[Format, ...] = ("text", "json", "markdown")
@@ -47,13 +47,14 @@ def summary_line(result: DiffResult) -> str:
 def _keys_text(item: ObjectDiff) -> str:
     if not item.keys:
         return ""
-    return ", ".join(f"{k} ({v})" for k, v in item.keys.items())
+    return ", ".join(f"{printable(k)} ({v})" for k, v in item.keys.items())
 
 
 def summary_table(result: DiffResult) -> str:
     """A plain-text table of every object that is not unchanged (state, ref, masked keys),
     then :func:`summary_line`."""
-    rows = [(o.state, o.ref, _keys_text(o)) for o in result.objects if o.state != "unchanged"]
+    rows = [(o.state, printable(o.ref), _keys_text(o)) for o in result.objects
+            if o.state != "unchanged"]
     lines = []
     if rows:
         width = max(len("STATE"), *(len(r[0]) for r in rows))
@@ -81,7 +82,8 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 def md_text(text: str) -> str:
     """``text`` safe in a Markdown table cell or heading: HTML escaped, Markdown punctuation
     backslash-escaped, line breaks flattened."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(" ".join(text.split()), quote=True))
+    flat = printable(" ".join(text.split()))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
 
 
 def _fence(text: str) -> str:

@@ -73,3 +73,14 @@ def test_markdown_cannot_be_broken_by_what_the_repository_rendered() -> None:
 def test_markdown_without_changes() -> None:
     text = render_markdown(DiffResult((ObjectDiff("ConfigMap/a/c", "unchanged"),)))
     assert "No differences" in text and "<details>" not in text
+
+
+def test_names_cannot_forge_lines_or_drive_a_terminal() -> None:
+    hostile = {"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "x\n+++ desired/forged\x1b[31m", "namespace": "a"},
+               "data": {"k\x1b]0;title\x07": "dmFsdWU="}, "type": "t\nx"}
+    result = diff_objects([], [hostile], policy=MaskPolicy())
+    for fmt in ("text", "json", "markdown"):
+        text = render(result, fmt)  # type: ignore[arg-type]
+        assert "\x1b" not in text and "\x07" not in text, fmt
+        assert "\n+++ desired/forged" not in text, fmt
