@@ -31,6 +31,20 @@ if TYPE_CHECKING:
     from kiln.apply.cluster import ClusterOptions
 
 
+class MaskedError(KilnError):
+    """An error of the apply step, its message, source and details masked."""
+
+    def __init__(self, message: str, *, source: str | None, details: list[str],
+                 exit_code: int) -> None:
+        super().__init__(message, source=source)
+        self._details = details
+        self.exit_code = exit_code
+
+    def details(self) -> list[str]:
+        """The original's detail lines, masked."""
+        return self._details
+
+
 def _rendered_for(desired: Mapping[str, Any], rendered: Mapping[Identity, Mapping[str, Any]]
                   ) -> Mapping[str, Any] | None:
     """The rendered object a dry-run result answers (the apply step may have filled in the
@@ -61,11 +75,14 @@ def diff_live(objects: list[dict[str, Any]], *, cluster: ClusterOptions,
     try:
         pairs = live_pairs(objects, cluster=cluster, field_manager=field_manager)
     except KilnError as exc:
-        exc.message = mask_error_text(exc.message, objects=objects, policy=policy)
-        if exc.source:
-            exc.source = mask_error_text(exc.source, objects=objects, policy=policy)
-        exc.args = (exc.message,)
-        raise
+        def mask(text: str) -> str:
+            return mask_error_text(text, objects=objects, policy=policy)
+
+        # Raised anew, from None: the original's text (and its cause's) is not printed even
+        # in a --debug traceback.
+        raise MaskedError(mask(exc.message), source=mask(exc.source) if exc.source else None,
+                          details=[mask(d) for d in exc.details()],
+                          exit_code=exc.exit_code) from None
     items = []
     for pair in pairs:
         desired = normalise(pair.desired)
