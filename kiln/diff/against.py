@@ -152,6 +152,10 @@ def render_against(engine: Engine, path: Path | str, against: str,
         root_rel = Path(os.path.relpath(os.path.realpath(source_root), os.path.realpath(repo)))
     with worktree(repo, commit, source) as tree:
         there = tree / rel
+        real_tree = os.path.realpath(tree)
+        if os.path.commonpath([real_tree, os.path.realpath(there)]) != real_tree:
+            raise InputError(f"{rel} is a symlink leaving the repository at {against}",
+                             source=source)
         if not there.is_dir():
             log.warning("%s did not exist at %s: every object is new", rel, against)
             return Rendered(against, [])

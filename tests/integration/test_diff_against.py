@@ -574,3 +574,18 @@ def test_sigterm_during_the_revision_render_removes_the_worktree(tmp_path: Path)
     assert out == "" and err.strip() == "kiln: error: interrupted by SIGTERM"
     assert git(repo, "worktree", "list").count("\n") == 1
     assert not any(p.name.startswith("kiln-diff-") for p in tmpdir.iterdir())
+
+
+def test_an_app_path_symlinked_out_of_the_repository_at_rev_is_refused(tmp_path: Path
+                                                                      ) -> None:
+    outside = write_tree(tmp_path / "outside", {"cm.yaml": (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: leaked}\ndata: {k: Outside-Vx}\n")})
+    repo = new_repo(tmp_path / "repo")
+    (repo / "app").symlink_to(outside)
+    commit(repo, "a symlink")
+    (repo / "app").unlink()
+    write_tree(repo, {"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"})
+    commit(repo, "a directory")
+    proc = diff("app", "--against", "HEAD~1", cwd=repo)
+    assert_clean_failure(proc, "--against HEAD~1", "symlink leaving the repository", code=2)
+    assert "Outside-Vx" not in proc.stderr
