@@ -25,6 +25,8 @@ from kiln.core.errors import ApplyError
 from kiln.core.redact import Redactor
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+PAGE = 500
+"""Objects per LIST page."""
 IMMUTABLE_MARKERS = ("is immutable", "immutable field", "field is immutable")
 
 SERVER_SET = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid",
@@ -133,6 +135,31 @@ class Api:
             if getattr(exc, "status", None) == 404:
                 return None
             raise self.failure(exc, "get", resource, ref, obj) from None
+
+    def list(self, sample: Mapping[str, Any], namespace: str | None, selector: str,
+             ref: str) -> list[dict[str, Any]]:
+        """Every object of ``sample``'s kind (in ``namespace``) matching the label
+        ``selector``, read in pages of :data:`PAGE`; each item gets its apiVersion and kind."""
+        resource = self.resource(str(sample.get("apiVersion") or ""),
+                                 str(sample.get("kind") or ""), ref)
+        path = resource.path(namespace=namespace if resource.namespaced else None)
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = [("labelSelector", selector), ("limit", str(PAGE))]
+            if token:
+                query.append(("continue", token))
+            try:
+                page = self._send("get", path, query=query)
+            except request_errors() as exc:
+                raise self.failure(exc, "list", resource, ref, sample) from None
+            for item in page.get("items") or []:
+                if isinstance(item, dict):
+                    items.append({"apiVersion": sample.get("apiVersion"),
+                                  "kind": sample.get("kind"), **item})
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items
 
     def apply(self, obj: Mapping[str, Any], ref: str, *, dry_run: bool = False,
               force: bool = False) -> dict[str, Any]:

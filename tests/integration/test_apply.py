@@ -136,6 +136,7 @@ def test_first_apply_creates_everything_by_server_side_apply(
                     if (k, n) in uids and o["metadata"].get("labels", {}).get(
                         "applyset.kubernetes.io/part-of") == set_id}
     assert len(uids) == 5
+    assert proc.stderr == ""  # no progress in a pipe
     assert_no_secret(proc.stdout, proc.stderr)
 
 
@@ -239,7 +240,9 @@ def test_prune_deletes_what_left_the_render(fake_kube: FakeKube, app: Path,
         assert req.body["propagationPolicy"] == "Background"
     extra_delete = next(r for r in deletes if r.path.endswith("/extra"))
     assert extra_delete.body["preconditions"] == {"uid": extra_uid}
-    assert not [r for r in fake_kube.log if r.method == "GET" and "labelSelector" in r.query]
+    # prune reads the inventory, not the cluster: no LIST of the kind that left the render
+    assert not [r for r in fake_kube.log if r.method == "GET" and r.path.endswith(
+        "/deployments")]
     assert {m["name"] for m in inventory(fake_kube)} == {NS, "conf", "creds"}
 
 
@@ -548,3 +551,92 @@ def test_applier_with_objects_from_elsewhere(fake_kube: FakeKube) -> None:
     assert first.applied == ["ConfigMap/default/lib"] and again.unchanged == first.applied
     stored = fake_kube.get("ConfigMap", "lib", "default")
     assert stored is not None and "labels" not in stored["metadata"]
+
+
+def test_previous_members_are_read_by_one_list(fake_kube: FakeKube, tmp_path: Path,
+                                               cache_dir: Path) -> None:
+    """A re-apply reads the live state of many members of one kind with one LIST (label
+    part-of) instead of a GET each; an object that lost the label is still read by GET."""
+    maps = [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"m{i}", "namespace": NS}, "data": {"i": str(i)}}
+            for i in range(6)]
+    app = write_app(tmp_path / "shop", [base_objects()[0], *maps])
+    assert kiln_apply(fake_kube, app, cache_dir).returncode == 0
+    fake_kube.seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "m5", "namespace": NS, "labels": {"applyset.kubernetes.io/part-of": None}}},
+        manager="someone")
+    maps[2]["data"]["i"] = "changed"
+    write_app(app, [base_objects()[0], *maps])
+    fake_kube.clear_log()
+    proc = kiln_apply(fake_kube, app, cache_dir, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert sorted(a["ref"] for a in summary["applied"]) == ["ConfigMap/shop/m2",
+                                                            "ConfigMap/shop/m5"]
+    lists = [r for r in fake_kube.log if r.method == "GET" and r.path.endswith("/configmaps")]
+    assert len(lists) == 1
+    assert lists[0].param("labelSelector") == "applyset.kubernetes.io/part-of=" + kep_id(
+        "kiln-shop", NS)
+    gets = [r.path.rsplit("/", 1)[-1] for r in fake_kube.log
+            if r.method == "GET" and "/configmaps/" in r.path]
+    assert gets == ["m5"]
+    relabelled = fake_kube.get("ConfigMap", "m5", NS)
+    assert relabelled is not None and relabelled["metadata"]["labels"][
+        "applyset.kubernetes.io/part-of"] == kep_id("kiln-shop", NS)
+
+
+def test_in_cluster_service_account(fake_kube_factory: Any, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """No kubeconfig anywhere and KUBERNETES_SERVICE_HOST/PORT set: the service account's
+    token, CA and namespace are used, as kubectl does in a pod."""
+    from urllib.parse import urlsplit
+
+    from kiln.apply import cluster as cluster_mod
+    from kiln.apply.applier import Applier
+    from tests.fakekube.server import DEFAULT_TOKEN
+
+    fake = fake_kube_factory(tls=True, require_token=True)
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(DEFAULT_TOKEN)
+    (account / "ca.crt").write_bytes(fake.ca_pem)
+    (account / "namespace").write_text("kube-public")
+    monkeypatch.setattr(cluster_mod, "SERVICE_ACCOUNT_DIR", str(account))
+    url = urlsplit(fake.url)
+    env = {"KUBERNETES_SERVICE_HOST": str(url.hostname),
+           "KUBERNETES_SERVICE_PORT": str(url.port), "HOME": str(tmp_path / "home")}
+    with cluster_mod.connect(cluster_mod.ClusterOptions(), env) as conn:
+        assert conn.namespace == "kube-public"
+        assert conn.where == "in-cluster service account"
+        report = Applier(conn).apply([{"apiVersion": "v1", "kind": "ConfigMap",
+                                       "metadata": {"name": "from-a-pod"}}])
+    assert report.applied == ["ConfigMap/kube-public/from-a-pod"]
+    assert fake.get("ConfigMap", "from-a-pod", "kube-public") is not None
+    assert {r.user for r in fake.log} == {"kiln-test"}
+
+
+def test_no_secret_in_any_output_even_with_debug(fake_kube: FakeKube, app: Path,
+                                                 cache_dir: Path) -> None:
+    """Apply, change the Secret's value, re-apply, dry-run and prune with --debug: the Secret is
+    detected as changed, and neither value appears in stdout or stderr (raw or base64)."""
+    outputs = []
+    proc = kiln_apply(fake_kube, app, cache_dir, "--debug")
+    assert proc.returncode == 0, proc.stderr
+    outputs += [proc.stdout, proc.stderr]
+    new_value = "n3w-s3cret-after-rotation"
+    objects = base_objects()
+    objects[3]["stringData"]["password"] = new_value
+    write_app(app, objects)
+    for args in (("--dry-run=server", "-o", "json"), ("-o", "json"), ("--prune",)):
+        proc = kiln_apply(fake_kube, app, cache_dir, "--debug", *args)
+        assert proc.returncode == 0, proc.stderr
+        outputs += [proc.stdout, proc.stderr]
+    assert json.loads(outputs[4])["applied"] == [{"ref": "Secret/shop/creds",
+                                                  "action": "configured"}]
+    stored = fake_kube.get("Secret", "creds", NS)
+    assert stored is not None
+    assert base64.b64decode(stored["data"]["password"]).decode() == new_value
+    assert_no_secret(*outputs)
+    for text in outputs:
+        for form in forms(new_value):
+            assert form.decode() not in text
