@@ -5,7 +5,9 @@
 
 ``fake_kube`` (function scope) is a started :class:`~tests.fakekube.server.FakeKube` (plain
 HTTP, no token required, no delays) whose ``kubeconfig`` attribute is a kubeconfig file in the
-test's ``tmp_path`` (contexts ``fake`` — current —, ``fake-alt`` and ``unreachable``).
+test's ``tmp_path`` (contexts ``fake`` — current, user ``kiln-test``, namespace ``default`` —,
+``fake-alt`` — user ``kiln-alt``, namespace ``alt`` — and ``unreachable`` — a closed port);
+``fake_kube.kubeconfig(directory)`` writes another copy and returns its path.
 ``fake_kube_factory(**options)`` starts more, with :class:`FakeKube`'s options (``tls``,
 ``require_token``, ``crd_delay``, ``rollout_delay``); each gets its own kubeconfig file and is
 stopped at the end of the test.

@@ -19,7 +19,10 @@ What it emulates:
   ``fieldSelector`` on ``metadata.name``/``metadata.namespace``, ``limit``/``continue``), POST,
   PUT, PATCH (apply, merge, an approximated strategic merge, JSON patch), DELETE (propagation
   policy, ``preconditions.uid``/``resourceVersion``), DELETE on a collection, ``status``
-  subresource. ``dryRun=All`` on every write; ``fieldValidation=Strict|Warn|Ignore``.
+  subresource. ``dryRun=All`` on every write. ``fieldValidation=Strict|Warn|Ignore`` on
+  create/update/patch (400 ``strict decoding error`` / a ``Warning`` header / silence); an
+  apply with an undeclared field fails whatever the directive, as the real one does: its type
+  conversion errors, served as a reason-less 500 ``failed to create typed patch object``.
 - Watches (``watch=true`` on a collection, chunked JSON lines): ADDED/MODIFIED/DELETED from
   ``resourceVersion`` (or, from ``0``/none, ADDED for what exists first), selectors,
   ``timeoutSeconds`` (default 60 s), ``sendInitialEvents`` with its closing BOOKMARK, 410 Expired
@@ -80,13 +83,15 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import yaml
 
-from tests.fakekube.cluster import Cluster, Request, WatchStream, load_json_or_yaml
+from tests.fakekube.cluster import Cluster, Request
+from tests.fakekube.patches import load_json_or_yaml
 from tests.fakekube.status import ApiError, for_code, unauthorized
+from tests.fakekube.watch import WatchStream
 
 DEFAULT_TOKEN = "fakekube-token"
 ALT_TOKEN = "fakekube-alt-token"
@@ -236,17 +241,35 @@ def _self_signed() -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
+class KubeconfigPath(PosixPath):
+    """A kubeconfig file's path that, called with a directory, writes a fresh kubeconfig for
+    the same fake there (``fake.kubeconfig(tmp_path) -> Path``)."""
+
+    fake: FakeKube | None = None
+
+    def __call__(self, directory: Path, name: str = "kubeconfig",
+                 namespace: str = "default") -> Path:
+        """Write a kubeconfig for this fake into ``directory``; return its path."""
+        if self.fake is None:
+            raise TypeError("this path is not bound to a FakeKube")
+        return self.fake.write_kubeconfig(directory, name, namespace)
+
+
 class FakeKube:
     """A running fake API server: ``url``, the :class:`Cluster` state, and test hooks.
 
     ``tls``: serve HTTPS with a throwaway self-signed certificate (``ca_pem``; the kubeconfig
     carries it as ``certificate-authority-data``). ``require_token``: answer 401 unless the
     request carries one of :data:`USERS`' bearer tokens (the kubeconfig's users do).
+    ``crd_delay``/``rollout_delay``: see :class:`~tests.fakekube.cluster.Cluster`. ``version``:
+    the (major, minor) ``/version`` reports.
     """
 
     def __init__(self, *, tls: bool = False, require_token: bool = False,
-                 crd_delay: float = 0.0, rollout_delay: float = 0.0) -> None:
-        self.cluster = Cluster(crd_delay=crd_delay, rollout_delay=rollout_delay)
+                 crd_delay: float = 0.0, rollout_delay: float = 0.0,
+                 version: tuple[str, str] = ("1", "37")) -> None:
+        self.cluster = Cluster(crd_delay=crd_delay, rollout_delay=rollout_delay,
+                               version=version)
         self.require_token = require_token
         self.tls = tls
         self.ca_pem: bytes | None = None
@@ -256,9 +279,10 @@ class FakeKube:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
-        self.kubeconfig: Path | None = None
+        self.kubeconfig: KubeconfigPath | None = None
         """The kubeconfig file last written by :meth:`write_kubeconfig` (the fixture writes
-        one into the test's ``tmp_path``)."""
+        one into the test's ``tmp_path``). It is a :class:`~pathlib.Path`; calling it,
+        ``fake.kubeconfig(directory)``, writes another one there and returns its path."""
 
     # ----- lifecycle -----------------------------------------------------------------------
 
@@ -365,9 +389,13 @@ class FakeKube:
 
     # ----- state hooks (see Cluster) -------------------------------------------------------
 
-    def objects(self) -> list[dict[str, Any]]:
-        """Deep copies of every stored object (the four default namespaces included)."""
-        return self.cluster.objects()
+    def objects(self, kind: str | None = None, namespace: str | None = None
+                ) -> list[dict[str, Any]]:
+        """Deep copies of the stored objects (the four default namespaces included), sorted by
+        group, resource, namespace, name; only ``kind``/``namespace`` ones when given."""
+        return [o for o in self.cluster.objects()
+                if (kind is None or o.get("kind") == kind)
+                and (namespace is None or o["metadata"].get("namespace", "") == namespace)]
 
     def get(self, kind: str, name: str, namespace: str = "", group: str | None = None
             ) -> dict[str, Any] | None:
@@ -459,12 +487,15 @@ class FakeKube:
         host, _, port = self.cluster.address.rpartition(":")
         return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
 
-    def write_kubeconfig(self, directory: Path, name: str = "kubeconfig") -> Path:
+    def write_kubeconfig(self, directory: Path, name: str = "kubeconfig",
+                         namespace: str = "default") -> Path:
         """Write :meth:`kubeconfig_dict` to ``directory/name`` (mode 0600), remember it as
         :attr:`kubeconfig`, and return its path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / name
-        path.write_text(yaml.safe_dump(self.kubeconfig_dict(), sort_keys=False))
+        path = KubeconfigPath(path)
+        path.fake = self
+        path.write_text(yaml.safe_dump(self.kubeconfig_dict(namespace), sort_keys=False))
         path.chmod(0o600)
         self.kubeconfig = path
         return path

@@ -112,21 +112,20 @@ def remove_at(obj: dict[str, Any], path: Path, protected: Set[Path] = frozenset(
     """
     if not path:
         return
-    parents: list[tuple[Any, Elem]] = []
+    parents: list[tuple[Any, Elem, Any]] = []
     cur: Any = obj
     for elem in path:
-        parents.append((cur, elem))
-        found, cur = get_at(cur, (elem,))
+        found, child = get_at(cur, (elem,))
         if not found:
             return
+        parents.append((cur, elem, child))
+        cur = child
     for depth in range(len(parents) - 1, -1, -1):
-        container, (kind, name) = parents[depth]
+        container, (kind, name), child = parents[depth]
         if kind == "f":
             del container[name]
         else:
-            want = json.loads(name)["name"]
-            container[:] = [i for i in container
-                            if not (isinstance(i, dict) and i.get("name") == want)]
+            container[:] = [i for i in container if i is not child]
         if container or depth == 0 or path[:depth] in protected:
             break
         if path[:depth] == (("f", "metadata"),):
@@ -272,6 +271,16 @@ def _stamp(before: dict[int, set[Path]], entries: list[Entry], now: str) -> None
             e.time = now
 
 
+def _is_item_key(path: Path) -> bool:
+    """Whether ``path`` is the ``name`` key of a keyed-list item (``...[name="x"].name``)."""
+    return len(path) >= 2 and path[-1] == ("f", "name") and path[-2][0] == "k"
+
+
+def _removal_order(path: Path) -> tuple[int, bool]:
+    """Deepest first, and an item's ``name`` key after its siblings (else the item is lost)."""
+    return (-len(path), _is_item_key(path))
+
+
 def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
           api_version: str, force: bool, now: str, subresource: str = "",
           status_is_subresource: bool = False) -> ApplyResult:
@@ -308,9 +317,10 @@ def apply(live: dict[str, Any] | None, config: dict[str, Any], *, manager: str,
     for kept in (cfg_leaves, *(e.fields for e in others)):
         for path in kept:
             protected.update(path[:i] for i in range(1, len(path) + 1))
-    for p in sorted(mine.fields - cfg_leaves.keys(), key=len, reverse=True):
-        if p not in protected:
-            remove_at(merged, p, protected)
+    for p in sorted(mine.fields - cfg_leaves.keys(), key=_removal_order):
+        if p in protected or (_is_item_key(p) and p[:-1] in protected):
+            continue
+        remove_at(merged, p, protected)
     mine.fields = set(cfg_leaves)
     mine.api_version = api_version
     _stamp(before, entries, now)

@@ -20,7 +20,9 @@ class ApiError(Exception):
         super().__init__(message)
         self.code = code
         self.body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                     "status": "Failure", "message": message, "reason": reason}
+                                     "status": "Failure", "message": message}
+        if reason:  # StatusReasonUnknown is "" and omitted, as the API omits it
+            self.body["reason"] = reason
         if details is not None:
             self.body["details"] = details
         self.body["code"] = code

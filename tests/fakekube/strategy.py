@@ -300,9 +300,9 @@ _B64 = re.compile(r"[A-Za-z0-9+/=]")
 def check_value_types(obj: Mapping[str, Any], rtype: ResourceType, *, apply: bool) -> None:
     """Refuse non-string Secret/ConfigMap values and non-base64 ``data``/``binaryData`` (400).
 
-    An apply echoes the offending value in the message, as the API's typed-patch conversion
-    does (``.stringData.password: expected string, got &value.valueUnstructured{Value:12345}``);
-    other writes name only its JSON type, as the API's JSON decoder does.
+    An apply gets the typed-patch 500 that echoes the offending value, as the API's does
+    (``.stringData.password: expected string, got &value.valueUnstructured{Value:12345}``);
+    other writes get a 400 naming only its JSON type, as the API's JSON decoder does.
     """
     if rtype.crd or rtype.kind not in ("Secret", "ConfigMap"):
         return
@@ -315,11 +315,9 @@ def check_value_types(obj: Mapping[str, Any], rtype: ResourceType, *, apply: boo
             if value is None or isinstance(value, str):
                 continue
             if apply:
-                meta = obj.get("metadata") or {}
-                raise bad_request(
-                    f"failed to create typed patch object ({meta.get('namespace', '')}/"
-                    f"{meta.get('name', '')}; /v1, Kind={kind}): .{section}.{key}: expected "
-                    f"string, got &value.valueUnstructured{{Value:{go_format(value)}}}")
+                raise typed_patch_error(obj, rtype, [
+                    f".{section}.{key}: expected string, got "
+                    f"&value.valueUnstructured{{Value:{go_format(value)}}}"])
             jtype = _JSON_TYPES.get(type(value), "value")
             gotype = "string" if section == "stringData" or kind == "ConfigMap" else "[]uint8"
             raise bad_request(f'{kind} in version "v1" cannot be handled as a {kind}: json: '
@@ -451,20 +449,28 @@ def unknown_fields(obj: Mapping[str, Any], rtype: ResourceType) -> list[str]:
     return found
 
 
+def typed_patch_error(obj: Mapping[str, Any], rtype: ResourceType, details: list[str]
+                      ) -> ApiError:
+    """What an apply whose config does not fit the schema gets: kube-apiserver's SSA type
+    conversion fails with a plain error, which the API serves as a 500 Status with no reason
+    (kubectl prints ``Error from server: failed to create typed patch object (...)``),
+    whatever ``fieldValidation`` says."""
+    meta = obj.get("metadata") or {}
+    where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    gv = rtype.api_version if rtype.group else f"/{rtype.version}"
+    detail = details[0] if len(details) == 1 else "errors:\n" + "\n".join(
+        f"  {d}" for d in details)
+    return ApiError(500, "", f"failed to create typed patch object ({where}; {gv}, "
+                    f"Kind={rtype.kind}): {detail}")
+
+
 def strict_error(unknown: list[str], rtype: ResourceType, obj: Mapping[str, Any],
                  apply: bool) -> ApiError:
-    """The 400 the API returns under ``fieldValidation=Strict`` for unknown fields."""
+    """The error for unknown fields: an apply's typed-patch 500 (:func:`typed_patch_error`),
+    or the 400 a create/update/patch gets under ``fieldValidation=Strict``."""
     if apply:
-        meta = obj.get("metadata") or {}
-        where = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-        gv = rtype.api_version if rtype.group else f"/{rtype.version}"
-        if len(unknown) == 1:
-            detail = f"{unknown[0]}: field not declared in schema"
-        else:
-            detail = "errors:\n" + "\n".join(f"  {u}: field not declared in schema"
-                                             for u in unknown)
-        return bad_request(f"failed to create typed patch object ({where}; {gv}, "
-                           f"Kind={rtype.kind}): {detail}")
+        return typed_patch_error(obj, rtype, [f"{u}: field not declared in schema"
+                                              for u in unknown])
     fields = ", ".join(f'unknown field "{u.lstrip(".")}"' for u in unknown)
     return bad_request(f'{rtype.kind} in version "{rtype.version}" cannot be handled as a '
                        f"{rtype.kind}: strict decoding error: {fields}")

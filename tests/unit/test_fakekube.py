@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kubernetes import config as kube_config
@@ -139,11 +140,12 @@ def client_for(fake: FakeKube, context: str | None = None) -> dynamic.DynamicCli
     return dynamic.DynamicClient(api)
 
 
-def kubectl(fake: FakeKube, *args: str, stdin: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    """Run the real kubectl against the fake's kubeconfig."""
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(fake.kubeconfig.parent)
-           if fake.kubeconfig else "/nonexistent", "KUBECONFIG": str(fake.kubeconfig)}
+def kubectl(fake: FakeKube, *args: str, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real kubectl against the fake's kubeconfig (``env`` adds variables)."""
+    assert fake.kubeconfig is not None
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(fake.kubeconfig.parent),
+           "KUBECONFIG": str(fake.kubeconfig), **(env or {})}
     return subprocess.run([tool("kubectl"), *args], capture_output=True, text=True, env=env,
                           input=stdin, timeout=60, check=False)
 
@@ -318,17 +320,26 @@ def test_dry_run_stores_nothing_but_answers_as_if_applied(fake_kube: FakeKube) -
     assert code == 200 and fake_kube.get("ConfigMap", "d", "default") is not None
 
 
-def test_strict_field_validation_rejects_unknown_fields(fake_kube: FakeKube) -> None:  # noqa: F811
+@pytest.mark.parametrize("validation", ["Strict", "Warn", "Ignore"])
+def test_an_apply_with_unknown_fields_fails_type_conversion_whatever_the_validation(
+        fake_kube: FakeKube, validation: str) -> None:  # noqa: F811
+    """kube-apiserver's SSA converts the config to its typed form first; an undeclared field
+    fails that with a plain error, served as a 500 Status with no reason."""
     bad = deployment()
     bad["spec"]["replicaz"] = 3
-    code, body = apply(fake_kube, bad, query="fieldValidation=Strict")
-    assert code == 400 and body["reason"] == "BadRequest"
+    code, body = apply(fake_kube, bad, query=f"fieldValidation={validation}")
+    assert code == 500 and "reason" not in body and body["status"] == "Failure"
     assert body["message"] == ("failed to create typed patch object (default/web; apps/v1, "
                                "Kind=Deployment): .spec.replicaz: field not declared in schema")
     meta_bad = configmap("m", {"a": "1"})
     meta_bad["metadata"]["labelz"] = {"x": "y"}
-    code, body = apply(fake_kube, meta_bad, query="fieldValidation=Strict")
-    assert code == 400 and ".metadata.labelz: field not declared in schema" in body["message"]
+    code, body = apply(fake_kube, meta_bad, query=f"fieldValidation={validation}")
+    assert code == 500 and ".metadata.labelz: field not declared in schema" in body["message"]
+    assert fake_kube.get("Deployment", "web", "default") is None
+
+
+def test_strict_field_validation_rejects_unknown_fields_on_other_writes(
+        fake_kube: FakeKube) -> None:  # noqa: F811
     top_bad = configmap("t", {"a": "1"})
     top_bad["spec"] = {}
     code, body, _ = call(fake_kube, "POST", "/api/v1/namespaces/default/configmaps", top_bad,
@@ -347,7 +358,12 @@ def test_strict_validation_follows_a_crd_schema(fake_kube: FakeKube) -> None:  #
     bad = widget()
     bad["spec"]["colour"] = "red"
     code, body = apply(fake_kube, bad, query="fieldValidation=Strict")
-    assert code == 400 and ".spec.colour: field not declared in schema" in body["message"]
+    assert code == 500 and body["message"] == (
+        "failed to create typed patch object (default/w1; example.com/v1, Kind=Widget): "
+        ".spec.colour: field not declared in schema")
+    code, body, _ = call(fake_kube, "POST", "/apis/example.com/v1/namespaces/default/widgets",
+                         bad, query="fieldValidation=Strict")
+    assert code == 400 and body["message"].endswith('unknown field "spec.colour"')
     assert apply(fake_kube, widget(), query="fieldValidation=Strict")[0] == 201
 
 
@@ -476,7 +492,10 @@ def test_a_missing_namespace_is_404_naming_it(fake_kube: FakeKube) -> None:  # n
 def test_deleting_a_namespace_deletes_its_contents(fake_kube: FakeKube) -> None:  # noqa: F811
     apply(fake_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "gone"}})
     apply(fake_kube, configmap("x", {}, namespace="gone"))
-    assert call(fake_kube, "DELETE", "/api/v1/namespaces/gone")[0] == 200
+    code, body, _ = call(fake_kube, "DELETE", "/api/v1/namespaces/gone")
+    assert code == 200 and body["kind"] == "Namespace"
+    assert body["status"]["phase"] == "Terminating" and body["metadata"]["deletionTimestamp"]
+    assert call(fake_kube, "GET", "/api/v1/namespaces/gone")[0] == 404
     assert fake_kube.get("ConfigMap", "x", "gone") is None
 
 
@@ -854,7 +873,7 @@ def test_an_apply_with_a_non_string_secret_value_echoes_it_as_the_api_does(
               "metadata": {"name": "s", "namespace": "default"},
               "stringData": {"password": 12345}}
     code, body = apply(fake_kube, secret)
-    assert code == 400 and body["reason"] == "BadRequest"
+    assert code == 500 and "reason" not in body
     assert body["message"] == (
         "failed to create typed patch object (default/s; /v1, Kind=Secret): "
         ".stringData.password: expected string, got &value.valueUnstructured{Value:12345}")
@@ -982,3 +1001,160 @@ def test_an_invalid_crd_is_refused(fake_kube: FakeKube) -> None:  # noqa: F811
         'CustomResourceDefinition.apiextensions.k8s.io "widgets.wrong.com" is invalid: '
         'metadata.name: Invalid value: "widgets.wrong.com": must be spec.names.plural+"."+'
         "spec.group")
+
+
+def _cm(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "x"}, **body}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=4), st.dictionaries(_keys, _values, max_size=4))
+def test_a_sole_manager_ends_with_exactly_its_latest_config(first: dict[str, Any],
+                                                            second: dict[str, Any]) -> None:
+    """The SSA rule with one manager: whatever it applied before, the object's owned part is
+    what it applies now (fields it dropped are gone), and applying it again changes nothing."""
+    one = ssa.apply(None, _cm({"spec": first}), manager="m", api_version="v1", force=False,
+                    now="t1").obj
+    two = ssa.apply(one, _cm({"spec": second}), manager="m", api_version="v1", force=False,
+                    now="t2").obj
+    assert ssa.owned_view(two, "", False) == ssa.owned_view(_cm({"spec": second}), "", False)
+    again = ssa.apply(two, _cm({"spec": second}), manager="m", api_version="v1", force=False,
+                      now="t3").obj
+    assert again == two
+
+
+def test_an_applied_empty_map_survives_the_removal_of_its_old_keys() -> None:
+    first = ssa.apply(None, _cm({"data": {"a": "1"}}), manager="m", api_version="v1",
+                      force=False, now="t").obj
+    second = ssa.apply(first, _cm({"data": {}}), manager="m", api_version="v1", force=False,
+                       now="t").obj
+    assert second["data"] == {}
+    third = ssa.apply(second, _cm({"data": {"b": "2"}}), manager="m", api_version="v1",
+                      force=False, now="t").obj
+    assert third["data"] == {"b": "2"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=4), st.dictionaries(_keys, _values, max_size=4))
+def test_what_another_manager_owns_survives_a_managers_retreat(mine: dict[str, Any],
+                                                               theirs: dict[str, Any]) -> None:
+    """m applies, o force-applies over it, m then applies nothing: o's config is what is left."""
+    one = ssa.apply(None, _cm({"spec": mine}), manager="m", api_version="v1", force=False,
+                    now="t1").obj
+    result = ssa.apply(one, _cm({"spec": theirs}), manager="o", api_version="v1", force=True,
+                       now="t2")
+    assert result.conflicts == []
+    gone = ssa.apply(result.obj, _cm({}), manager="m", api_version="v1", force=False,
+                     now="t3").obj
+    assert ssa.owned_view(gone, "", False) == ssa.owned_view(_cm({"spec": theirs}), "", False)
+    assert {e["manager"] for e in gone["metadata"].get("managedFields", [])} <= {"o"}
+
+
+def test_immutable_secrets_and_configmaps(fake_kube: FakeKube) -> None:  # noqa: F811
+    secret = {"apiVersion": "v1", "kind": "Secret", "immutable": True,
+              "metadata": {"name": "s", "namespace": "default"}, "data": {"k": "YQ=="}}
+    assert apply(fake_kube, secret)[0] == 201
+    secret["data"] = {"k": "Yg=="}
+    code, body = apply(fake_kube, secret)
+    assert code == 422 and body["message"] == (
+        'Secret "s" is invalid: data: Forbidden: field is immutable when `immutable` is set')
+    assert "Yg==" not in json.dumps(body) and "YQ==" not in json.dumps(body)
+    tls = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+           "metadata": {"name": "t", "namespace": "default"}}
+    apply(fake_kube, tls)
+    tls["type"] = "kubernetes.io/tls"
+    code, body = apply(fake_kube, tls)
+    assert code == 422 and body["message"] == (
+        'Secret "t" is invalid: type: Invalid value: "kubernetes.io/tls": field is immutable')
+    assert [o["metadata"]["name"] for o in fake_kube.objects("Secret", "default")] == ["s", "t"]
+
+
+def test_kubectl_applyset_prune_works_against_the_fake(fake_kube: FakeKube,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    """kubectl's own ApplySet (KEP-3659) flow runs here, so kiln's sets can be checked against
+    kubectl's; its parent id matches the KEP's published example."""
+    apply(fake_kube, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "test"}})
+    both = tmp_path / "both.json"
+    both.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        configmap("a", {"x": "1"}, namespace="test"), configmap("b", {"x": "2"},
+                                                                 namespace="test")]}))
+    args = ["apply", "--server-side", "--validate=false", "--prune", "--applyset=my-set",
+            "-n", "test", "-f"]
+    applyset = {"KUBECTL_APPLYSET": "true"}
+    out = kubectl(fake_kube, *args, str(both), env=applyset)
+    assert out.returncode == 0, out.stderr
+    parent = fake_kube.get("Secret", "my-set", "test")
+    assert parent is not None
+    set_id = parent["metadata"]["labels"]["applyset.kubernetes.io/id"]
+    assert set_id == "applyset-0eFHV8ySqp7XoShsGvyWFQD3s96yqwHmzc4e0HR1dsY-v1"
+    member = fake_kube.get("ConfigMap", "b", "test")
+    assert member is not None
+    assert member["metadata"]["labels"] == {"applyset.kubernetes.io/part-of": set_id}
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(configmap("a", {"x": "1"}, namespace="test")))
+    out = kubectl(fake_kube, *args, str(one), env=applyset)
+    assert out.returncode == 0, out.stderr
+    assert "configmap/b pruned" in out.stdout
+    assert fake_kube.get("ConfigMap", "b", "test") is None
+    assert fake_kube.get("ConfigMap", "a", "test") is not None
+
+
+def test_the_kubeconfig_is_a_path_that_writes_another_when_called(
+        fake_kube: FakeKube, tmp_path: Path) -> None:  # noqa: F811
+    assert fake_kube.kubeconfig is not None and fake_kube.kubeconfig.is_file()
+    written = fake_kube.kubeconfig(tmp_path / "elsewhere")
+    assert written == tmp_path / "elsewhere" / "kubeconfig" and written.is_file()
+    assert oct(written.stat().st_mode & 0o777) == "0o600"
+    loaded = yaml.safe_load(written.read_text())
+    assert loaded["current-context"] == "fake"
+    assert {c["name"] for c in loaded["contexts"]} == {"fake", "fake-alt", "unreachable"}
+    assert loaded["clusters"][0]["cluster"]["server"] == fake_kube.url
+
+
+def test_kubectl_client_side_apply_then_server_side_apply_conflicts_as_documented(
+        fake_kube: FakeKube, tmp_path: Path) -> None:  # noqa: F811
+    """kubectl's client-side apply leaves its last-applied annotation and an Update manager;
+    an SSA that changes its field gets the reference's example 409 word for word."""
+    manifest = tmp_path / "d.json"
+    manifest.write_text(json.dumps(deployment(replicas=2)))
+    out = kubectl(fake_kube, "apply", "--validate=false", "-f", str(manifest))
+    assert out.returncode == 0, out.stderr
+    live = fake_kube.get("Deployment", "web", "default")
+    assert live is not None
+    last = json.loads(live["metadata"]["annotations"][
+        "kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["spec"]["replicas"] == 2
+    assert managers(live)["kubectl-client-side-apply"]["operation"] == "Update"
+    code, body = apply(fake_kube, deployment(replicas=3), manager="kiln")
+    assert code == 409
+    assert body == {
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": 'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" '
+                   "using apps/v1: .spec.replicas",
+        "reason": "Conflict",
+        "details": {"causes": [{"reason": "FieldManagerConflict",
+                                "message": 'conflict with "kubectl-client-side-apply" using '
+                                           "apps/v1",
+                                "field": ".spec.replicas"}]},
+        "code": 409}
+
+
+def test_managed_fields_can_be_rewritten_or_cleared_by_a_patch(
+        fake_kube: FakeKube) -> None:  # noqa: F811
+    fake_kube.seed(deployment(replicas=2), manager="kubectl-client-side-apply")
+    live = fake_kube.get("Deployment", "web", "default")
+    assert live is not None
+    index = [e["manager"] for e in live["metadata"]["managedFields"]].index(
+        "kubectl-client-side-apply")
+    code, _, _ = call(fake_kube, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                      [{"op": "replace", "path": f"/metadata/managedFields/{index}/manager",
+                        "value": "kiln"},
+                       {"op": "replace", "path": f"/metadata/managedFields/{index}/operation",
+                        "value": "Apply"}], ctype="application/json-patch+json")
+    assert code == 200
+    code, body = apply(fake_kube, deployment(replicas=3), manager="kiln")
+    assert code == 200 and body["spec"]["replicas"] == 3
+    code, body, _ = call(fake_kube, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                         {"metadata": {"managedFields": [{}]}},
+                         ctype="application/merge-patch+json")
+    assert code == 200 and "managedFields" not in body["metadata"]
