@@ -114,3 +114,30 @@ def test_reports_depend_on_states_only(data: st.DataObject) -> None:
     first = data.draw(assignments(layout))
     second = data.draw(assignments(layout))
     assert reports(first[0], first[1]) == reports(second[0], second[1])
+
+
+ECHO = st.sampled_from(["Invalid value: ", "Unsupported value: ", "Duplicate value: "])
+NOISE = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40)
+
+
+def go_quoted(value: str) -> str:
+    """``value`` as Go's %q writes it (enough of it: quotes and backslashes escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@FUZZ
+@given(st.lists(st.tuples(NOISE, ECHO, VALUES, st.booleans()), min_size=1, max_size=5),
+       NOISE)
+def test_error_text_never_keeps_an_echoed_value(parts: list[tuple[str, str, str, bool]],
+                                                tail: str) -> None:
+    from kiln.diff.mask import mask_error_text
+    from tests.fuzz.bounds import within
+
+    text = "".join(f"{noise}field: {echo}" + (go_quoted(value) if quoted else
+                                             f"map[string]interface {{}}{{{value}}}") + ": bad"
+                   for noise, echo, value, quoted in parts) + tail
+    with within(5):
+        out = mask_error_text(text)
+    assert "\n" not in out and "\r" not in out
+    for _, _, value, _ in parts:
+        assert value not in out, (text, out)
