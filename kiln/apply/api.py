@@ -197,9 +197,11 @@ class Api:
                 obj: Mapping[str, Any] | None = None) -> ApplyError:
         """The one-line ApplyError for a failed request (see the module docstring)."""
         status = getattr(exc, "status", None)
-        if not isinstance(status, int) or status == 0:
-            return connection_error(exc, self.cluster.where)
         what = _resource_name(resource)
+        if not isinstance(status, int) or status == 0:
+            lost = connection_error(exc, self.cluster.where)
+            return ApplyError(f"{lost.message} ({self.cluster.where}) to {verb} {what}",
+                              source=ref)
         meta = (obj or {}).get("metadata") or {}
         namespace = meta.get("namespace")
         where = f" in namespace {namespace}" if namespace and getattr(

@@ -216,7 +216,7 @@ class Applier:
         except ApplyError as exc:
             state.finish(members, failed=True)
             raise self._midway(exc, report) from None
-        state.finish(members, failed=bool(report.failed))
+        state.finish(members, failed=False)  # a failed delete's member is still listed
         if report.failed:
             raise PruneError(report.failed, self._prune_errors,
                              source=self.applyset.ref if self.applyset else None)

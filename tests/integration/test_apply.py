@@ -281,11 +281,14 @@ def test_prune_keeps_annotated_and_foreign_objects(fake_kube: FakeKube, tmp_path
 def test_a_failed_delete_stays_in_the_inventory(fake_kube: FakeKube, app: Path,
                                                 cache_dir: Path) -> None:
     assert kiln_apply(fake_kube, app, cache_dir).returncode == 0
-    write_app(app, [o for o in base_objects() if o["metadata"]["name"] != "extra"])
+    write_app(app, [o for o in base_objects() if o["metadata"]["name"] not in ("extra", "web")])
     fake_kube.set_fail("DELETE", r"/configmaps/extra$", 500, "etcd is sad")
     proc = kiln_apply(fake_kube, app, cache_dir, "--prune")
     assert_clean_failure(proc, "could not be pruned", "ConfigMap/shop/extra")
-    assert "extra" in {m["name"] for m in inventory(fake_kube)}
+    assert "  - ConfigMap/shop/extra: delete configmaps failed (500): etcd is sad" in proc.stderr
+    listed = {m["name"] for m in inventory(fake_kube)}
+    assert "extra" in listed and "web" not in listed  # the delete that worked is recorded
+    assert fake_kube.get("Deployment", "web", NS) is None
     fake_kube.clear_fails()
     proc = kiln_apply(fake_kube, app, cache_dir, "--prune")
     assert proc.returncode == 0, proc.stderr
@@ -640,3 +643,11 @@ def test_no_secret_in_any_output_even_with_debug(fake_kube: FakeKube, app: Path,
     for text in outputs:
         for form in forms(new_value):
             assert form.decode() not in text
+
+
+def test_connection_lost_mid_batch_names_the_object(fake_kube: FakeKube, app: Path,
+                                                    cache_dir: Path) -> None:
+    fake_kube.set_fail("PATCH", r"/deployments/web$", 0, after=1)  # the apply, not the dry-run
+    proc = kiln_apply(fake_kube, app, cache_dir)
+    assert_clean_failure(proc, "Deployment/shop/web", "cannot reach the cluster",
+                         "context fake", "patch deployments.apps", "after applying 4")
