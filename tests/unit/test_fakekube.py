@@ -841,12 +841,21 @@ def test_kubectl_applies_gets_and_diffs_against_the_fake(fake_kube: FakeKube,  #
 # ----- the field-ownership model ---------------------------------------------------------------
 
 _keys = st.text(alphabet="abcxyz-.", min_size=1, max_size=4)
-_values = st.recursive(
-    st.one_of(st.integers(), st.text(max_size=3), st.booleans(), st.none()),
-    lambda inner: st.one_of(st.dictionaries(_keys, inner, max_size=3),
-                            st.lists(st.fixed_dictionaries({"name": _keys, "v": inner}),
-                                     max_size=3, unique_by=lambda d: d["name"])),
-    max_leaves=12)
+
+
+def _item_name(item: dict[str, Any]) -> Any:
+    return item["name"]
+
+
+def _nest(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Maps, and lists of objects keyed by ``name`` (the fake's associative lists)."""
+    return st.one_of(st.dictionaries(_keys, inner, max_size=3),
+                     st.lists(st.fixed_dictionaries({"name": _keys, "v": inner}), max_size=3,
+                              unique_by=_item_name))
+
+
+_values = st.recursive(st.one_of(st.integers(), st.text(max_size=3), st.booleans(), st.none()),
+                       _nest, max_leaves=12)
 
 
 @settings(max_examples=200, deadline=None)
