@@ -672,3 +672,21 @@ def test_live_pairs_for_kiln_diff(fake_kube: FakeKube) -> None:
     assert pairs[1].live is not None and pairs[1].live["data"] == {"color": "blue"}
     assert pairs[1].desired["data"] == {"color": "green"}
     assert pairs[1].desired["metadata"]["uid"] == pairs[1].live["metadata"]["uid"]
+
+
+def test_a_before_apply_hook_can_stop_the_apply(fake_kube: FakeKube, app: Path,
+                                                cache_dir: Path) -> None:
+    from kiln.apply.cluster import ClusterOptions
+    from kiln.core.engine import Engine
+    from kiln.core.errors import ConfigError
+    from kiln.core.hookspecs import hookimpl
+
+    class Policy:
+        @hookimpl
+        def kiln_before_apply(self, app: Any, objects: list[dict[str, Any]]) -> None:
+            raise ConfigError("policy: no Deployments on Fridays", source="policy")
+
+    engine = Engine(cache_dir, plugins=[Policy()], entry_points=False)
+    with pytest.raises(ConfigError, match="Fridays"):
+        engine.apply(engine.load_app(app), cluster=ClusterOptions(str(fake_kube.kubeconfig)))
+    assert fake_kube.log == []  # not even connected
