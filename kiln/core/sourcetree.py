@@ -12,9 +12,12 @@ where it came from. :class:`SourceTreeBuilder` adds entries one by one and refus
 - duplicates: a directory may be named twice (and implied by its files); a file or symlink
   named twice, or one name given two kinds, is refused (no "later wins": an archive that
   says two things about one path is not a checkout);
-- symlinks: the target is kept as written; an absolute target, or one that climbs out of the
-  root once every symlink on its way is followed (relative to the link's directory), is
-  refused when the tree is built, so no symlink of a built tree leads outside it.
+- symlinks: the target is kept as written; an absolute target is refused, and so is one that
+  climbs out of the root read either way: lexically from the link's directory (as Argo CD's
+  unpacker reads it, and as ``os.path.realpath`` falls back to on a symlink loop), or with
+  every symlink on its way followed as the kernel would (checked when the tree is built). No
+  symlink of a built tree leads outside it. (A target that only a deeper symlinked directory
+  keeps inside, like ``s/../../x`` with ``s`` -> ``a/b``, is refused too: rare, and safe.)
 
 A built tree is a :class:`kiln.core.treeview.TreeView` (its ``shape_digest`` equals
 :func:`kiln.cmp.fastpath.tree_digest` of the same tree on disk), can be read from memory, and
@@ -121,7 +124,7 @@ def _resolve(kinds: Mapping[str, str], links: Mapping[str, str], rel: str) -> _R
     but the rest is still read lexically, so a ``..`` climbing above the root after it still
     counts as an escape (the check is on the safe side of whatever may be created later).
     """
-    pending = [p for p in reversed(rel.split("/")) if p not in ("", ".")]
+    pending = rel.split("/")[::-1]
     real: list[str] = []
     hops = 0
     missing = False
@@ -148,12 +151,27 @@ def _resolve(kinds: Mapping[str, str], links: Mapping[str, str], rel: str) -> _R
                 return _Resolved(escapes=True)
             pending.extend(reversed(target.split("/")))
             continue
-        if kind == "d" or (kind == "f" and not any(p not in ("", ".") for p in pending)):
+        if kind == "d" or (kind == "f" and not pending):
             real.append(part)
             continue
-        missing = True  # absent, or a file with more path to come
+        missing = True  # absent, or a file with more to come (even "/" or "/.": ENOTDIR)
         real.append(part)
     return _Resolved() if missing else _Resolved("/".join(real))
+
+
+def _climbs_out(base: str, target: str) -> bool:
+    """Whether ``target``, read lexically from the directory ``base`` (no symlink followed,
+    as Argo CD's unpacker and Python's ``os.path.realpath`` on a loop read it), climbs above
+    the root."""
+    depth = base.count("/") + 1 if base else 0
+    for part in target.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 class SourceTree:
@@ -268,9 +286,11 @@ class SourceTree:
     # -- TreeView --------------------------------------------------------------------------
 
     def realpath(self, rel: str) -> str | None:
-        """``rel`` with every symlink in it followed (relative targets against the link's
-        directory, at most :data:`MAX_SYMLINK_HOPS`): the real path (``""`` for the root), or
-        None when it leaves the root, loops, or a component does not exist."""
+        """``rel`` with every symlink in it followed as the kernel would (relative targets
+        against the link's directory, at most :data:`MAX_SYMLINK_HOPS`): the real path
+        (``""`` for the root), or None when it leaves the root, loops (ELOOP: a tree may hold
+        symlink loops, as a checkout may; ``os.path.realpath``'s lexical answer for them is
+        not followed), or a component does not exist or is a file with more to come."""
         if rel == "":
             return rel
         kind = self._kinds.get(rel)
@@ -464,8 +484,9 @@ class SourceTreeBuilder:
         return self._claim(name, "d")
 
     def add_symlink(self, name: str, target: str) -> str:
-        """Add a symlink to ``target`` as written. An absolute or empty target, or one with a
-        NUL, is refused now; one that climbs out of the root, at :meth:`build`."""
+        """Add a symlink to ``target`` as written. An absolute or empty target, one with a NUL,
+        or one that climbs out of the root read lexically is refused now; one that climbs out
+        once the symlinks on its way are followed, at :meth:`build`."""
         if not target:
             raise SourceTreeError(name, "the symlink has an empty target")
         if "\x00" in target:
@@ -476,6 +497,9 @@ class SourceTreeBuilder:
         if target.startswith("/"):
             raise SourceTreeError(name, f"the symlink target {target!r} is absolute "
                                         "(it leads out of the root)")
+        path = normalize_path(name)
+        if _climbs_out(path.rpartition("/")[0], target):
+            raise SourceTreeError(name, f"the symlink target {target!r} leads out of the root")
         path = self._claim(name, "l")
         self._links[path] = target
         return path

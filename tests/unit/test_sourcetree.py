@@ -175,7 +175,8 @@ def test_realpath_agrees_with_the_kernel(tmp_path: Path) -> None:
     probes = ["", "README.md", "apps", "apps/a/cm.yaml", "shared", "shared/cm.yaml",
               "apps/b/up/cm.yaml", "apps/b/via/kiln.yaml", "apps/b/deep/er/cm.yaml",
               "top/x.yaml", "top/cm.yaml", "dangling", "loop1", "loop1/x", "apps/.git",
-              "missing", "README.md/x", "apps/b/up/../b/deep", "shared/../a"]
+              "missing", "README.md/x", "apps/b/up/../b/deep", "shared/../a", "README.md/",
+              "README.md/.", "apps/a/./cm.yaml", "apps//a/", "top/x.yaml/", "shared/."]
     for rel in probes:
         assert tree.realpath(rel) == disk_realpath(disk, rel), rel
 
@@ -280,6 +281,7 @@ def test_duplicates() -> None:
     ({"a/s": "..", "a/t": "s/../x"}, "a/t"),            # via a symlinked directory
     ({"d": "a", "a/t": "../d/../../x"}, "a/t"),
     ({"a/l": "missing/../../../x"}, "a/l"),             # dangling, then climbing out
+    ({"l": "l/../.."}, "l"),              # a loop for the kernel, out for os.path.realpath
 ])
 def test_symlinks_leading_out_of_the_root_are_refused(links: dict[str, str],
                                                       culprit: str) -> None:
