@@ -13,6 +13,7 @@ Paths are POSIX, relative to the view's root, without ``.`` or ``..`` components
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -47,9 +48,13 @@ class TreeView(Protocol):
 
 
 def shape_entry(kind: str, path: str, target: str = "") -> str:
-    """One entry of a shape: ``f path`` for a file, ``d path`` for a directory, ``l path
-    target`` for a symlink (its target as written, never followed)."""
-    return f"l {path} {target}" if kind == "l" else f"{kind} {path}"
+    """One entry of a shape: ``f "path"`` for a file, ``d "path"`` for a directory,
+    ``l "path" "target"`` for a symlink (its target as written, never followed). Names are
+    JSON-quoted, so no name (a newline in it, say) can pass for two entries."""
+    quoted = json.dumps(path, ensure_ascii=False)
+    if kind == "l":
+        return f"l {quoted} {json.dumps(target, ensure_ascii=False)}"
+    return f"{kind} {quoted}"
 
 
 def shape_of(entries: Iterable[str]) -> str:
