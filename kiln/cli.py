@@ -367,32 +367,22 @@ def generate(state: _State, /, path: str, output: str, cache_dir: str | None, no
         result = engine.resolve_result(stream, _stream_app(engine, _settings(state.app_flags(),
                                                                           **flags)),
                                        deadline=deadline)
-        objects = result.objects
-    else:
-        from kiln.cmp.environment import settings_from_environment
-        from kiln.cmp.parameters import table_of
-
-        # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*: application level),
-        # under the flags (operator level).
-        cmp = settings_from_environment(os.environ, app_dir=os.path.abspath(path),
-                                        rows=table_of(engine.plugins))
-        app = engine.load_app(path, _settings(state.app_flags(), **flags),
-                              app_settings=cmp.settings,
-                              source_root=source_root or cmp.source_root,
-                              build_env=cmp.build_env)
-        result = engine.render(app, secrets=True, deadline=deadline)
-        text = result.to_yaml()
-        # The stored text of a cache hit is printed as it is unless it may hold references.
-        needs_objects = (placeholders.may_hold_references(text) or strip_annotations
-                         or output == "json")
-        objects = result.objects if needs_objects else None
-    if objects is not None:
         leftover = result.unresolved()
         if leftover:
             raise SecretErrors(leftover)
+        objects = result.objects
         if strip_annotations:
             objects = placeholders.strip_avp_annotations(objects)
-        text = None
+    else:
+        from kiln.cmp.generate import generate as generate_app
+
+        # Argo CD's plugin environment (ARGOCD_APP_*, parameters, KUBE_*: application level),
+        # under the flags (operator level).
+        done = generate_app(engine, path, os.environ, settings=_settings(state.app_flags(),
+                                                                         **flags),
+                            source_root=source_root, deadline=deadline,
+                            strip_annotations=strip_annotations, want_objects=output == "json")
+        app, result, text, objects = done.app, done.result, done.text, done.objects
     deadline.close()
     if output == "json":
         _emit(manifests.dump_json(objects or []))

@@ -17,21 +17,26 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.cmp.detect import detect
 from kiln.cmp.parameters import ParamSpec, announcement, table_of
 from kiln.core.errors import PluginError
 from kiln.core.faces import faces_of, parameter_text
 
+if TYPE_CHECKING:
+    from kiln.core.engine import Engine
 
-def announcements(app_dir: Path, env: Mapping[str, str]) -> list[dict[str, Any]]:
+
+def announcements(app_dir: Path, env: Mapping[str, str],
+                  engine: Engine | None = None) -> list[dict[str, Any]]:
     """The dynamic announcements for the app in ``app_dir`` (``[]`` when there is nothing
-    app-specific to say). Raises InputError/ConfigError on an unreadable or malformed file."""
+    app-specific to say), asked of ``engine`` (default: a new one for ``env``). Raises
+    InputError/ConfigError on an unreadable or malformed file."""
     app_dir = Path(os.path.abspath(app_dir))
     if not app_dir.is_dir():
         return []
-    found = detect(app_dir, env)
+    found = detect(app_dir, env, engine)
     rows = {row.name: row for row in table_of(found.engine.plugins)}
     renderers = found.engine.plugins.renderers
     read = renderers.member(found.renderer, "current_parameters")(

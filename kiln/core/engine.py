@@ -7,12 +7,15 @@ ciphertext. One Engine owns one PluginManager, one cache store and one redactor.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -70,6 +73,7 @@ class RenderResult:
         self.secrets_resolved = False
         self.recipe: KeyRecipe | None = None
         self.leftover: list[SecretError] | None = None
+        self.verified: frozenset[str] = frozenset()
 
     def unresolved(self) -> list[SecretError]:
         """Every reference no resolver filled in (text inside resolved values never counts)."""
@@ -158,6 +162,21 @@ class Engine:
         self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
                                state_dir=self.cache_dir)
         self.tool_versions = _StampingToolVersions(self.cache_dir)
+
+    def for_request(self, env: Mapping[str, str]) -> Engine:
+        """A view of this engine for one request of a long-lived server: the same plugins,
+        cache store, tool versions and chart state, with ``env`` as its environment and a
+        redactor of its own (seeded with this engine's values).
+
+        ``env`` is the whole environment the request renders under (the server's own,
+        overlaid with what the request carries); this engine's is never modified, so nothing
+        of one request reaches another. Operator policy read when the engine was made (which
+        plugins are loaded) stays the server's.
+        """
+        view = copy.copy(self)
+        view.env = MappingProxyType(dict(env))
+        view.redactor = self.redactor.child()
+        return view
 
     # -- app loading -------------------------------------------------------------------------
 
@@ -369,9 +388,37 @@ class Engine:
         if result is None:
             result = self._render_fresh(app, renderer, ctx, key, rel_inputs)
         result.recipe = recipe
+        result.verified = inputs.verified
         log.debug("%s: %s via %s in %.1f ms (key %s)", app.display_name,
                   "cache hit" if result.cache_hit else "rendered", renderer.name,
                   (time.perf_counter() - started) * 1000, (key or "-")[:12])
+        return self._complete(result, app, secrets=secrets, deadline=deadline)
+
+    def render_cached(self, app: App, key: str, *, renderer: str,
+                      inputs: tuple[str, ...] = (), verified: frozenset[str] = frozenset(),
+                      secrets: bool = True, deadline: Deadline | None = None
+                      ) -> RenderResult | None:
+        """What :meth:`render` returns for ``app`` when its cache key is already known to be
+        ``key`` (a server that re-checked every part of the key without the files): the
+        stored objects, then post-render hooks, the empty check and secrets, exactly as
+        :meth:`render` completes a cache hit. None when the store has no such entry.
+
+        The caller promises ``key`` is the key :meth:`render` would compute for ``app``;
+        ``renderer``, ``inputs`` and ``verified`` are what that render's result carried.
+        """
+        if not self.use_cache:
+            return None
+        deadline = deadline or Deadline.from_env(self.env)
+        deadline.check(f"reading the cache for {app.display_name}")
+        result = self._from_cache(key, renderer, inputs)
+        if result is None:
+            return None
+        result.verified = verified
+        return self._complete(result, app, secrets=secrets, deadline=deadline)
+
+    def _complete(self, result: RenderResult, app: App, *, secrets: bool,
+                  deadline: Deadline) -> RenderResult:
+        """Post-render hooks, the empty-stream check, then secrets (in memory, never stored)."""
         if self.plugins.has_post_render():
             self.plugins.post_render(app, result.objects)
             result.changed()
@@ -382,7 +429,7 @@ class Engine:
                 "kiln.yaml, pass --allow-empty or the plugin parameter allow-empty=true",
                 source=str(app.path))
         if secrets:
-            self._resolve_result(result, app, inputs.verified, deadline)
+            self._resolve_result(result, app, result.verified, deadline)
         return result
 
     def _from_cache(self, key: str, renderer: str, rel_inputs: tuple[str, ...]
@@ -502,7 +549,16 @@ class _StampingToolVersions(ToolVersions):
 
     def __init__(self, directory: Path | None) -> None:
         super().__init__(directory)
-        self.asked: list[str] = []
+        self._local = threading.local()
+
+    @property
+    def asked(self) -> list[str]:
+        """The binaries asked in this thread since it last cleared the list (each render's
+        key is put together in one thread; concurrent renders keep separate lists)."""
+        found: list[str] | None = getattr(self._local, "asked", None)
+        if found is None:
+            found = self._local.asked = []
+        return found
 
     def get(self, binary: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
             timeout: float = 30.0) -> str:

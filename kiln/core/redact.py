@@ -168,6 +168,15 @@ class Redactor:
                 self._values |= added
                 self._ordered = sorted(self._values, key=len, reverse=True)
 
+    def child(self) -> Redactor:
+        """A new redactor that starts with this one's values; what it learns stays its own
+        (one request of a server must not grow the server's set forever)."""
+        child = Redactor()
+        with self._lock:
+            child._values = set(self._values)
+            child._ordered = list(self._ordered)
+        return child
+
     def __bool__(self) -> bool:
         """True once a value has been registered (credential shapes are masked regardless)."""
         return bool(self._values)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -166,7 +167,7 @@ class ToolVersions:
             return
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._file.with_name(f".{self._file.name}.{os.getpid()}")
+            tmp = self._file.with_name(f".{self._file.name}.{os.getpid()}.{threading.get_ident()}")
             tmp.write_text(json.dumps(self._memo))
             os.replace(tmp, self._file)
         except OSError as exc:
