@@ -15,6 +15,7 @@ import io
 import json
 import os
 import tarfile
+import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
@@ -351,7 +352,7 @@ def test_operator_env_never_reaches_the_render_from_the_request(fx: Fixture) -> 
 @pytest.mark.parametrize("path", ["apps/helm-web", "apps/kustomize-web", "apps/jsonnet-web",
                                   "apps/dir-web", "docs"])
 def test_match_repository_equals_kiln_cmp_discover(fx: Fixture, path: str) -> None:
-    env = argo_env(app_name=path.rsplit("/", 1)[1], source_path=path)
+    env = argo_env(app_name=path.rsplit("/", 1)[-1], source_path=path)
     response = fx.server.client().match_repository(fx.repo, path, env)
     proc = cli(["cmp", "discover"], fx.repo / path, fx.cli_env(env))
     assert response.isDiscoveryEnabled is True
@@ -409,8 +410,12 @@ def test_health_service(fx: Fixture) -> None:
 
 # -- malformed streams ---------------------------------------------------------------------------
 
+VALID_CM = textwrap.dedent(DIRECTORY["cm.yaml"]).encode()
+"""A real manifest: a stream carrying it fails only for what the test made wrong."""
+
+
 def _valid_tgz() -> bytes:
-    return tgz_of_entries([Entry("apps/x/cm.yaml", DIRECTORY["cm.yaml"].encode())])
+    return tgz_of_entries([Entry("apps/x/cm.yaml", VALID_CM)])
 
 
 def _meta(data: bytes, rel: str = "apps/x", checksum: str | None = None
@@ -474,19 +479,19 @@ MALFORMED: dict[str, Any] = {
     "truncated-gzip": lambda: _stream(_valid_tgz()[: len(_valid_tgz()) // 2]),
     "not-gzip": lambda: _stream(b"this is not a gzip stream at all"),
     "tar-slip": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"), Entry("apps/x/../../../evil.yaml", b"a: 1\n")])),
+        Entry("apps/x/cm.yaml", VALID_CM), Entry("apps/x/../../../evil.yaml", VALID_CM)])),
     "absolute-name": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"), Entry("/tmp/kiln-evil.yaml", b"a: 1\n")])),
+        Entry("apps/x/cm.yaml", VALID_CM), Entry("/tmp/kiln-evil.yaml", VALID_CM)])),
     "escaping-symlink": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"),
+        Entry("apps/x/cm.yaml", VALID_CM),
         Entry("apps/x/link", type=b"2", linkname="../../../../etc")])),
     "absolute-symlink": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"),
+        Entry("apps/x/cm.yaml", VALID_CM),
         Entry("apps/x/passwd.yaml", type=b"2", linkname="/etc/passwd")])),
     "fifo": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"), Entry("apps/x/pipe", type=b"6")])),
+        Entry("apps/x/cm.yaml", VALID_CM), Entry("apps/x/pipe", type=b"6")])),
     "device": lambda: _stream(tgz_of_entries([
-        Entry("apps/x/cm.yaml", b"a: 1\n"), Entry("apps/x/null", type=b"3")])),
+        Entry("apps/x/cm.yaml", VALID_CM), Entry("apps/x/null", type=b"3")])),
     "app-path-outside": lambda: _stream(_valid_tgz(), rel="../outside"),
     "oversize": lambda: _stream(_oversize(), chunk=65536),
     "decompression-bomb": lambda: _stream(_bomb(), chunk=65536),
