@@ -171,6 +171,20 @@ VAULT_APP = {
     "deploy.yaml": DIRECTORY["deploy.yaml"],
 }
 
+HELM_VAULT = {
+    **{k: v for k, v in CHART.items() if k != "values.yaml"},
+    "values.yaml": CHART["values.yaml"]
+    + f"dbPassword: '<path:secret/data/{VAULT_PATH}#password>'\n",
+    "templates/secret.yaml": """\
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: {{ .Release.Name }}-db
+        stringData:
+          password: {{ .Values.dbPassword | quote }}
+        """,
+}
+
 SOPS_SECRET = f"""\
 apiVersion: v1
 kind: Secret
@@ -215,11 +229,15 @@ def fx(tmp_path_factory: pytest.TempPathFactory, openbao: OpenBao) -> Iterator[F
     files: dict[str, str] = {"README.md": "# gitops\n", "docs/notes.md": "notes\n"}
     for prefix, app in (("apps/helm-web/", CHART), ("apps/kustomize-web/", KUSTOMIZE),
                         ("apps/jsonnet-web/", JSONNET), ("apps/dir-web/", DIRECTORY),
-                        ("apps/vault-web/", VAULT_APP),
-                        ("apps/sops-web/", {"deploy.yaml": DIRECTORY["deploy.yaml"]})):
+                        ("apps/vault-web/", VAULT_APP), ("apps/helm-vault/", HELM_VAULT),
+                        ("apps/sops-web/", {"deploy.yaml": DIRECTORY["deploy.yaml"]}),
+                        ("apps/kustomize-sops/", {
+                            "kustomization.yaml": "resources: [deploy.yaml, secret.enc.yaml]\n",
+                            "deploy.yaml": KUSTOMIZE["deploy.yaml"]})):
         files.update({prefix + k: v for k, v in app.items()})
     repo = git_repo(work / "repo", files)
     (repo / "apps/sops-web/secret.enc.yaml").write_text(enc)
+    (repo / "apps/kustomize-sops/secret.enc.yaml").write_text(enc)
     commit(repo, {}, "sops secret")
     with short_dir() as sockets:
         server = start_server(work / "server", socket=sockets / "kiln.sock", extra_env={
@@ -258,6 +276,9 @@ CASES = [
     Case("directory", "apps/dir-web", must_contain=(f"dir-{MARK}",)),
     Case("vault", "apps/vault-web", vault=True, must_contain=("<vault>",)),
     Case("sops", "apps/sops-web", must_contain=(f"sops-{MARK}-plain",)),
+    Case("helm-vault", "apps/helm-vault", HELM_PARAMS, vault=True,
+         must_contain=("<vault>", f"helm-{MARK}")),
+    Case("kustomize-sops", "apps/kustomize-sops", must_contain=(f"sops-{MARK}-plain",)),
 ]
 
 
@@ -283,7 +304,8 @@ def test_generate_manifest_equals_the_cli(fx: Fixture, case: Case) -> None:
     # The YAML the plugin.yaml command prints holds the same objects.
     assert got == cli_yaml_objects(fx.repo / case.path, fx.cli_env(env, "cli-cache-yaml"))
     # Rule 1: a resolved secret reaches neither the server's log nor its cache.
-    secrets = {"vault": [fx.vault_value], "sops": [f"sops-{MARK}-plain"]}.get(case.id, [])
+    secrets = [fx.vault_value] if case.vault else \
+        [f"sops-{MARK}-plain"] if "sops" in case.id else []
     if secrets:
         for value in secrets:
             assert value not in fx.server.log_text()
