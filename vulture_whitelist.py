@@ -62,3 +62,33 @@ _.argv_bound
 _.chart_app  # renderer capability, asked by name (RendererRegistry.first)
 _.backend_for_store  # resolver capability, asked by name (ResolverRegistry.first)
 _.current_parameters  # renderer capability, asked by name (kiln cmp parameters)
+
+# The CMP server (kiln/cmp/server.py) reads these from kiln.cmp.stream.Received and
+# kiln.core.sourcetree.SourceTree (the TreeView protocol's shape_digest included).
+compressed_bytes
+reused
+symlinks
+is_executable
+subtree_paths
+shape_digest
+# The server core's public API (kiln/server/, docs/architecture.md "The server core"), used by
+# the protocol layers (kiln cmp serve, kiln serve) and the tests.
+_.from_remaining
+_.draining
+_.slot
+_.ServerCore
+_.flights
+_.count_render
+_.add_stream_bytes
+_.add_extracted_bytes
+_.add_extraction_avoided_bytes
+_.count_tree_cache_hit
+_.exposition
+_.serve_metrics
+_.current_request_id
+_.install
+_.shared
+_.running
+_.waiting
+_.do
+_.__traceback__

@@ -72,6 +72,30 @@ def parameters(path: str) -> None:
     _emit(json.dumps(found, indent=2, ensure_ascii=False) + "\n")
 
 
+@cmp.command("serve")
+@click.option("--socket", "socket", default=None, metavar="PATH",
+              help="Unix socket to listen on (default $ARGOCD_PLUGINSOCKFILEPATH/kiln.sock, "
+              "else /home/argocd/cmp-server/plugins/kiln.sock).")
+@click.option("--parallelism", type=int, default=None, metavar="N",
+              help="Renders at once; more wait in a queue (default: the CPU count).")
+@click.option("--metrics-addr", default=None, metavar="HOST:PORT",
+              help="Serve Prometheus metrics over HTTP there (default: off).")
+@click.option("--drain-seconds", type=float, default=30.0, show_default=True, metavar="S",
+              help="On SIGTERM, how long calls in flight may take to finish.")
+def serve(socket: str | None, parallelism: int | None, metrics_addr: str | None,
+          drain_seconds: float) -> None:
+    """Serve Argo CD's CMP gRPC protocol on a unix socket, in place of argocd-cmp-server:
+    one warm process renders every app (no process per request)."""
+    from kiln.cmp.server import ServeOptions, socket_path
+    from kiln.cmp.server import serve as run
+
+    env = dict(os.environ)
+    options = ServeOptions(socket=socket_path(env, socket),
+                           parallelism=parallelism or os.cpu_count() or 1,
+                           metrics_addr=metrics_addr, drain_seconds=drain_seconds)
+    run(options, env)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the ``cmp`` group standalone (``python -m kiln.cmp``) with kiln's error contract:
     one ``kiln: error:`` line on stderr, nothing on stdout, exit 1."""

@@ -23,6 +23,11 @@ for every part of that key, what the standard library can re-check without the e
 - the shape of the source tree (every path, and every symlink's target), which stands for
   whatever else the renderer derived from the tree (``Inputs.portable``).
 
+The file and shape re-checks (:func:`recheck_inputs`, :func:`recheck_shape`) read the tree
+through a :class:`kiln.core.treeview.TreeView`: here :class:`kiln.core.disktree.DiskTree`
+over the source root, in the CMP server the request's tree held in memory
+(:mod:`kiln.cmp.keymemo`), so both answer from the same checks.
+
 :func:`serve` returns the printed output only when every re-check passes, so the engine's key
 would be the same; anything else is a miss and the caller takes the normal path (which refuses
 what must be refused, e.g. a symlink now leaving the source root). The memo file carries the
@@ -51,16 +56,17 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.cmp.environment import KUBE_VARS, PARAM_PREFIX
 from kiln.core.digest import file_digest
+from kiln.core.disktree import DiskTree, tree_digest
 from kiln.core.errors import InputError
 from kiln.core.paths import default_cache_dir
-from kiln.core.treeview import MAX_TREE_ENTRIES, SKIPPED_DIRS, TreeTooLarge, shape_entry, shape_of
+from kiln.core.treeview import TreeTooLarge, TreeView
 
 if TYPE_CHECKING:
     from kiln.core.app import App
@@ -195,7 +201,26 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
     sealed_env = memo["resolverEnv"]
     if sealed_env is not None and _env_seal(env, sealed_env[0]) != sealed_env:
         return "the environment changed (a secret resolver without markers may act now)"
-    for tool, size, mtime in memo["tools"]:
+    problem = recheck_tools(memo["tools"])
+    if problem:
+        return problem
+    for code, digest in memo["code"]:
+        if _sha256_or_none(Path(code)) != digest:
+            return f"plugin code {code} changed"
+    root = os.path.normpath(app_dir / memo["root"])
+    tree = DiskTree(root)
+    app_in_root = os.path.relpath(app_dir, root)
+    problem = recheck_inputs(
+        tree, ((declared, os.path.normpath(os.path.join(app_in_root, declared)), real_rel,
+                digest) for declared, real_rel, digest in memo["files"]),
+        escapes=tree.escapes)
+    return problem or recheck_shape(tree, "", memo["tree"])
+
+
+def recheck_tools(tools: Iterable[Sequence[Any]]) -> str:
+    """The first of ``tools`` (``[path, size, mtime_ns]``; size None: it was absent) whose
+    ``os.stat`` differs now, as a reason ("" when none does)."""
+    for tool, size, mtime in tools:
         try:
             st = os.stat(tool)
         except OSError:
@@ -204,34 +229,44 @@ def _recheck(memo: dict[str, Any], request: Request, env: Mapping[str, str]) -> 
             return f"tool {tool} is gone"
         if (st.st_size, st.st_mtime_ns) != (size, mtime):
             return f"tool {tool} changed"
-    for code, digest in memo["code"]:
-        if _sha256_or_none(Path(code)) != digest:
-            return f"plugin code {code} changed"
-    root = Path(os.path.normpath(app_dir / memo["root"]))
-    real_root = os.path.realpath(root)
-    prefix = real_root.rstrip(os.sep) + os.sep
-    real_dirs: dict[str, str] = {}
-    for declared, real_rel, digest in memo["files"]:
-        path = os.path.normpath(os.path.join(app_dir, declared))
-        parent, name = os.path.split(path)
-        real_parent = real_dirs.get(parent)
-        if real_parent is None:
-            real_parent = real_dirs[parent] = os.path.realpath(parent)
-        real = os.path.join(real_parent, name)
-        if os.path.islink(real):
-            real = os.path.realpath(real)
-        if real != real_root and not real.startswith(prefix):
-            return f"input {declared} resolves outside the source root"
-        if os.path.relpath(real, real_root) != real_rel:
-            return f"input {declared} now resolves to another file"
-        if _sha256_or_none(Path(real)) != digest:
-            return f"input {declared} changed"
+    return ""
+
+
+def recheck_inputs(tree: TreeView, inputs: Iterable[Sequence[str]],
+                   escapes: Callable[[str], bool] | None = None) -> str:
+    """The first input file that may have changed in ``tree``, as a reason ("" when none).
+
+    ``inputs`` are ``(shown, rel, real_rel, sha256)``: the name used in the reason, the path
+    the renderer declared (relative to the tree's root), where it resolved and its digest. An
+    input resolves as recorded and has the recorded digest, or the check fails. ``escapes``
+    (e.g. :meth:`DiskTree.escapes`) tells a file that left the source root from one that is
+    merely gone, for the reason's wording only.
+    """
+    for shown, rel, real_rel, digest in inputs:
+        real = tree.realpath(rel)
+        if real is None:
+            if escapes is None:
+                return f"input {shown} is gone or resolves outside the source root"
+            if escapes(rel):
+                return f"input {shown} resolves outside the source root"
+            return f"input {shown} changed"
+        if real != real_rel:
+            return f"input {shown} now resolves to another file"
+        if tree.file_digest(real) != digest:
+            return f"input {shown} changed"
+    return ""
+
+
+def recheck_shape(tree: TreeView, rel: str, shape: str) -> str:
+    """Why the shape of ``tree``'s subtree at ``rel`` is not ``shape`` ("" when it is)."""
     try:
-        if memo["tree"] != tree_digest(root):
-            return "the source tree changed (a path added, removed, renamed or retargeted)"
+        if tree.shape_digest(rel) == shape:
+            return ""
     except TreeTooLarge:
         return "the source tree grew too large"
-    return ""
+    except (OSError, KeyError, ValueError):
+        pass  # the subtree is gone or is no directory now
+    return "the source tree changed (a path added, removed, renamed or retargeted)"
 
 
 def record(engine: Engine, app: App, result: RenderResult, text: str,
@@ -457,32 +492,6 @@ def _open(blob: bytes, env: Mapping[str, str]) -> tuple[dict[str, Any] | None, s
     return memo, ""
 
 
-def tree_digest(root: Path, limit: int = MAX_TREE_ENTRIES) -> str:
-    """sha256 over every file and directory path under ``root`` (``.git`` skipped) and every
-    symlink's target: changes when anything is added, removed, renamed or retargeted, not when
-    contents change. A tree of more than ``limit`` paths raises TreeTooLarge (walking it would
-    cost more than the memo saves)."""
-    entries: list[str] = []
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(os.path.join(root, rel) if rel else root) as it:
-            for entry in it:
-                path = f"{rel}/{entry.name}" if rel else entry.name
-                if entry.is_symlink():
-                    entries.append(shape_entry("l", path, os.readlink(entry.path)))
-                elif entry.is_dir():
-                    if entry.name in SKIPPED_DIRS:
-                        continue
-                    entries.append(shape_entry("d", path))
-                    stack.append(path)
-                else:
-                    entries.append(shape_entry("f", path))
-        if len(entries) > limit:
-            raise TreeTooLarge(f"more than {limit} paths under {root}")
-    return shape_of(entries)
-
-
 def request_key(request: Request, env: Mapping[str, str]) -> str:
     """The memo's name: the command, the app directory's name (a default release name), the
     CMP request (settings, PARAM_* forms), every KILN_* setting such as a tool override, PATH,
@@ -565,11 +574,15 @@ def _sha256_or_none(path: Path) -> str | None:
 
 
 __all__ = [
+    "DiskTree",
     "Outcome",
     "Request",
     "TreeTooLarge",
     "check",
     "code_stamp",
+    "recheck_inputs",
+    "recheck_shape",
+    "recheck_tools",
     "record",
     "request_for",
     "request_key",

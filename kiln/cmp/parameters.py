@@ -26,7 +26,11 @@ def table_of(plugins: Any) -> tuple[Parameter, ...]:
     """Every parameter kiln and the loaded plugins declare, in declaration order."""
     from kiln.core.faces import all_parameters, declared
 
-    return tuple(all_parameters(declared(plugins)))
+    def build() -> tuple[Parameter, ...]:
+        return tuple(all_parameters(declared(plugins)))
+
+    memo = getattr(plugins, "memo", None)
+    return memo("cmp-parameter-table", build) if callable(memo) else build()
 
 
 def table(env: Mapping[str, str] | None = None) -> tuple[Parameter, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kiln.core.errors import ToolError
 from kiln.core.redact import Redactor
@@ -13,6 +13,7 @@ from kiln.core.tools import DEFAULT_TIMEOUT, ToolVersions, run_tool
 
 if TYPE_CHECKING:
     from kiln.core.app import App
+    from kiln.core.clientpool import ClientPool
     from kiln.core.deadline import Deadline
     from kiln.core.secrets import StoreBackend
 
@@ -87,7 +88,8 @@ class RenderContext:
             env: Mapping[str, str] | None = None, stdin: bytes | None = None,
             timeout: float | None = None) -> bytes:
         """Run a tool with the context's timeout, capped by the deadline (when it cuts the run
-        short: DeadlineExceeded naming ``what``); see :func:`kiln.core.tools.run_tool`.
+        short: DeadlineExceeded naming ``what``) and killed when the deadline is cancelled
+        (Cancelled naming ``what``); see :func:`kiln.core.tools.run_tool`.
 
         The tool sees only the allowlisted part of ``env`` (default: the context's), never
         kiln's credentials or the app's ``ARGOCD_ENV_*``: see :mod:`kiln.core.toolenv`.
@@ -98,14 +100,15 @@ class RenderContext:
         limit = timeout or self.timeout
         if self.deadline is None:
             return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin, timeout=limit)
-        self.deadline.check(f"running {what}")
         try:
-            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin,
-                            timeout=self.deadline.cap(limit))
+            return run_tool(argv, what=what, cwd=cwd, env=child, stdin=stdin, timeout=limit,
+                            deadline=self.deadline)
         except ToolError:
             if self.deadline.expired():
                 raise self.deadline.error(f"running {what}") from None
             raise
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -118,7 +121,8 @@ class SecretContext:
     whose integrity the renderer already checked (``Inputs.verified``), e.g. SOPS files a
     renderer that reorders fields verified before its build. ``deadline`` is the whole
     command's (None: none): pass it to :class:`kiln.core.secrets.FetchPolicy`.
-    ``backends`` is set by the engine; call :meth:`backend_for`.
+    ``backends`` is set by the engine; call :meth:`backend_for`. ``pool`` keeps backend
+    clients for reuse (a server's connections); call :meth:`reuse`.
     """
 
     app: App | None
@@ -130,6 +134,13 @@ class SecretContext:
     verified: frozenset[str] = frozenset()
     deadline: Deadline | None = None
     backends: BackendFor | None = None
+    pool: ClientPool | None = None
+
+    def reuse(self, identity: object, build: Callable[[], T]) -> T:
+        """A backend client built by ``build``, shared with every resolution of this engine
+        whose ``identity`` (everything the client is built from, credentials included) is
+        equal; see :class:`kiln.core.clientpool.ClientPool`. Without a pool: ``build()``."""
+        return self.pool.reuse(identity, build) if self.pool is not None else build()
 
     def backend_for(self, provider: str, spec: Mapping[str, Any]) -> StoreBackend:
         """The backend (and read policy) an enabled resolver provides for a store of

@@ -25,6 +25,7 @@ from kiln.core.app import App, build_app, read_app_file
 from kiln.core.cache.auth import mac_key_from_env
 from kiln.core.cache.base import Store
 from kiln.core.cache.fs import DEFAULT_MAX_BYTES, FsStore
+from kiln.core.clientpool import ClientPool
 from kiln.core.context import ChartRequest, RenderContext, SecretContext
 from kiln.core.deadline import Deadline
 from kiln.core.digest import InputFile, KeyRecipe, ToolStamp, file_digest
@@ -111,6 +112,15 @@ class RenderResult:
             self._yaml = manifests.dump_yaml_stream(self.objects)
         return self._yaml
 
+    def json_documents(self) -> list[str]:
+        """One compact JSON text per object (as argocd-cmp-server re-encodes a plugin's
+        output); a cache hit's stored JSON is split, not decoded and encoded again."""
+        if self._objects is None and self._raw is not None:
+            return [bytes(raw).decode() for raw in msgspec.json.decode(
+                self._raw, type=list[msgspec.Raw])]
+        encode = msgspec.json.Encoder().encode
+        return [encode(obj).decode() for obj in self.objects]
+
     def to_json(self) -> str:
         """Return the objects as one JSON array."""
         return manifests.dump_json(self.objects)
@@ -162,6 +172,7 @@ class Engine:
         self.plugins = Plugins(self.env, entry_points=entry_points, extra=tuple(plugins),
                                state_dir=self.cache_dir)
         self.tool_versions = _StampingToolVersions(self.cache_dir)
+        self.clients = ClientPool()
 
     def for_request(self, env: Mapping[str, str]) -> Engine:
         """A view of this engine for one request of a long-lived server: the same plugins,
@@ -472,7 +483,7 @@ class Engine:
                        deadline: Deadline | None = None) -> SecretContext:
         """The services handed to secret resolvers."""
         return SecretContext(app=app, env=self.env, redactor=self.redactor, verified=verified,
-                             deadline=deadline, backends=self._backend_for)
+                             deadline=deadline, backends=self._backend_for, pool=self.clients)
 
     def _backend_for(self, provider: str, spec: Mapping[str, Any], ctx: SecretContext
                      ) -> StoreBackend | None:

@@ -13,10 +13,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
@@ -27,6 +27,8 @@ from kiln.core.registry import RendererRegistry, ResolverRegistry
 log = logging.getLogger("kiln.plugins")
 
 ENTRY_POINT_GROUP = "kiln"
+T = TypeVar("T")
+_MISSING = object()
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("helm", "kiln.plugins.helm"),
@@ -64,6 +66,7 @@ class Plugins:
         self.warnings: list[str] = []
         self._info: dict[str, PluginInfo] = {}
         self._state_dir = state_dir
+        self._memo: dict[str, Any] = {}
         self._strict = env.get("KILN_STRICT_PLUGINS", "") not in ("", "0", "false")
         disabled = env.get("KILN_DISABLE_PLUGINS", "")
         self.disabled = {n.strip() for n in disabled.split(",") if n.strip()}
@@ -175,6 +178,14 @@ class Plugins:
             self._call_registration("kiln_register_secret_resolvers", registry)
             self._resolvers = registry
         return self._resolvers
+
+    def memo(self, name: str, build: Callable[[], T]) -> T:
+        """``build()``'s value, computed once for this set of loaded plugins (for what is
+        derived from the declarations alone, e.g. the CMP parameter table)."""
+        found = self._memo.get(name, _MISSING)
+        if found is _MISSING:
+            found = self._memo.setdefault(name, build())
+        return found  # type: ignore[no-any-return]
 
     def has_post_render(self) -> bool:
         """Tell whether any plugin implements ``kiln_post_render``."""

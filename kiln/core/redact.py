@@ -31,8 +31,9 @@ _SECRET_NAMES = (
     r"|secret[_-]?key|credentials?|auth[_-]?key|session[_-]?key"
 )
 _NAME_CHARS = r"A-Za-z0-9_.-"
-_VALUE = r"(?!<[a-z]+:)[^\s\"'&;]+"
-"""A value worth masking: anything but a kiln placeholder (``<path:…>``, a reference)."""
+_VALUE = r"(?!(?-i:<path:[^\s<>]+>))[^\s\"'&;]+"
+"""A value worth masking: anything but a whole AVP path placeholder (``<path:…>``, a
+reference, not a value), matched case-sensitively whatever the rule's own flags."""
 _AUTH_SCHEME = ("bearer", "basic", "token", "negotiate")
 
 

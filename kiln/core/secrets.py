@@ -204,24 +204,40 @@ class _GaveUp(TransientBackendError):
         self.by_deadline = by_deadline
 
 
-def _bounded(call: Callable[[], Any], seconds: float) -> Any:
-    """Run ``call`` in a daemon thread; return its result or raise its exception, or raise
-    TimeoutError when it has not finished within ``seconds`` (the thread is abandoned: a
-    thread blocked in a socket cannot be stopped, only left behind)."""
+def _bounded(call: Callable[[], Any], seconds: float, deadline: Deadline | None = None) -> Any:
+    """Run ``call`` in a daemon thread (in a copy of the caller's context, so its log lines
+    keep the caller's request id); return its result or raise its exception, or raise
+    TimeoutError when it has not finished within ``seconds`` or ``deadline`` was cancelled
+    meanwhile (the thread is abandoned: a thread blocked in a socket cannot be stopped, only
+    left behind)."""
+    import contextvars
+
     box: dict[str, Any] = {}
     done = threading.Event()
+    context = contextvars.copy_context()
 
     def run() -> None:
         try:
-            box["value"] = call()
+            box["value"] = context.run(call)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
             box["error"] = exc
         finally:
             done.set()
 
-    threading.Thread(target=run, name="kiln-secrets-io", daemon=True).start()
-    if not done.wait(seconds):
-        raise TimeoutError
+    woken = threading.Event()
+
+    def wake() -> None:
+        woken.set()
+        done.set()
+
+    unregister = deadline.on_cancel(wake) if deadline is not None else None
+    try:
+        threading.Thread(target=run, name="kiln-secrets-io", daemon=True).start()
+        if not done.wait(seconds) or ("value" not in box and "error" not in box and woken.is_set()):
+            raise TimeoutError
+    finally:
+        if unregister is not None:
+            unregister()
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -242,8 +258,10 @@ def _with_retries(call: Callable[[], Any], policy: FetchPolicy, what: str) -> An
             raise _GaveUp(f"{what}: gave up after {policy.timeout:g}s (no complete answer)",
                           by_deadline=by_deadline)
         try:
-            return _bounded(call, left)
+            return _bounded(call, left, deadline)
         except TimeoutError:
+            if deadline is not None and deadline.expired():
+                by_deadline = True
             raise _GaveUp(f"{what}: no complete answer within {policy.timeout:g}s",
                           by_deadline=by_deadline) from None
         except TransientBackendError as exc:

@@ -161,3 +161,14 @@ def test_tool_stderr_is_masked() -> None:
         f"chart webapp: {Path(sys.executable).name}: Error: fetch https://***@repo.local/ failed")
     only = tool_message("helm", b"Authorization: Bearer abcDEF123456789\n")
     assert only == "helm: Authorization: Bearer ***"
+
+
+@pytest.mark.parametrize("value", ["<A:000", "<abc:def", "<path:open", "<PATH:x/y#z>"])
+def test_a_value_that_only_looks_like_a_placeholder_is_masked(value: str) -> None:
+    # Found by hypothesis: the placeholder exemption once took any '<word:' prefix, in any case.
+    assert value not in mask_credentials(f"request failed: password={value} (status 403)")
+
+
+def test_a_whole_path_placeholder_is_left_readable() -> None:
+    text = "request failed: password=<path:secret/data/app#pw> (status 403)"
+    assert mask_credentials(text) == text

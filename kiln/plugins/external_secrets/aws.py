@@ -280,4 +280,4 @@ class AwsResolver(CloudResolver[AwsOptions]):
         """boto3 over ``secrets.aws`` and the AWS environment; static keys are redacted."""
         settings = load_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
         ctx.redactor.register_many(settings.credentials())
-        return AwsBackend(settings), settings.limits
+        return ctx.reuse(("aws", settings), lambda: AwsBackend(settings)), settings.limits

@@ -215,4 +215,4 @@ class GcpResolver(CloudResolver[GcpOptions]):
                 opts: GcpOptions | None) -> tuple[secrets.Backend, ReadLimits]:
         """The client library over ``secrets.gcp`` and the endpoint override."""
         settings = load_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
-        return GcpBackend(settings), settings.limits
+        return ctx.reuse(("gcp", settings), lambda: GcpBackend(settings)), settings.limits

@@ -133,7 +133,7 @@ class _Stores:
                     if ctx.app is not None and "aws" in ctx.app.secrets else None)
             aws = aws_settings(ctx.env, opts, timeout=ctx.timeout, concurrency=ctx.concurrency)
             ctx.redactor.register_many(aws.credentials())
-            backend = AwsBackend(aws)
+            backend = ctx.reuse(("aws", aws), lambda: AwsBackend(aws))
             policy = secrets.FetchPolicy(concurrency=aws.limits.concurrency,
                                          timeout=aws.limits.timeout,
                                          retries=aws.limits.retries, deadline=ctx.deadline)
@@ -145,7 +145,7 @@ class _Stores:
             gopts = (ctx.app.secrets_for("gcp", GcpOptions)
                      if ctx.app is not None and "gcp" in ctx.app.secrets else None)
             gcp = gcp_settings(ctx.env, gopts, timeout=ctx.timeout, concurrency=ctx.concurrency)
-            backend = GcpBackend(gcp)
+            backend = ctx.reuse(("gcp", gcp), lambda: GcpBackend(gcp))
             policy = secrets.FetchPolicy(concurrency=gcp.limits.concurrency,
                                          timeout=gcp.limits.timeout,
                                          retries=gcp.limits.retries, deadline=ctx.deadline)

@@ -98,7 +98,7 @@ class VaultResolver(SecretResolverBase):
                                  concurrency=ctx.concurrency)
         for credential in settings.credentials():
             ctx.redactor.register(credential)
-        backend = VaultBackend(settings, ctx.redactor)
+        backend = ctx.reuse(("vault", settings), lambda: VaultBackend(settings, ctx.redactor))
         policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
                                      retries=settings.retries, deadline=ctx.deadline)
         return placeholders.resolve_stream(objects, vault_grammar(settings, settings.avp), backend,
@@ -126,7 +126,8 @@ class VaultResolver(SecretResolverBase):
         ctx.redactor.register_many(settings.credentials())
         policy = secrets.FetchPolicy(concurrency=settings.concurrency, timeout=settings.timeout,
                                      retries=settings.retries, deadline=ctx.deadline)
-        return secrets.StoreBackend(VaultBackend(settings, ctx.redactor), policy)
+        backend = ctx.reuse(("vault", settings), lambda: VaultBackend(settings, ctx.redactor))
+        return secrets.StoreBackend(backend, policy)
 
 
 @hookimpl

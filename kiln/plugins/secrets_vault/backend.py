@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ log = logging.getLogger("kiln.secrets.vault")
 
 DEFAULT_KV = "2"
 """argocd-vault-plugin's KV version when nothing says otherwise."""
+LEASE_USE_FRACTION = 0.8
+"""Share of a login token's lease a kept backend uses it for before logging in again."""
 LOGIN_MOUNTS = {
     "approle": "auth/approle",
     "userpass": "auth/userpass",
@@ -47,6 +50,7 @@ class VaultBackend:
         self._mount_lock = threading.Lock()
         self._mounts: dict[str, str] = {}
         self._client: hvac.Client | None = None
+        self._token_until: float | None = None
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -142,7 +146,15 @@ class VaultBackend:
         token = auth.get("client_token") if isinstance(auth, Mapping) else None
         if not isinstance(token, str) or not token:
             raise SecretBackendUnavailable(f"{method} login at {mount} returned no token")
+        lease = auth.get("lease_duration") if isinstance(auth, Mapping) else None
+        if isinstance(lease, int) and lease > 0:
+            self._token_until = time.monotonic() + LEASE_USE_FRACTION * lease
         return token
+
+    def usable(self) -> bool:
+        """Whether a kept backend may serve another resolution: False once most of its login
+        token's lease has passed (a server then logs in afresh instead of failing later)."""
+        return self._token_until is None or time.monotonic() < self._token_until
 
     def _service_account_token(self) -> str:
         path = Path(self.settings.k8s_token_path)

@@ -1,0 +1,357 @@
+"""The CMP calls answered by one warm engine, with no transport in sight.
+
+:mod:`kiln.cmp.server` turns gRPC calls into calls of :class:`CmpService`; everything that
+decides what the answer is lives here, and it is what ``kiln generate .``, ``kiln cmp
+discover`` and ``kiln cmp parameters`` do (the same functions: :mod:`kiln.cmp.generate`,
+:mod:`kiln.cmp.detect`, :mod:`kiln.cmp.announce`), for a repository held in memory.
+
+Per request:
+
+1. **Environment.** The request's variables (``metadata.env``: Argo CD's ``ARGOCD_APP_*``,
+   ``ARGOCD_ENV_*``, ``KUBE_VERSION``/``KUBE_API_VERSIONS``, ``ARGOCD_APP_PARAMETERS`` and
+   ``PARAM_*``) overlay the server's own environment in a fresh mapping
+   (:meth:`kiln.core.engine.Engine.for_request`). Any other name is dropped: a request cannot
+   set an operator variable (``KILN_*``, ``VAULT_*``, ``PATH``...). ``os.environ`` is never
+   touched, so nothing of one request reaches another.
+2. **A hit without extraction.** :class:`kiln.cmp.keymemo.KeyMemo` re-checks every part of the
+   cache key an earlier render of this app recorded against the tree in memory; when all
+   hold, the manifests come from the cache store by key. Only the app's ``kiln.yaml`` is
+   written (to a private *skeleton* directory) so the app can be loaded for its secret
+   settings; secrets are then resolved for this request, in memory.
+3. **A miss** extracts the tree (``.git`` left empty) into a private directory, renders as
+   ``kiln generate .`` does, records the key, and removes the directory. Identical concurrent
+   requests (same stream, same app, same environment) share one render
+   (:class:`kiln.server.singleflight.SingleFlight`); each still resolves its own secrets.
+4. **Bounds.** Renders take a slot of a :class:`kiln.server.gate.Gate` (``--parallelism``),
+   and everything runs under the request's :class:`kiln.core.deadline.Deadline` (the gRPC
+   deadline minus a margin): a tool still running when it passes, or when the client cancels,
+   is killed with its process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from kiln.core.errors import InputError
+
+if TYPE_CHECKING:
+    from kiln.cmp.generate import Generated
+    from kiln.cmp.keymemo import Hit, KeyMemo
+    from kiln.cmp.stream import Received
+    from kiln.core.deadline import Deadline
+    from kiln.core.engine import Engine
+    from kiln.core.sourcetree import SourceTree
+    from kiln.server.lifecycle import ServerCore
+
+log = logging.getLogger("kiln.cmp.server")
+
+REQUEST_PREFIXES = ("ARGOCD_APP_", "ARGOCD_ENV_", "PARAM_")
+REQUEST_NAMES = frozenset({"KUBE_VERSION", "KUBE_API_VERSIONS"})
+GIT_DIR = ".git"
+MAX_SKELETONS = 2048
+"""App skeletons (a directory and a kiln.yaml each) kept for hits."""
+ANSWER_CACHE_ENTRIES = 4096
+"""Discovery and parameter answers kept per (stream, app, environment)."""
+
+
+def request_variables(env: Iterable[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """The variables of a request's ``metadata.env`` a CMP command may see (Argo CD's build
+    env, plugin env and parameters), and the names dropped (any other name: the request may
+    not set the server's own variables). Later entries win, as in a process environment."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in env:
+        if name.startswith(REQUEST_PREFIXES) or name in REQUEST_NAMES:
+            kept[name] = value
+        else:
+            dropped.append(name)
+    return kept, dropped
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """What a leader's render tells the identical requests that waited for it."""
+
+    key: str | None
+    renderer: str
+    inputs: tuple[str, ...]
+    verified: frozenset[str]
+
+
+@dataclass
+class _Answers:
+    """A small, thread-safe LRU of discovery and parameter answers (each costs an
+    extraction), by stream checksum, app path and environment."""
+
+    entries: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: str) -> Any:
+        with self.lock:
+            return self.entries.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        with self.lock:
+            self.entries.pop(key, None)
+            self.entries[key] = value
+            while len(self.entries) > ANSWER_CACHE_ENTRIES:
+                self.entries.pop(next(iter(self.entries)))
+
+
+class CmpService:
+    """The four CMP calls for one warm ``engine``.
+
+    ``operator_env`` is the server's own environment (what every request starts from);
+    ``workdir`` a private directory (mode 0700) for extractions, wiped at start as
+    argocd-cmp-server wipes its own. ``core`` holds the shared server parts (gate, flights,
+    metrics: :class:`kiln.server.lifecycle.ServerCore`), ``memo`` the recorded keys.
+    """
+
+    def __init__(self, engine: Engine, *, operator_env: Mapping[str, str], workdir: Path,
+                 core: ServerCore, memo: KeyMemo) -> None:
+        self.engine = engine
+        self.operator_env = dict(operator_env)
+        self.workdir = workdir
+        self.core = core
+        self.gate = core.gate
+        self.flights = core.flights
+        self.memo = memo
+        self.metrics = core.metrics
+        self._answers = _Answers()
+        self._skeleton_lock = threading.Lock()
+        self._skeletons: OrderedDict[tuple[str, str | None, bool], Path] = OrderedDict()
+        self._retired: list[Path] = []
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(workdir, 0o700)
+
+    # -- the calls ---------------------------------------------------------------------------
+
+    def generate(self, received: Received, deadline: Deadline) -> list[str]:
+        """The manifests ``kiln generate .`` prints for the app, one JSON document per object
+        (as argocd-cmp-server hands them to the repo-server). Raises KilnError."""
+        env = self.environment(received)
+        engine = self.engine.for_request(env)
+        done = self._from_memo(engine, received, env, deadline)
+        if done is None:
+            done = self._render_once(engine, received, env, deadline)
+        return _json_documents(done)
+
+    def match(self, received: Received, deadline: Deadline) -> bool:
+        """Whether ``kiln cmp discover`` claims the app (MatchRepository's isSupported)."""
+        from kiln.cmp.detect import discover
+
+        env = self.environment(received)
+        answer_key = self._answer_key("match", received, env)
+        found = self._answers.get(answer_key)
+        if found is not None:
+            return bool(found)
+        engine = self.engine.for_request(env)
+        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+            deadline.check("discovering the app")
+            kind = discover(root / received.metadata.app_rel_path, env, engine)
+        self._answers.put(answer_key, kind is not None)
+        return kind is not None
+
+    def parameters(self, received: Received, deadline: Deadline) -> list[dict[str, Any]]:
+        """What argocd-cmp-server answers GetParametersAnnouncement with: the dynamic
+        announcements (``kiln cmp parameters``) first, then the static ones of plugin.yaml."""
+        from kiln.cmp.announce import announcements
+        from kiln.cmp.parameters import static_announcements, table_of
+
+        env = self.environment(received)
+        answer_key = self._answer_key("parameters", received, env)
+        found = self._answers.get(answer_key)
+        if found is not None:
+            return json.loads(found)  # type: ignore[no-any-return]
+        engine = self.engine.for_request(env)
+        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+            deadline.check("reading the app's parameters")
+            dynamic = announcements(root / received.metadata.app_rel_path, env, engine)
+        out = [*dynamic, *static_announcements(table_of(engine.plugins))]
+        self._answers.put(answer_key, json.dumps(out))
+        return out
+
+    # -- environment -------------------------------------------------------------------------
+
+    def environment(self, received: Received) -> dict[str, str]:
+        """The environment this request renders under: the server's, overlaid with the
+        request's own variables (:func:`request_variables`)."""
+        kept, dropped = request_variables(received.metadata.env)
+        if dropped:
+            log.debug("request variables not passed on: %s", ", ".join(sorted(set(dropped))))
+        return {**self.operator_env, **kept}
+
+    # -- generate: memo hit ------------------------------------------------------------------
+
+    def _from_memo(self, engine: Engine, received: Received, env: Mapping[str, str],
+                   deadline: Deadline) -> Generated | None:
+        hit = self.memo.find(received.tree, received.metadata.app_rel_path, env)
+        if hit is None:
+            return None
+        done = self._from_key(engine, received, env, deadline, hit)
+        if done is not None and self.metrics is not None:
+            self.metrics.count_render("hit")
+            self.metrics.add_extraction_avoided_bytes(received.tree.nbytes)
+        return done
+
+    def _from_key(self, engine: Engine, received: Received, env: Mapping[str, str],
+                  deadline: Deadline, hit: Hit | _Rendered) -> Generated | None:
+        """Complete a request whose cache key is known: load the app from a skeleton holding
+        only its kiln.yaml, read the cache, resolve this request's secrets."""
+        from kiln.cmp.generate import finish, load
+
+        if hit.key is None:
+            return None
+        with self.gate.slot(deadline):
+            app = load(engine, self._skeleton(received), env)
+            result = engine.render_cached(app, hit.key, renderer=hit.renderer,
+                                          inputs=hit.inputs, verified=hit.verified,
+                                          deadline=deadline)
+            if result is None:
+                return None  # evicted from the store since: render again
+            return finish(app, result)
+
+    # -- generate: a miss, once for identical requests --------------------------------------
+
+    def _render_once(self, engine: Engine, received: Received, env: Mapping[str, str],
+                     deadline: Deadline) -> Generated:
+        mine: list[Generated] = []
+
+        def lead() -> _Rendered:
+            done = self._render(engine, received, env, deadline)
+            mine.append(done)
+            recipe = done.result.recipe
+            return _Rendered(recipe.key if recipe is not None else None, done.result.renderer,
+                             done.result.inputs, done.result.verified)
+
+        flight = ("generate", self._answer_key("generate", received, env))
+        rendered, shared = self.flights.do(flight, lead, deadline)
+        if not shared:
+            return mine[0]
+        done = self._from_key(engine, received, env, deadline, rendered)
+        if done is not None:
+            if self.metrics is not None:
+                self.metrics.count_render("hit")
+            return done
+        return self._render(engine, received, env, deadline)
+
+    def _render(self, engine: Engine, received: Received, env: Mapping[str, str],
+                deadline: Deadline) -> Generated:
+        from kiln.cmp.generate import generate
+
+        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+            app_dir = root / received.metadata.app_rel_path
+            done = generate(engine, app_dir, env, deadline=deadline)
+            if self.metrics is not None:
+                hit = done.result.cache_hit
+                self.metrics.count_render("hit" if hit else (
+                    "render" if done.result.key else "uncached"))
+            self.memo.record(engine, done.app, done.result, tree_root=root, request=env,
+                             tree=received.tree)
+        return done
+
+    # -- private directories -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _extracted(self, tree: SourceTree) -> Iterator[Path]:
+        """The tree written into a private directory (``.git`` as an empty directory: kiln
+        finds the work tree's top by it and reads nothing in it), removed afterwards."""
+        with self._private() as root:
+            written = tree.extract(root, only=_outside_git)
+            if tree.realpath(GIT_DIR) is not None:
+                (root / GIT_DIR).mkdir(exist_ok=True)
+            if self.metrics is not None:
+                self.metrics.add_extracted_bytes(written)
+            yield root
+
+    def _skeleton(self, received: Received) -> Path:
+        """A directory holding the app's directory and its kiln.yaml only (and an empty
+        ``.git`` where the tree has one), the app loaded from it on a hit: one per app path,
+        kiln.yaml content and ``.git`` presence, kept for reuse (nothing writes there)."""
+        from kiln.core.app import APP_FILE
+
+        tree = received.tree
+        rel = received.metadata.app_rel_path
+        app_file = tree.realpath(str(PurePosixPath(rel) / APP_FILE).removeprefix("./"))
+        digest = tree.file_digest(app_file) if app_file is not None else None
+        has_git = tree.kind(GIT_DIR) == "d"
+        key = (rel, digest, has_git)
+        with self._skeleton_lock:
+            found = self._skeletons.get(key)
+            if found is not None:
+                self._skeletons.move_to_end(key)
+                return found / rel
+        root = Path(tempfile.mkdtemp(prefix="app-", dir=self.workdir))
+        (root / rel).mkdir(parents=True, exist_ok=True)
+        if has_git:
+            (root / GIT_DIR).mkdir(exist_ok=True)
+        if app_file is not None and digest is not None:
+            (root / rel / APP_FILE).write_bytes(tree.read(app_file))
+        with self._skeleton_lock:
+            kept = self._skeletons.setdefault(key, root)
+            self._skeletons.move_to_end(key)
+            if kept is not root:
+                self._retired.append(root)
+            while len(self._skeletons) > MAX_SKELETONS:
+                self._retired.append(self._skeletons.popitem(last=False)[1])
+            # Removed only long after they left the map: a request that took one just
+            # before is long done with it.
+            doomed = self._retired[:-MAX_SKELETONS] if len(self._retired) > MAX_SKELETONS \
+                else []
+            del self._retired[:len(doomed)]
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
+        return kept / rel
+
+    @contextlib.contextmanager
+    def _private(self) -> Iterator[Path]:
+        path = Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    @staticmethod
+    def _answer_key(call: str, received: Received, env: Mapping[str, str]) -> str:
+        body = json.dumps([call, received.metadata.checksum, received.metadata.app_rel_path,
+                           sorted(env.items())])
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _outside_git(rel: str) -> bool:
+    return rel != GIT_DIR and not rel.startswith(GIT_DIR + "/")
+
+
+def _json_documents(done: Generated) -> list[str]:
+    """One JSON text per object, as argocd-cmp-server re-encodes a command's stdout."""
+    if done.objects is None:
+        return done.result.json_documents()
+    import msgspec
+
+    encode = msgspec.json.Encoder().encode
+    return [encode(obj).decode() for obj in done.objects]
+
+
+def check_app_path(tree: SourceTree, rel: str) -> None:
+    """Raise InputError unless ``rel`` names a directory of ``tree`` (the app must be in the
+    stream the repo-server sent)."""
+    real = tree.realpath("" if rel == "." else rel)
+    if real is None or tree.kind(real) != "d":
+        raise InputError(f"the app path {rel!r} is not a directory of the repository stream",
+                         source="appRelPath")
+
+
+__all__ = ["CmpService", "check_app_path", "request_variables"]
