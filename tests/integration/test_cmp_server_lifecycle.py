@@ -4,6 +4,8 @@ metrics endpoint and through a helm wrapper that counts real ``helm template`` r
 
 from __future__ import annotations
 
+import base64
+import os
 import signal
 import socket
 import threading
@@ -122,10 +124,11 @@ def test_socket_flag_overrides_the_directory(tmp_path: Path) -> None:
 
 
 def test_large_response_beyond_grpc_default_cap(tmp_path: Path) -> None:
-    """Responses above gRPC's 4 MiB default pass (100 MiB caps on both sides)."""
-    blob = "x" * (1 << 20)
+    """Responses above gRPC's 4 MiB default pass (100 MiB caps on both sides). The values are
+    random (incompressible), so the stream is as large and no ratio limit is near."""
     files = {"README.md": "r\n"}
     for i in range(6):
+        blob = base64.b64encode(os.urandom(768 * 1024)).decode()
         files[f"apps/big/cm{i}.yaml"] = (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
                                          f"  name: big{i}\ndata:\n  blob: {blob}\n")
     repo = git_repo(tmp_path / "repo", files)
