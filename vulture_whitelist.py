@@ -92,3 +92,14 @@ _.running
 _.waiting
 _.do
 _.__traceback__
+# kiln.diff library API for other callers (docs/diff.md): one object (a dry-run response) or
+# one API error body masked on its own.
+_.mask_object
+_.mask_api_error
+
+# The CMP servicer's methods are called by grpc by name (the generated base class).
+_.GenerateManifest
+_.MatchRepository
+_.GetParametersAnnouncement
+_.CheckPluginConfiguration
+STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives

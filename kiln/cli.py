@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_FACES = ("kiln.cmp.commands",)  # built-in command groups, registered as a plugin would
+# built-in command groups, registered as a plugin would
+_FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands")
 
 
 class _State(State):

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kiln.cmp.environment import BUILD_ENV_PREFIXES, KUBE_VARS, PARAM_PREFIX
+from kiln.cmp.environment import BUILD_ENV_PREFIXES, KUBE_VARS, PARAM_PREFIX, build_env
 from kiln.cmp.fastpath import (
     NOT_REQUEST_VARS,
     REQUEST_VARS,
@@ -128,6 +128,8 @@ class KeyMemo:
     ``max_entries`` bounds the recorded renders (least recently used evicted first),
     ``per_slot`` the renders kept for one app and request (newest first tried),
     ``tree_limit`` the paths of a source tree worth recording (its shape is re-checked).
+    One memo serves one engine (its plugins, operator settings and environment): keys
+    recorded under another configuration would not be that engine's keys.
     """
 
     def __init__(self, max_entries: int = MAX_ENTRIES, per_slot: int = PER_SLOT,
@@ -157,7 +159,8 @@ class KeyMemo:
         ``tree`` is the view the request's repository came as (default: the extracted
         directory, :class:`DiskTree` over ``tree_root``); the record re-checks against it
         before it is kept, so a view that disagrees with what the engine read is never
-        recorded. Refused (False, the reason logged at debug level) when the render has no
+        recorded, nor is an app whose build environment is not ``request``'s. Refused
+        (False, the reason logged at debug level) when the render has no
         cache key, depends on its location or on more than its files (``recipe.portable``),
         reads outside ``tree_root``, or its tree is too large to take the shape of.
         """
@@ -183,6 +186,8 @@ class KeyMemo:
             return None, None, "the render depends on the app's location"
         if not recipe.portable:
             return None, None, f"{recipe.renderer}'s key depends on more than the files"
+        if dict(app.env) != build_env(request):
+            return None, None, "the app was not loaded from this request's environment"
         root = os.path.abspath(tree_root)
         real_root = os.path.realpath(root)
         app_rel = _inside(os.path.relpath(app.path, root))

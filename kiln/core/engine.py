@@ -535,6 +535,14 @@ class Engine:
             result.leftover = placeholders.unresolved(result.objects)
             result.objects = secrets.plain(result.objects)
 
+    def apply(self, app: App, objects: list[dict[str, Any]] | None = None, **options: Any
+              ) -> Any:
+        """Render ``app`` (or take ``objects``), run ``kiln_before_apply`` and apply them to a
+        cluster; returns an ``ApplyReport``. Options and behaviour: ``kiln.apply.apply_app``."""
+        from kiln.apply.applier import apply_app
+
+        return apply_app(self, app, objects, **options)
+
     def resolve(self, objects: list[dict[str, Any]], app: App | None = None
                 ) -> list[dict[str, Any]]:
         """Resolve every secret reference in ``objects`` (e.g. a stream read from stdin)."""

@@ -289,3 +289,24 @@ def test_the_hmac_key_may_come_from_a_file(setup: tuple[Path, Path, dict[str, st
     assert why(app_dir, env) == "memo failed its integrity check (HMAC with KILN_CACHE_HMAC_KEY)"
     assert why(app_dir, {**env, "KILN_CACHE_HMAC_KEY": "g" * 32}) == \
         "both HMAC key variables are set"
+
+
+def test_a_deleted_or_escaping_input_says_so(setup: tuple[Path, Path, dict[str, str]],
+                                             tmp_path: Path) -> None:
+    """The re-check through DiskTree keeps its reasons: a deleted input is a changed input;
+    one now resolving outside the source root says that."""
+    repo, cache, env = setup
+    app_dir = repo / "apps" / "web"
+    text, _ = _generate(app_dir, env, cache)
+    assert why(app_dir, env) == ""  # positive control
+    svc = app_dir / "svc.yaml"
+    original = svc.read_text()
+    svc.unlink()
+    assert why(app_dir, env) == "input svc.yaml changed"
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(original)
+    svc.symlink_to(outside)
+    assert why(app_dir, env) == "input svc.yaml resolves outside the source root"
+    svc.unlink()
+    svc.write_text(original)
+    assert serve(app_dir, env) == text

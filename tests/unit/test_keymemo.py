@@ -363,6 +363,9 @@ def test_refusals(tmp_path: Path, server: Server, repos: tuple[Path, Path]) -> N
         assert not memo.record(view, app, bad, tree_root=a, request=env)
     assert not KeyMemo(tree_limit=5).record(view, app, result, tree_root=a, request=env)
     assert not memo.record(view, app, result, tree_root=a / "apps" / "other", request=env)
+    # The request must be the one the app was loaded from (else its slot would lie).
+    other = server.env(argo_for("directory", ARGOCD_APP_NAMESPACE="staging"))
+    assert not memo.record(view, app, result, tree_root=a, request=other)
     # A view that does not hold what the engine read is never recorded.
     (b / "apps/web/deploy.yaml").write_text(CM.format("other", "x"))
     assert not memo.record(view, app, result, tree_root=a, request=env, tree=MemTree(b))
@@ -478,3 +481,35 @@ def test_threads_never_corrupt_it(server: Server, repos: tuple[Path, Path]) -> N
     hits = [memo.lookup(tree, "apps/web", env) for _, _, _, env in renders]
     assert sum(h is not None for h in hits) == len(memo)
     assert all(h in (None, r[2].key) for h, r in zip(hits, renders, strict=True))
+
+
+def test_lookup_reads_no_file(server: Server, repos: tuple[Path, Path],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against an in-memory tree a lookup opens, lists and follows nothing on disk: only
+    the recorded tools are stat-ed."""
+    import builtins
+
+    a, b = repos
+    argo = argo_for("helm")
+    memo = KeyMemo()
+    key = server.record(memo, a, "apps/chart", argo)
+    tree, env = MemTree(b), server.env(argo)
+    stat_calls: list[str] = []
+    real_stat = os.stat
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"disk read during lookup: {args!r}")
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        stat_calls.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    for name in ("open", "scandir", "lstat", "readlink", "listdir"):
+        target = builtins if name == "open" else os
+        monkeypatch.setattr(target, name, forbidden)
+    monkeypatch.setattr(os, "stat", counting_stat)
+    assert memo.lookup(tree, "apps/chart", env) == key
+    monkeypatch.undo()
+    ((_, (held,)),) = memo._slots.items()
+    assert sorted(stat_calls) == sorted(t[0] for t in held.tools)
+    assert os.path.realpath(tool("helm")) in stat_calls
