@@ -190,8 +190,10 @@ def start_server(work: Path, sock: Path, parallelism: int | None) -> Server:
     if parallelism:
         argv += ["--parallelism", str(parallelism)]
     (work / "home").mkdir(exist_ok=True)
+    (work / "tmp").mkdir(exist_ok=True)  # its own TMPDIR: the server wipes $TMPDIR/_kiln_cmp
+    env = {**sidecar_env(work / "home", work / "server-cache"), "TMPDIR": str(work / "tmp")}
     with (work / "server.log").open("wb") as out:
-        proc = subprocess.Popen(argv, env=sidecar_env(work / "home", work / "server-cache"),
+        proc = subprocess.Popen(argv, env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     server = Server(proc, sock, port)

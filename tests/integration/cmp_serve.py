@@ -238,7 +238,11 @@ def start_server(workdir: Path, *, socket: Path | None, args: Sequence[str] = ()
     """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "home").mkdir(exist_ok=True)
-    env = sidecar_env(workdir / "home", workdir / "server-cache", extra_env)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    # The sidecar's own /tmp (an emptyDir in deploy/argocd): the server wipes
+    # $TMPDIR/_kiln_cmp when it starts, so servers must not share one.
+    env = sidecar_env(workdir / "home", workdir / "server-cache",
+                      {"TMPDIR": str(workdir / "tmp"), **(extra_env or {})})
     argv = [sys.executable, "-m", "kiln", "cmp", "serve", *args]
     if socket is not None:
         argv += ["--socket", str(socket)]
