@@ -74,8 +74,13 @@ def test_committed_configmap_matches_generated() -> None:
 def test_sidecar_patch_follows_argocd_docs() -> None:
     patch = yaml.safe_load((DEPLOY / "repo-server-patch.yaml").read_text())
     pod = patch["spec"]["template"]["spec"]
-    (sidecar,) = pod["containers"]
-    assert sidecar["command"] == ["/var/run/argocd/argocd-cmp-server"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"kiln", "argocd-repo-server"}
+    sidecar = containers["kiln"]
+    assert sidecar["command"] == ["kiln", "cmp", "serve"]
+    exec_patch = yaml.safe_load((DEPLOY / "exec-mode-patch.yaml").read_text())
+    (exec_sidecar,) = exec_patch["spec"]["template"]["spec"]["containers"]
+    assert exec_sidecar["command"] == ["/var/run/argocd/argocd-cmp-server"]
     assert sidecar["securityContext"]["runAsUser"] == 999
     assert sidecar["securityContext"]["runAsNonRoot"] is True
     mounts = {m["mountPath"]: m for m in sidecar["volumeMounts"]}
@@ -92,9 +97,9 @@ def test_sidecar_patch_follows_argocd_docs() -> None:
     assert "emptyDir" in volumes[mounts[cache]["name"]]
     # The Dockerfile's entrypoint and user agree with the patch.
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert 'ENTRYPOINT ["/var/run/argocd/argocd-cmp-server"]' in dockerfile
+    assert 'ENTRYPOINT ["kiln", "cmp", "serve"]' in dockerfile
     assert "USER 999" in dockerfile
-    assert "'/src[tools]'" in dockerfile
+    assert "'/src[tools,cmp-server]'" in dockerfile
 
 
 # -- discover ------------------------------------------------------------------------------------
