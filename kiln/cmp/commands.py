@@ -82,8 +82,12 @@ def parameters(path: str) -> None:
               help="Serve Prometheus metrics over HTTP there (default: off).")
 @click.option("--drain-seconds", type=float, default=30.0, show_default=True, metavar="S",
               help="On SIGTERM, how long calls in flight may take to finish.")
+@click.option("--discovery/--no-discovery", default=True, show_default=True,
+              help="Say discovery is configured. With --no-discovery, Applications that name "
+              "the plugin (plugin.name: kiln) skip MatchRepository, one repository stream "
+              "less per refresh; 'plugin: {}' Applications then never pick kiln.")
 def serve(socket: str | None, parallelism: int | None, metrics_addr: str | None,
-          drain_seconds: float) -> None:
+          drain_seconds: float, discovery: bool) -> None:
     """Serve Argo CD's CMP gRPC protocol on a unix socket, in place of argocd-cmp-server:
     one warm process renders every app (no process per request)."""
     from kiln.cmp.server import ServeOptions, socket_path
@@ -92,7 +96,8 @@ def serve(socket: str | None, parallelism: int | None, metrics_addr: str | None,
     env = dict(os.environ)
     options = ServeOptions(socket=socket_path(env, socket),
                            parallelism=parallelism or os.cpu_count() or 1,
-                           metrics_addr=metrics_addr, drain_seconds=drain_seconds)
+                           metrics_addr=metrics_addr, drain_seconds=drain_seconds,
+                           discovery=discovery)
     run(options, env)
 
 

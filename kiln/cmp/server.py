@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import shutil
 import stat
 from collections.abc import Callable, Iterator, Mapping
 from concurrent import futures
@@ -39,6 +42,7 @@ SERVICE = "plugin.ConfigManagementPluginService"
 SOCKET_DIR_ENV = "ARGOCD_PLUGINSOCKFILEPATH"
 DEFAULT_SOCKET_DIR = "/home/argocd/cmp-server/plugins"
 WORKDIR_ENV = "ARGOCD_CMP_WORKDIR"
+WORKDIR_PREFIX = "kiln-cmp-"
 MAX_MESSAGE_BYTES = 100 * 1024 * 1024
 """gRPC message cap, both ways (the repo-server's ``ARGOCD_GRPC_MAX_SIZE_MB`` default)."""
 DEADLINE_MARGIN = 0.1
@@ -80,6 +84,30 @@ def remove_stale_socket(path: Path) -> None:
     path.unlink()
 
 
+def private_workdir(base: Path) -> Path:
+    """A new directory (mode 0700) for this server's extractions under ``base``, named after
+    its process; those left by servers no longer running are removed first (as
+    argocd-cmp-server wipes its own at start, without touching another live server's)."""
+    import tempfile
+
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.glob(f"{WORKDIR_PREFIX}*"):
+        pid = old.name[len(WORKDIR_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=base))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @dataclass(frozen=True)
 class ServeOptions:
     """``kiln cmp serve``'s settings."""
@@ -88,6 +116,7 @@ class ServeOptions:
     parallelism: int
     metrics_addr: str | None = None
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    discovery: bool = True
 
 
 class _Handler:
@@ -150,8 +179,9 @@ class CmpServer:
     """The gRPC server around one :class:`CmpService`."""
 
     def __init__(self, service: CmpService, limits: StreamLimits, trees: SourceTreeCache,
-                 *, default_seconds: float | None) -> None:
+                 *, default_seconds: float | None, discovery: bool = True) -> None:
         self.service = service
+        self.discovery = discovery
         self.core = service.core
         self.limits = limits
         self.trees = trees
@@ -161,8 +191,10 @@ class CmpServer:
 
     def redact(self, text: str) -> str:
         """``text`` with every value the engine knows as secret, and credential shapes,
-        masked."""
-        return self.service.engine.redactor.redact(text)
+        masked, and the server's private directories left out of paths (``apps/web``,
+        not ``/tmp/kiln-cmp-1-x/tree-y/apps/web``: the repository's own path)."""
+        private = re.escape(str(self.service.workdir)) + r"/[^/\s]+/?"
+        return re.sub(private, "", self.service.engine.redactor.redact(text))
 
     def receive(self, requests: Iterator[Any], deadline: Deadline) -> Received:
         """Read and check the stream, and the app path it names."""
@@ -213,7 +245,7 @@ class CmpServer:
                 return server.handler.run(
                     "CheckPluginConfiguration", context,
                     lambda _deadline: plugin_pb2.CheckPluginConfigurationResponse(
-                        isDiscoveryConfigured=True, provideGitCreds=False))
+                        isDiscoveryConfigured=server.discovery, provideGitCreds=False))
 
         return Servicer()
 
@@ -276,9 +308,10 @@ def serve(options: ServeOptions, env: Mapping[str, str],
     install(kiln_log, engine.redactor)
     metrics = ServerMetrics()
     core = ServerCore(options.parallelism, metrics)
-    workdir = Path(env.get(WORKDIR_ENV) or env.get("TMPDIR") or "/tmp") / "_kiln_cmp"
+    workdir = private_workdir(Path(env.get(WORKDIR_ENV) or env.get("TMPDIR") or "/tmp"))
     service = CmpService(engine, operator_env=env, workdir=workdir, core=core, memo=KeyMemo())
-    server_state = CmpServer(service, limits, trees, default_seconds=default_seconds)
+    server_state = CmpServer(service, limits, trees, default_seconds=default_seconds,
+                             discovery=options.discovery)
     metrics_server = serve_metrics(options.metrics_addr, metrics) if options.metrics_addr else None
     caps = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]
@@ -319,6 +352,7 @@ def serve(options: ServeOptions, env: Mapping[str, str],
         if metrics_server is not None:
             metrics_server.stop()
         workers.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(workdir, ignore_errors=True)
         log.info("stopped%s", "" if drained else " (in-flight calls cut off after the drain)")
 
 

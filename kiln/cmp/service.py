@@ -60,6 +60,8 @@ log = logging.getLogger("kiln.cmp.server")
 REQUEST_PREFIXES = ("ARGOCD_APP_", "ARGOCD_ENV_", "PARAM_")
 REQUEST_NAMES = frozenset({"KUBE_VERSION", "KUBE_API_VERSIONS"})
 GIT_DIR = ".git"
+KEEP_EXTRACTIONS = 2
+"""Streams (by checksum) whose extracted tree is kept for the next miss."""
 MAX_SKELETONS = 2048
 """App skeletons (a directory and a kiln.yaml each) kept for hits."""
 ANSWER_CACHE_ENTRIES = 4096
@@ -114,9 +116,9 @@ class CmpService:
     """The four CMP calls for one warm ``engine``.
 
     ``operator_env`` is the server's own environment (what every request starts from);
-    ``workdir`` a private directory (mode 0700) for extractions, wiped at start as
-    argocd-cmp-server wipes its own. ``core`` holds the shared server parts (gate, flights,
-    metrics: :class:`kiln.server.lifecycle.ServerCore`), ``memo`` the recorded keys.
+    ``workdir`` a directory of this server's own (made mode 0700) for extractions;
+    ``core`` holds the shared server parts (gate, flights, metrics:
+    :class:`kiln.server.lifecycle.ServerCore`), ``memo`` the recorded keys.
     """
 
     def __init__(self, engine: Engine, *, operator_env: Mapping[str, str], workdir: Path,
@@ -133,7 +135,7 @@ class CmpService:
         self._skeleton_lock = threading.Lock()
         self._skeletons: OrderedDict[tuple[str, str | None, bool], Path] = OrderedDict()
         self._retired: list[Path] = []
-        shutil.rmtree(workdir, ignore_errors=True)
+        self._extractions = _Extractions(self)
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(workdir, 0o700)
 
@@ -159,7 +161,7 @@ class CmpService:
         if found is not None:
             return bool(found)
         engine = self.engine.for_request(env)
-        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+        with self.gate.slot(deadline), self._extracted(received, deadline) as root:
             deadline.check("discovering the app")
             kind = discover(root / received.metadata.app_rel_path, env, engine)
         self._answers.put(answer_key, kind is not None)
@@ -177,7 +179,7 @@ class CmpService:
         if found is not None:
             return json.loads(found)  # type: ignore[no-any-return]
         engine = self.engine.for_request(env)
-        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+        with self.gate.slot(deadline), self._extracted(received, deadline) as root:
             deadline.check("reading the app's parameters")
             dynamic = announcements(root / received.metadata.app_rel_path, env, engine)
         out = [*dynamic, *static_announcements(table_of(engine.plugins))]
@@ -252,7 +254,7 @@ class CmpService:
                 deadline: Deadline) -> Generated:
         from kiln.cmp.generate import generate
 
-        with self.gate.slot(deadline), self._extracted(received.tree) as root:
+        with self.gate.slot(deadline), self._extracted(received, deadline) as root:
             app_dir = root / received.metadata.app_rel_path
             done = generate(engine, app_dir, env, deadline=deadline)
             if self.metrics is not None:
@@ -266,16 +268,23 @@ class CmpService:
     # -- private directories -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _extracted(self, tree: SourceTree) -> Iterator[Path]:
-        """The tree written into a private directory (``.git`` as an empty directory: kiln
-        finds the work tree's top by it and reads nothing in it), removed afterwards."""
-        with self._private() as root:
-            written = tree.extract(root, only=_outside_git)
-            if tree.realpath(GIT_DIR) is not None:
-                (root / GIT_DIR).mkdir(exist_ok=True)
-            if self.metrics is not None:
-                self.metrics.add_extracted_bytes(written)
+    def _extracted(self, received: Received, deadline: Deadline) -> Iterator[Path]:
+        """The stream's tree on disk (``.git`` as an empty directory: kiln finds the work
+        tree's top by it and reads nothing in it): written once per stream checksum and
+        shared by the requests of that stream (kiln's renderers never write into the source:
+        helm builds dependencies and kustomize builds in private copies), removed once
+        newer streams replaced it and no request uses it."""
+        with self._extractions.use(received, deadline) as root:
             yield root
+
+    def extract(self, tree: SourceTree, root: Path) -> int:
+        """Write ``tree`` under ``root`` (see :meth:`_extracted`); the bytes written."""
+        written = tree.extract(root, only=_outside_git)
+        if tree.kind(GIT_DIR) == "d":
+            (root / GIT_DIR).mkdir(exist_ok=True)
+        if self.metrics is not None:
+            self.metrics.add_extracted_bytes(written)
+        return written
 
     def _skeleton(self, received: Received) -> Path:
         """A directory holding the app's directory and its kiln.yaml only (and an empty
@@ -316,19 +325,78 @@ class CmpService:
             shutil.rmtree(path, ignore_errors=True)
         return kept / rel
 
-    @contextlib.contextmanager
-    def _private(self) -> Iterator[Path]:
-        path = Path(tempfile.mkdtemp(prefix="req-", dir=self.workdir))
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-
     @staticmethod
     def _answer_key(call: str, received: Received, env: Mapping[str, str]) -> str:
         body = json.dumps([call, received.metadata.checksum, received.metadata.app_rel_path,
                            sorted(env.items())])
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass
+class _Extraction:
+    """One stream's tree on disk, and the requests using it."""
+
+    root: Path
+    users: int = 0
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class _Extractions:
+    """Trees extracted once per stream checksum (same checksum, same bytes, same tree),
+    kept while in use and for the :data:`KEEP_EXTRACTIONS` most recent streams."""
+
+    def __init__(self, service: CmpService) -> None:
+        self.service = service
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, _Extraction] = OrderedDict()
+
+    @contextlib.contextmanager
+    def use(self, received: Received, deadline: Deadline) -> Iterator[Path]:
+        key = received.metadata.checksum
+        with self._lock:
+            entry = self._entries.get(key)
+            builder = entry is None
+            if entry is None:
+                root = Path(tempfile.mkdtemp(prefix="tree-", dir=self.service.workdir))
+                entry = self._entries[key] = _Extraction(root)
+            entry.users += 1
+            self._entries.move_to_end(key)
+        try:
+            if builder:
+                try:
+                    self.service.extract(received.tree, entry.root)
+                except BaseException as exc:
+                    entry.error = exc
+                    with self._lock:
+                        if self._entries.get(key) is entry:
+                            del self._entries[key]
+                    raise
+                finally:
+                    entry.ready.set()
+            else:
+                while not entry.ready.wait(deadline.wait_timeout() or 1.0):
+                    deadline.check("waiting for the repository to be written out")
+                if entry.error is not None:
+                    raise InputError("the repository could not be written out "
+                                     f"({type(entry.error).__name__})")
+                if self.service.metrics is not None:
+                    self.service.metrics.add_extraction_avoided_bytes(received.tree.nbytes)
+            yield entry.root
+        finally:
+            self._release(entry)
+
+    def _release(self, entry: _Extraction) -> None:
+        doomed: list[Path] = []
+        with self._lock:
+            entry.users -= 1
+            if entry.error is not None and entry.users == 0:
+                doomed.append(entry.root)
+            idle = [k for k, e in self._entries.items() if e.users == 0]
+            while len(self._entries) > KEEP_EXTRACTIONS and idle:
+                doomed.append(self._entries.pop(idle.pop(0)).root)
+        for path in doomed:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _outside_git(rel: str) -> bool:

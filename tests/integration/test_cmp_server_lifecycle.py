@@ -255,6 +255,8 @@ def test_hung_tool_is_killed_at_the_deadline(hanging: tuple[Server, Path, Path])
     assert elapsed < 6 + 2, elapsed
     if exc.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
         one_line(exc.details())
+    # Errors name the repository's paths, never the server's private directories.
+    assert "kiln-cmp-" not in (exc.details() or "") and "/tree-" not in (exc.details() or "")
     pids = _read_pids(pid_file)
     wait_for(lambda: all(pid_gone(p) for p in pids), f"helm's process group {pids} to end",
              timeout=15)
@@ -335,3 +337,40 @@ def test_new_connection_after_exit_is_refused(tmp_path: Path) -> None:
         with RepoServerClient(path, timeout=3) as client:
             exc = rpc_error(lambda: client.health(timeout=3))
         assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def test_no_discovery_spares_named_apps_the_match_call(tmp_path: Path) -> None:
+    with short_dir() as sockets:
+        server = start_server(tmp_path / "srv", socket=sockets / "kiln.sock", metrics=False,
+                              args=["--no-discovery"])
+        try:
+            assert not server.client().check_plugin_configuration().isDiscoveryConfigured
+        finally:
+            server.close()
+
+
+def test_servers_sharing_a_tmpdir_keep_out_of_each_others_work(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo", ("web",))
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    with short_dir() as sockets:
+        first = start_server(tmp_path / "one", socket=sockets / "one.sock", metrics=False,
+                             extra_env={"TMPDIR": str(shared)})
+        second = start_server(tmp_path / "two", socket=sockets / "two.sock", metrics=False,
+                              extra_env={"TMPDIR": str(shared)})
+        try:
+            assert len(list(shared.glob("kiln-cmp-*"))) == 2
+            for server in (first, second):
+                objs = response_objects(server.client().generate_manifest(
+                    repo, "apps/web", _env("web")).manifests)
+                assert objs[0]["data"] == {"marker": "m1"}
+            first.signal(signal.SIGTERM)
+            assert first.wait(60) == 0
+            assert len(list(shared.glob("kiln-cmp-*"))) == 1  # its own directory went with it
+            commit(repo, {"apps/web/values.yaml": "marker: m2\n"})
+            objs = response_objects(second.client().generate_manifest(
+                repo, "apps/web", _env("web")).manifests)
+            assert objs[0]["data"] == {"marker": "m2"}
+        finally:
+            first.close()
+            second.close()
