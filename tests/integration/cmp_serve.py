@@ -239,8 +239,8 @@ def start_server(workdir: Path, *, socket: Path | None, args: Sequence[str] = ()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "home").mkdir(exist_ok=True)
     (workdir / "tmp").mkdir(exist_ok=True)
-    # The sidecar's own /tmp (an emptyDir in deploy/argocd): the server wipes
-    # $TMPDIR/_kiln_cmp when it starts, so servers must not share one.
+    # The sidecar's own /tmp (an emptyDir in deploy/argocd); each server also keeps its work in
+    # a $TMPDIR/kiln-cmp-<pid>-* directory of its own.
     env = sidecar_env(workdir / "home", workdir / "server-cache",
                       {"TMPDIR": str(workdir / "tmp"), **(extra_env or {})})
     argv = [sys.executable, "-m", "kiln", "cmp", "serve", *args]
