@@ -369,6 +369,24 @@ def test_operator_env_never_reaches_the_render_from_the_request(fx: Fixture) -> 
     assert fx.vault_value in json.dumps(response_objects(ok.manifests))
 
 
+def test_a_request_cannot_set_the_servers_own_variables(fx: Fixture) -> None:
+    """metadata.env naming an operator variable (the allowlist itself, VAULT_ADDR, PATH) is
+    dropped: the credential-routing setting is still refused, and nothing reaches the render."""
+    bad = argo_env(app_name="vault-web", source_path="apps/vault-web",
+                   plugin_env={**_vault_plugin_env(fx.bao), "AVP_K8S_ROLE": "x",
+                               "AVP_AUTH_TYPE": "k8s"})
+    bad.update({"KILN_ALLOW_APP_SETTINGS": "AVP_K8S_ROLE,AVP_AUTH_TYPE,ARGOCD_ENV_AVP_K8S_ROLE,"
+                "ARGOCD_ENV_AVP_AUTH_TYPE", "PATH": "/nonexistent", "KILN_HELM": "/nonexistent"})
+    client = fx.server.client()
+    exc = rpc_error(lambda: client.generate_manifest(fx.repo, "apps/vault-web", bad))
+    assert exc.code() in ERROR_CODES
+    assert "AVP_K8S_ROLE" in one_line(exc.details())
+    good = _request_env(fx, CASES[4])
+    good.update({"PATH": "/nonexistent", "KILN_HELM": "/nonexistent"})
+    ok = client.generate_manifest(fx.repo, "apps/vault-web", good)
+    assert fx.vault_value in json.dumps(response_objects(ok.manifests))
+
+
 # -- discovery, parameters, configuration, health ------------------------------------------------
 
 @pytest.mark.parametrize("path", ["apps/helm-web", "apps/kustomize-web", "apps/jsonnet-web",
