@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 from kiln.core.cache import codec
@@ -23,6 +24,8 @@ from kiln.core.errors import CacheError
 log = logging.getLogger("kiln.cache")
 
 DEFAULT_MAX_BYTES = 1 << 30
+RESCAN_EVERY = 256
+"""Puts after which the directory is scanned again even below the bound (other writers)."""
 
 
 class FsStore:
@@ -34,6 +37,12 @@ class FsStore:
         self.objects = self.directory / "objects"
         self.max_bytes = max_bytes
         self._mac_key = mac_key
+        # The bytes held, as of the last scan plus what this process wrote since: a put scans
+        # the directory only when that passes the bound or every RESCAN_EVERY puts (other
+        # processes write too), not on every write (a server writes thousands).
+        self._lock = threading.Lock()
+        self._total: int | None = None
+        self._puts_since_scan = 0
 
     def _path(self, key: str) -> Path:
         if len(key) < 8 or not all(c in "0123456789abcdef" for c in key):
@@ -85,7 +94,15 @@ class FsStore:
             log.warning("cannot write cache entry %s: %s", key[:12], exc)
             return
         if self.max_bytes and len(blob) <= self.max_bytes:
-            self._evict(keep=path)
+            with self._lock:
+                estimate = None if self._total is None else self._total + len(blob)
+                if (estimate is None or estimate > self.max_bytes
+                        or self._puts_since_scan >= RESCAN_EVERY):
+                    self._total = self._evict(keep=path)[1]
+                    self._puts_since_scan = 0
+                else:
+                    self._total = estimate
+                    self._puts_since_scan += 1
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         found: list[tuple[float, int, Path]] = []
@@ -104,7 +121,9 @@ class FsStore:
                 found.append((st.st_mtime, st.st_size, Path(entry.path)))
         return found
 
-    def _evict(self, keep: Path | None = None) -> int:
+    def _evict(self, keep: Path | None = None) -> tuple[int, int]:
+        """Remove the least recently used entries until the bound holds; (removed, bytes
+        left)."""
         entries = self._entries()
         total = sum(size for _, size, _ in entries)
         removed = 0
@@ -118,7 +137,7 @@ class FsStore:
             removed += 1
         if removed:
             log.info("cache: evicted %d entries to stay under %d bytes", removed, self.max_bytes)
-        return removed
+        return removed, total
 
     @staticmethod
     def _remove(path: Path) -> None:
@@ -137,8 +156,13 @@ class FsStore:
 
         count = len(self._entries())
         shutil.rmtree(self.objects, ignore_errors=True)
+        with self._lock:
+            self._total = None
         return count
 
     def gc(self) -> int:
         """Evict least-recently-used entries until under the bound."""
-        return self._evict()
+        removed, total = self._evict()
+        with self._lock:
+            self._total = total
+        return removed
