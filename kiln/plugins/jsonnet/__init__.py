@@ -241,7 +241,7 @@ class JsonnetRenderer(RendererBase):
             "maxOutput": opts.max_output_bytes,
         }
         done = evaluate(request, timeout=opts.timeout or ctx.timeout, source=plan.entry,
-                        on_helm=lambda msg: _nested_helm(app, ctx, msg))
+                        on_helm=lambda msg: _nested_helm(app, ctx, msg), deadline=ctx.deadline)
         try:
             output = msgspec.json.decode(done["json"])
         except msgspec.DecodeError as exc:

@@ -21,12 +21,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kiln.core.errors import InputError, KilnError, RenderError
 from kiln.core.toolenv import tool_environment
 from kiln.plugins.jsonnet import protocol
 from kiln.plugins.jsonnet.worker import serve
+
+if TYPE_CHECKING:
+    from kiln.core.deadline import Deadline
 
 log = logging.getLogger("kiln.jsonnet")
 
@@ -36,6 +39,8 @@ _SPAWN_BOOT = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
                "from kiln.plugins.jsonnet.worker import main; main(int(sys.argv[2]), "
                "int(sys.argv[3]))")
 CPU_FACTOR = 4
+CANCEL_POLL = 0.2
+"""Seconds between checks of the command's deadline while the worker evaluates."""
 _OOM_MARKS = ("out of memory", "cannot allocate memory", "failed to reserve",
               "failed to create new OS thread")
 
@@ -77,11 +82,14 @@ def can_fork() -> bool:
 
 
 def evaluate(request: dict[str, Any], *, timeout: float, source: str,
-             on_helm: HelmHandler, start: str = "auto") -> dict[str, Any]:
+             on_helm: HelmHandler, start: str = "auto",
+             deadline: Deadline | None = None) -> dict[str, Any]:
     """Evaluate ``request`` in a worker and return its ``done`` frame (``json``, ``loaded``).
 
     ``timeout`` bounds the evaluation's wall-clock time, not counting time spent in ``on_helm``
-    (nested Helm renders, which have their own timeout). ``start`` is ``fork``, ``spawn`` or
+    (nested Helm renders, which have their own timeout). ``deadline`` (the command's or a
+    server request's) also ends it: when it passes or is cancelled the worker is killed within
+    :data:`CANCEL_POLL` seconds and its error raised. ``start`` is ``fork``, ``spawn`` or
     ``auto``. Raises InputError or RenderError with one line naming ``source`` or the Jsonnet
     location.
     """
@@ -103,7 +111,7 @@ def evaluate(request: dict[str, Any], *, timeout: float, source: str,
         to_child_r = from_child_w = -1
         return _converse(child, request, to_child_w, from_child_r, stderr,
                          timeout=timeout, source=source, on_helm=on_helm,
-                         max_memory=int(request["maxMemory"]))
+                         max_memory=int(request["maxMemory"]), bound=deadline)
     finally:
         if child is not None:
             child.kill()
@@ -154,7 +162,7 @@ def _spawn(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
 
 def _converse(child: _Child, request: dict[str, Any], wfd: int, rfd: int, stderr: IO[bytes],
               *, timeout: float, source: str, on_helm: HelmHandler,
-              max_memory: int) -> dict[str, Any]:
+              max_memory: int, bound: Deadline | None = None) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + timeout
     try:
@@ -165,11 +173,16 @@ def _converse(child: _Child, request: dict[str, Any], wfd: int, rfd: int, stderr
     while True:
         message = reader.next()
         if message is None:
+            if bound is not None and bound.expired():
+                child.kill()
+                raise bound.error(f"evaluating {source}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 child.kill()
                 raise RenderError(f"jsonnet evaluation timed out after {timeout:g}s "
                                   "(jsonnet.timeout)", source=source)
+            if bound is not None:
+                remaining = max(0.001, min(remaining, bound.remaining(), CANCEL_POLL))
             ready, _, _ = select.select([rfd], [], [], remaining)
             if not ready:
                 continue
