@@ -238,7 +238,7 @@ class CmpServer:
                     received = server.receive(requests, deadline)
                     found = server.service.parameters(received, deadline)
                     return plugin_pb2.ParametersAnnouncementResponse(
-                        parameterAnnouncements=[_announcement(plugin_pb2, a) for a in found])
+                        parameterAnnouncements=[_announcement(a) for a in found])
                 return server.handler.run("GetParametersAnnouncement", context, body)
 
             def CheckPluginConfiguration(self, request: Any, context: Any) -> Any:
@@ -250,7 +250,7 @@ class CmpServer:
         return Servicer()
 
 
-def _announcement(pb: Any, found: Mapping[str, Any]) -> Any:
+def _announcement(found: Mapping[str, Any]) -> Any:
     """A ``repository.ParameterAnnouncement`` from kiln's JSON form of one."""
     from kiln.cmp.proto import kiln_repository_pb2
 
@@ -264,7 +264,6 @@ def _announcement(pb: Any, found: Mapping[str, Any]) -> Any:
         fields["array"] = [str(v) for v in found["array"]]
     if found.get("map") is not None:
         fields["map"] = {str(k): str(v) for k, v in found["map"].items()}
-    del pb
     return kiln_repository_pb2.ParameterAnnouncement(**fields)
 
 

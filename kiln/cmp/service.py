@@ -97,19 +97,21 @@ class _Answers:
     """A small, thread-safe LRU of discovery and parameter answers (each costs an
     extraction), by stream checksum, app path and environment."""
 
-    entries: dict[str, Any] = field(default_factory=dict)
+    entries: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key: str) -> Any:
         with self.lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
             return self.entries.get(key)
 
     def put(self, key: str, value: Any) -> None:
         with self.lock:
-            self.entries.pop(key, None)
             self.entries[key] = value
+            self.entries.move_to_end(key)
             while len(self.entries) > ANSWER_CACHE_ENTRIES:
-                self.entries.pop(next(iter(self.entries)))
+                self.entries.popitem(last=False)
 
 
 class CmpService:
@@ -404,13 +406,9 @@ def _outside_git(rel: str) -> bool:
 
 
 def _json_documents(done: Generated) -> list[str]:
-    """One JSON text per object, as argocd-cmp-server re-encodes a command's stdout."""
-    if done.objects is None:
-        return done.result.json_documents()
-    import msgspec
-
-    encode = msgspec.json.Encoder().encode
-    return [encode(obj).decode() for obj in done.objects]
+    """One JSON text per object, as argocd-cmp-server re-encodes a command's stdout (the
+    server never strips, so ``done.objects`` are the result's own)."""
+    return done.result.json_documents()
 
 
 def check_app_path(tree: SourceTree, rel: str) -> None:
