@@ -95,7 +95,8 @@ def serve(socket: str | None, parallelism: int | None, metrics_addr: str | None,
 
     env = dict(os.environ)
     options = ServeOptions(socket=socket_path(env, socket),
-                           parallelism=parallelism or os.cpu_count() or 1,
+                           parallelism=(parallelism if parallelism is not None
+                                        else os.cpu_count() or 1),
                            metrics_addr=metrics_addr, drain_seconds=drain_seconds,
                            discovery=discovery)
     run(options, env)
