@@ -84,6 +84,11 @@ def test_a_warm_engine_serves_every_app_from_the_cache_the_second_time(
     assert not any(o.result.cache_hit for o in first if o.result is not None)
     assert all(o.result is not None and o.result.cache_hit for o in second)
     assert _objects(first) == _objects(second)
+    # the keys four threads put together are the ones one thread does (tool stamps included)
+    alone = render_many(_engine(tmp_path, "alone", use_cache=True), root, specs, jobs=1)
+    keys = [o.result.key for o in first if o.result is not None]
+    assert len(keys) == len(specs) and all(keys)
+    assert keys == [o.result.key for o in alone if o.result is not None]
 
 
 def test_a_failing_app_is_kept_in_its_outcome_and_the_others_complete(
@@ -141,6 +146,27 @@ def test_the_plugin_environment_and_app_settings_reach_the_app(tmp_path: Path) -
     assert app.root == root
     assert app.options["directory"].recurse is True
     assert load_spec(engine, root, spec).namespace == "prod"
+
+
+def test_kiln_timeout_bounds_each_app_not_the_batch(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    apps = make_repo(root, {"directory": 3})
+    specs = specs_for_paths([str(root / a.path) for a in apps], repo_root=root)
+    slow: list[str] = []
+
+    class Slow:
+        def started(self, spec: AppSpec) -> None:
+            time.sleep(0.4)  # counted in no app's render, but in a batch-wide limit
+            slow.append(spec.path)
+
+        def finished(self, outcome: AppOutcome) -> None:
+            pass
+
+    engine = Engine(tmp_path / "c", use_cache=False, entry_points=False,
+                    env={"KILN_TIMEOUT": "1"})
+    outcomes = render_many(engine, root, specs, jobs=1, progress=Slow())
+    assert [o.error for o in outcomes] == [None, None, None] and len(slow) == 3
 
 
 def test_an_operator_variable_in_the_env_is_refused(tmp_path: Path) -> None:
