@@ -105,10 +105,15 @@ def _checked_env(spec: AppSpec) -> dict[str, str]:
 
 
 def app_engine(engine: Engine, spec: AppSpec) -> Engine:
-    """The engine view ``spec`` renders with: ``engine``'s environment overlaid with the
-    app's Argo CD variables, and ``engine``'s own redactor (one batch is one output: a value
-    any app resolved is hidden in every line the batch prints)."""
-    view = engine.for_request({**engine.env, **_checked_env(spec)})
+    """The engine view ``spec`` renders with: ``engine``'s environment without any Argo CD
+    request variable of its own (a shell's stray ``ARGOCD_ENV_*`` is no app's), overlaid with
+    the app's, and ``engine``'s own redactor (one batch is one output: a value any app
+    resolved is hidden in every line the batch prints)."""
+    from kiln.cmp.service import request_variables
+
+    ours, _ = request_variables(engine.env.items())
+    base = {k: v for k, v in engine.env.items() if k not in ours}
+    view = engine.for_request({**base, **_checked_env(spec)})
     view.redactor = engine.redactor
     return view
 

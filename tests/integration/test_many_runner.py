@@ -3,6 +3,7 @@ alone, in spec order, and a failing app never stops the others."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -178,3 +179,23 @@ def test_an_operator_variable_in_the_env_is_refused(tmp_path: Path) -> None:
         load_spec(_engine(tmp_path, "c"), root, spec)
     outcomes = render_many(_engine(tmp_path, "c"), root, [spec], jobs=2)
     assert outcomes[0].error is not None and "KILN_HELM" in outcomes[0].error.one_line()
+
+
+def test_each_apps_options_see_its_own_argo_cd_variables_not_the_shells(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for name in ("a", "b"):
+        write_tree(root / name, {
+            "Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n",
+            "templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+                                 "data: {colour: {{ .Values.colour | quote }}}\n"})
+    settings = {"helm": {"parameters": [{"name": "colour", "value": "$ARGOCD_ENV_COLOUR"}]}}
+    specs = [AppSpec(name=n, path=n, app_settings=settings,
+                     env={"ARGOCD_ENV_COLOUR": "chosen-for-a"} if n == "a" else {},
+                     origin=f"{n}.yaml: Application {n}") for n in ("a", "b")]
+    engine = Engine(tmp_path / "c", use_cache=True, entry_points=False,
+                    env={**os.environ, "ARGOCD_ENV_COLOUR": "from-the-shell"})
+    outcomes = render_many(engine, root, specs, jobs=2)
+    colours = [out.result.objects[0]["data"]["colour"] for out in outcomes
+               if out.result is not None]
+    assert len(colours) == 2 and colours[0] == "chosen-for-a"
+    assert "from-the-shell" not in colours[1]
