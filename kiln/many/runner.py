@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -79,6 +79,8 @@ def app_label(spec: AppSpec) -> str:
 def app_directory(root: Path, spec: AppSpec) -> Path:
     """``root / spec.path``, refused with a ConfigError naming ``spec.origin`` when the path
     is absolute or leaves ``root`` (by ``..`` or through a symbolic link)."""
+    if "\x00" in spec.path:
+        raise ConfigError(f"path {spec.path!r} holds a NUL byte", source=spec.origin)
     rel = PurePosixPath(spec.path or ".")
     root = Path(os.path.abspath(root))
     if rel.is_absolute() or ".." in rel.parts:
@@ -199,7 +201,7 @@ def render_many(engine: Engine, root: Path, specs: Sequence[AppSpec], *,
     return _in_pool(one, specs, workers, batch)
 
 
-def _in_pool(one: Any, specs: Sequence[AppSpec], workers: int,
+def _in_pool(one: Callable[[AppSpec], AppOutcome], specs: Sequence[AppSpec], workers: int,
              deadline: Deadline) -> list[AppOutcome]:
     """``one(spec)`` for every spec on ``workers`` threads, results in order; on any exception
     in this thread or a worker: cancel ``deadline``, drop what has not started, wait for the
