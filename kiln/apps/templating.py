@@ -266,11 +266,28 @@ def _arity(name: str, args: list[Any], count: int) -> None:
 
 
 def _string_arg(name: str, value: Any) -> str:
-    if isinstance(value, _Missing) or value is None:
-        return ""
+    """A string argument: Go refuses any other type for a ``string`` parameter (a number from
+    a list element, a boolean, a missing key) and so does kiln."""
     if not isinstance(value, str):
-        return _print(value)
+        raise TemplateError(f"wrong type for value of {name}; expected string; got "
+                            f"{_go_type(value)}")
     return value
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, _Missing) or value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, Mapping):
+        return "map[string]interface {}"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return type(value).__name__
 
 
 def _index(args: list[Any]) -> Any:
@@ -360,7 +377,11 @@ def _printf(args: list[Any]) -> str:
                                 "(supported: %s, %v, %%)")
         if not rest:
             return f"%!{char}(MISSING)"
-        return _print(rest.pop(0))
+        value = rest.pop(0)
+        if char == "s" and not isinstance(value, str):
+            raise TemplateError(f"printf %s of a {_go_type(value)} is not supported by kiln "
+                                "(Go prints %!s(...)); use %v")
+        return _print(value)
 
     out = _VERB.sub(verb, args[0])
     if rest:
