@@ -174,9 +174,14 @@ class ManyDiff:
         return 2 if self.failed else 1 if self.changed else 0
 
 
-def _error_line(name: str, side: str, error: KilnError | None) -> str:
-    text = error.one_line() if error is not None else "failed"
-    return f"app {name!r} at {side}: {text}"
+def _error_line(spec: Spec, side: str, error: KilnError | None) -> str:
+    """``<app> at <side>: <the app's own error>`` (the app named as ``kiln render`` names
+    it: ``<path> (Application <name>)``)."""
+    from kiln.many.runner import app_label
+
+    cause = getattr(error, "cause", error)
+    text = cause.one_line() if isinstance(cause, KilnError) else "failed"
+    return f"{app_label(spec)} at {side}: {text}"  # type: ignore[arg-type]
 
 
 def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
@@ -185,7 +190,8 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                sides: tuple[str, str] = ("base", WORKING_TREE), base: str = "") -> ManyDiff:
     """Diff every pair from the outcomes of its two sides (by Application name), masked by
     ``policy``. A side with no spec holds no objects; a side whose outcome failed makes the
-    app ``failed`` with one error line naming the side (``sides``) and the app."""
+    app ``failed`` with one error line naming the app and the side (``sides``):
+    ``<path> (Application <name>) at <side>: <error>``."""
     from kiln.diff.objects import diff_objects
 
     apps = []
@@ -199,7 +205,7 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                 continue
             outcome = outcomes.get(pair.name)
             if outcome is None or outcome.result is None:
-                errors.append(_error_line(pair.name, side,
+                errors.append(_error_line(spec, side,
                                           outcome.error if outcome is not None else None))
                 continue
             objects.append(outcome.result.objects)
@@ -209,7 +215,7 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                 result = diff_objects(objects[0], objects[1], policy=policy, labels=labels,
                                       context=context)
             except KilnError as exc:  # two objects of one identity on a side
-                errors.append(_error_line(pair.name, "both sides", exc))
+                errors.append(_error_line(pair.after or pair.before, "both sides", exc))  # type: ignore[arg-type]
         apps.append(AppDiff(pair.name, pair.path,
                             pair.before.path if pair.before is not None else None,
                             pair.after.path if pair.after is not None else None,
@@ -244,7 +250,8 @@ def _inside(path: Path, root: Path) -> bool:
 @dataclass(frozen=True)
 class Options:
     """How both sides are rendered: operator settings (flags), secrets resolved or not, the
-    number of threads, the repository URLs meaning this checkout."""
+    number of threads, repository URLs meaning this checkout besides the remotes', the merge
+    base or the revision itself, lines of context."""
 
     settings: Mapping[str, Any] | None = None
     secrets: bool = True
@@ -281,7 +288,8 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     rel = Path(os.path.relpath(os.path.realpath(here), os.path.realpath(repo)))
     commit = resolve_revision(repo, against, source)
     base = base_commit(repo, commit, merge_base=options.merge_base, source=source)
-    after_specs = _load(here, repo, options.repo_urls)
+    urls = _repo_urls(repo, options.repo_urls)
+    after_specs = _load(here, repo, urls)
     with worktree(repo, base, source) as tree:
         prefix = f"{tree}{os.sep}"
         there = tree / rel
@@ -290,7 +298,7 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
                              source=source)
         if there.exists():
             try:
-                before_specs = _load(there, tree, options.repo_urls)
+                before_specs = _load(there, tree, urls)
             except KilnError as exc:
                 _relabel(exc, prefix, f"{against}:")
                 raise
@@ -301,10 +309,20 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
         before, after = _render_sides(engine, (tree, repo), (before_specs, after_specs),
                                       options, progress, against)
         for outcome in before.values():
-            if outcome.error is not None:
-                _relabel(outcome.error, prefix, f"{against}:")
+            for error in (outcome.error, getattr(outcome.error, "cause", None)):
+                if isinstance(error, KilnError):
+                    _relabel(error, prefix, f"{against}:")
+    side = against if base == commit else f"{against} (merge base {base[:12]})"
     return diff_pairs(pairs, before, after, policy=policy, labels=(against, AFTER_LABEL),
-                      context=options.context, sides=(against, WORKING_TREE), base=base)
+                      context=options.context, sides=(side, WORKING_TREE), base=base)
+
+
+def _repo_urls(repo: Path, extra: Sequence[str]) -> list[str]:
+    """The repoURLs meaning this checkout: every remote's URL (as ``kiln render
+    --applications``) and ``extra``; none at all means every git source is this checkout."""
+    from kiln.many.command import remote_urls
+
+    return [*remote_urls(repo), *(u for u in extra if u)]
 
 
 def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
@@ -316,7 +334,7 @@ def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
 def _render_sides(engine: Engine, roots: tuple[Path, Path],
                   specs: tuple[Sequence[Any], Sequence[Any]], options: Options,
                   progress: ProgressFactory | None, against: str
-                  ) -> tuple[dict[str, Outcome], dict[str, Outcome]]:
+                  ) -> tuple[Mapping[str, Outcome], Mapping[str, Outcome]]:
     """Render the base side, then the working tree (where an unchanged app is a cache hit),
     with one progress display for both."""
     import contextlib
@@ -326,7 +344,7 @@ def _render_sides(engine: Engine, roots: tuple[Path, Path],
     total = len(specs[0]) + len(specs[1])
     display = progress(total, f"diff against {against}") if progress is not None else None
     with display if display is not None else contextlib.nullcontext() as shown:
-        sides = []
+        sides: list[Mapping[str, Outcome]] = []
         for root, side in zip(roots, specs, strict=True):
             outcomes = render_many(engine, root, side, settings=options.settings,
                                    secrets=options.secrets, jobs=options.jobs, progress=shown)

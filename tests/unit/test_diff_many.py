@@ -15,6 +15,7 @@ from kiln.core.errors import ConfigError, KilnError, RenderError
 from kiln.diff.many import AppPair, ManyDiff, diff_pairs, pair_apps
 from kiln.diff.many_report import MARKDOWN_LIMIT, render, render_markdown, summary_table
 from kiln.diff.mask import MaskPolicy
+from kiln.many.runner import AppFailed
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,14 @@ def test_an_app_failing_on_one_side_names_side_and_app_and_the_rest_is_diffed() 
     specs = [Spec("ok", "apps/ok"), Spec("bad", "apps/bad")]
     before = outcomes(specs, {"ok": [cm("o", "1")], "bad": [cm("b", "1")]})
     after = outcomes(specs, {"ok": [cm("o", "2")]},
-                     failing={"bad": RenderError("helm failed", source="apps/bad")})
+                     failing={"bad": AppFailed(specs[1], RenderError(  # type: ignore[arg-type]
+                         "helm failed", source="apps/bad/templates/x.yaml"))})
     diff = diff_pairs(pair_apps(specs, specs), before, after, policy=MaskPolicy(),
                       sides=("HEAD~1", "working tree"))
     by = {a.name: a for a in diff.apps}
     assert by["bad"].state == "failed"
-    assert by["bad"].errors == ("app 'bad' at working tree: apps/bad: helm failed",)
+    assert by["bad"].errors == ("apps/bad (Application bad) at working tree: "
+                                "apps/bad/templates/x.yaml: helm failed",)
     assert by["ok"].state == "changed"
     assert diff.exit_code == 2
     text = render(diff, "text")
