@@ -31,16 +31,19 @@ DEFAULT_PROJECT = "default"
 
 
 def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
-                         origin: str | None = None) -> list[AppSpec]:
+                         origin: str | None = None, prefix: str = "",
+                         context: str | None = None) -> list[AppSpec]:
     """The AppSpecs of the Application ``doc`` read from ``file`` (see the module docstring).
 
-    ``origin`` overrides where it is said to come from (an ApplicationSet's generated
-    Application names the set). Raises ConfigError naming ``file`` and the field.
+    An ApplicationSet's generated Application passes ``origin`` (naming the set), ``prefix``
+    (``spec.template``: where its fields are in the file) and ``context``. Raises ConfigError
+    naming ``file`` and the field.
     """
     raw_meta = doc.get("metadata")
     name = raw_meta.get("name") if isinstance(raw_meta, dict) else None
-    context = f" (Application {name})" if isinstance(name, str) and name else ""
-    top = Fields(doc, "", file, context)
+    if context is None:
+        context = f" (Application {name})" if isinstance(name, str) and name else ""
+    top = Fields(doc, prefix, file, context)
     top.ignore("apiVersion", "kind", "status", "operation")
     meta = top.mapping("metadata")
     if meta is None:
