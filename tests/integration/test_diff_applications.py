@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import assert_clean_failure, run_kiln, tool, write_tree
+from tests.integration.openbao import OpenBao, openbao  # noqa: F401
 from tests.integration.sops_helpers import AgeKey, new_age_key, sops_encrypt, sops_env
 from tests.integration.test_diff_against import assert_no_leak, git
 from tests.secrets_scan import assert_no_plaintext
@@ -359,3 +360,93 @@ def test_unrelated_history_has_no_merge_base(pr: dict[str, Any]) -> None:
                     env=pr["env"])
     assert_clean_failure(proc, "--against lonely", "no common ancestor", code=2)
     assert os.listdir(pr["tmp"] / "tmp") == []
+
+
+def test_progress_on_a_terminal_only_on_stderr(pr: dict[str, Any]) -> None:
+    import fcntl
+    import pty
+    import struct
+    import sys
+    import termios
+
+    from tests.helpers import REPO
+    from tests.integration.test_many_progress import _read_all
+
+    args = ["diff", "--applications", "argocd", "--repo-url", REPO_URL, "--against",
+            "origin/main", "-o", "json"]
+    piped = run_kiln(*args, cwd=pr["work"], env=pr["env"])
+    assert piped.returncode == 1 and piped.stderr == ""  # no terminal: no display at all
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**os.environ, **pr["env"], "PYTHONPATH": str(REPO), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "kiln", *args], cwd=pr["work"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    try:
+        terminal = _read_all(master, proc)
+        out = proc.stdout.read() if proc.stdout else b""
+        proc.wait(timeout=120)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, terminal
+    # Both sides in one display: six Applications at the merge base, six in the working tree.
+    assert b"12/12 apps" in terminal, terminal
+    assert out.decode() == piped.stdout
+    assert not [v for v in SECRETS if v.encode() in terminal]
+
+
+def test_vault_values_resolved_on_both_sides_and_masked(tmp_path: Path,
+                                                        openbao: OpenBao  # noqa: F811
+                                                        ) -> None:
+    first, second = "Bao-Pr-Value-One-1", "Bao-Pr-Value-Two-2"
+    openbao.kv2_put("secret", "prapp", {"pw": first})
+    openbao.kv2_put("secret", "prapp", {"pw": second})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+
+    def app(version: int) -> None:
+        write_tree(repo, {
+            "argocd/vaulted.yaml": application("vaulted", "apps/vaulted"),
+            "argocd/plain.yaml": application("plain", "apps/plain"),
+            "apps/plain/config.yaml": configmap("plain", "same"),
+            "apps/vaulted/secret.yaml": f"""
+                apiVersion: v1
+                kind: Secret
+                metadata: {{name: vaulted, namespace: apps}}
+                stringData:
+                  pw: <path:secret/data/prapp#pw#{version}>
+                """,
+            "apps/vaulted/config.yaml": f"""
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {{name: inline, namespace: apps}}
+                data:
+                  dsn: "host=db user=app password=<path:secret/data/prapp#pw#{version}>"
+                  plain: shown
+                """,
+        })
+
+    app(1)
+    commit(repo, "one")
+    app(2)
+    commit(repo, "two")
+    env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": openbao.addr,
+           "VAULT_TOKEN": openbao.token, "KILN_CACHE_DIR": str(tmp_path / "kiln-cache")}
+    outputs = {}
+    for fmt in ("text", "json", "markdown"):
+        proc = run_kiln("diff", "--applications", "argocd", "--against", "HEAD~1", "-o", fmt,
+                        "--debug", cwd=repo, env=env)
+        assert proc.returncode == 1, proc.stderr
+        assert_no_leak(proc, [first, second])
+        outputs[fmt] = proc.stdout
+    apps = {a["name"]: a for a in json.loads(outputs["json"])["apps"]}
+    assert apps["plain"]["state"] == "unchanged" and apps["vaulted"]["state"] == "changed"
+    objects = refs(apps["vaulted"])
+    assert objects["Secret/apps/vaulted"]["keys"] == {"pw": "changed"}
+    config = objects["ConfigMap/apps/inline"]["diff"].splitlines()
+    assert "-  dsn: <masked, changed (before)>" in config and "   plain: shown" in config
+    assert assert_no_plaintext([tmp_path / "kiln-cache"], [first, second]) > 0
