@@ -191,9 +191,12 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
     """Diff every pair from the outcomes of its two sides (by Application name), masked by
     ``policy``. A side with no spec holds no objects; a side whose outcome failed makes the
     app ``failed`` with one error line naming the app and the side (``sides``):
-    ``<path> (Application <name>) at <side>: <error>``."""
+    ``<path> (Application <name>) at <side>: <error>``, redacted by the policy's redactor
+    (every value resolved on either side, credential shapes)."""
+    from kiln.core.redact import Redactor
     from kiln.diff.objects import diff_objects
 
+    redact = (policy.redactor or Redactor()).redact  # run after every value was resolved
     apps = []
     for pair in pairs:
         objects: list[list[dict[str, Any]]] = []
@@ -219,7 +222,7 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
         apps.append(AppDiff(pair.name, pair.path,
                             pair.before.path if pair.before is not None else None,
                             pair.after.path if pair.after is not None else None,
-                            result, tuple(errors)))
+                            result, tuple(redact(e) for e in errors)))
     return ManyDiff(tuple(apps), labels, base)
 
 

@@ -225,3 +225,21 @@ def test_markdown_escapes_names() -> None:
 
 def test_pair_path_of_a_removed_app() -> None:
     assert AppPair("x", Spec("x", "a"), None).path == "a"
+
+
+def test_error_lines_are_redacted_in_every_report() -> None:
+    from kiln.core.redact import Redactor
+
+    redactor = Redactor()
+    redactor.register("Resolved-Value-77")
+    specs = [Spec("bad", "apps/bad")]
+    after = outcomes(specs, {}, failing={"bad": RenderError(
+        "template echoed Resolved-Value-77 and https://user:Cred-Pass-88@host/x",
+        source="apps/bad")})
+    diff = diff_pairs(pair_apps([], specs), {}, after, policy=MaskPolicy(redactor=redactor))
+    assert diff.exit_code == 2
+    for fmt in ("text", "json", "markdown"):
+        out = render(diff, fmt)  # type: ignore[arg-type]
+        assert "Resolved-Value-77" not in out and "Cred-Pass-88" not in out
+    assert "template echoed" in diff.apps[0].errors[0]
+    assert "Resolved-Value-77" not in diff.apps[0].errors[0]
