@@ -69,11 +69,12 @@ def _emit(text: str) -> None:
               help="With --applications: diff against the merge base of HEAD and REV (as a "
                    "pull request), or REV itself.")
 @click.option("--repo-url", "repo_urls", multiple=True, metavar="URL",
-              help="With --applications: a repoURL meaning this checkout (repeatable; "
-                   "default: every git source).")
+              help="With --applications: a repoURL meaning this checkout, besides the "
+                   "remotes' URLs (repeatable).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), metavar="N",
               help="With --applications: apps rendered at once (default: the CPU count).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="With --applications: no progress display on stderr.")
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--mask-kind", "mask_kind", multiple=True, metavar="KIND[.GROUP]",
               help="Also show this kind per data key, values masked (repeatable; also "
