@@ -218,7 +218,9 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                 result = diff_objects(objects[0], objects[1], policy=policy, labels=labels,
                                       context=context)
             except KilnError as exc:  # two objects of one identity on a side
-                errors.append(_error_line(pair.after or pair.before, "both sides", exc))  # type: ignore[arg-type]
+                either = pair.after if pair.after is not None else pair.before
+                assert either is not None
+                errors.append(_error_line(either, "both sides", exc))
         apps.append(AppDiff(pair.name, pair.path,
                             pair.before.path if pair.before is not None else None,
                             pair.after.path if pair.after is not None else None,

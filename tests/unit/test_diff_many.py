@@ -243,3 +243,15 @@ def test_error_lines_are_redacted_in_every_report() -> None:
         assert "Resolved-Value-77" not in out and "Cred-Pass-88" not in out
     assert "template echoed" in diff.apps[0].errors[0]
     assert "Resolved-Value-77" not in diff.apps[0].errors[0]
+
+
+def test_two_objects_of_one_identity_fail_that_app_only() -> None:
+    specs = [Spec("dup", "apps/dup"), Spec("ok", "apps/ok")]
+    before = outcomes(specs, {"dup": [cm("c", "1")], "ok": [cm("o", "1")]})
+    after = outcomes(specs, {"dup": [cm("c", "1"), cm("c", "2")], "ok": [cm("o", "1")]})
+    diff = diff_pairs(pair_apps(specs, specs), before, after, policy=MaskPolicy())
+    by = {a.name: a for a in diff.apps}
+    assert by["dup"].state == "failed" and by["ok"].state == "unchanged"
+    assert by["dup"].errors[0].startswith("apps/dup (Application dup) at both sides: ")
+    assert "ConfigMap/ns/c" in by["dup"].errors[0]
+    assert diff.exit_code == 2
