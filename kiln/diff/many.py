@@ -5,9 +5,9 @@ The Applications are read twice — from ``DIR`` in the working tree, and from t
 a private detached worktree at the base (:func:`base_commit`: by default the merge base of
 ``HEAD`` and ``REV``, the commit GitHub's pull-request diff starts from) — and paired by
 Application name (:func:`pair_apps`). Both sides are rendered by one engine
-(:func:`kiln.many.runner.render_many`), so an app whose inputs did not change between the two
-revisions has the same content-addressed cache key on both sides: the second side is a cache
-hit. Each pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the
+(:func:`kiln.many.runner.render_many`): the working tree first, while git checks the base out
+in a thread, then the base. An app whose inputs did not change between the two revisions has
+the same content-addressed cache key on both sides: on the base side it is a cache hit. Each pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the
 caller's :class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
 resolved in memory on both sides, unless the caller asks for references as stored).
 
@@ -19,9 +19,10 @@ the app) and the other apps are still diffed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -281,7 +282,7 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     missing or outside a git repository, the revision names no commit, or the Applications
     of either side cannot be read; an app failing to render is reported in its AppDiff.
     """
-    from kiln.diff.against import _relabel, repository_of, resolve_revision, worktree
+    from kiln.diff.against import _relabel, repository_of, resolve_revision
 
     source = f"--against {against}"
     here = Path(os.path.abspath(target))
@@ -295,7 +296,10 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     base = base_commit(repo, commit, merge_base=options.merge_base, source=source)
     urls = _repo_urls(repo, options.repo_urls)
     after_specs = _load(here, repo, urls)
-    with worktree(repo, base, source) as tree:
+    with _checked_out(repo, base, source) as pending:
+        # The working tree renders while git checks the base out (the checkout is I/O).
+        after = _render_side(engine, repo, after_specs, options, progress, WORKING_TREE)
+        tree = pending()
         prefix = f"{tree}{os.sep}"
         there = tree / rel
         if not _inside(there, tree):
@@ -311,8 +315,7 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
             log.warning("%s did not exist at %s: every Application is new", rel, against)
             before_specs = []
         pairs = pair_apps(before_specs, after_specs)
-        before, after = _render_sides(engine, (tree, repo), (before_specs, after_specs),
-                                      options, progress, against)
+        before = _render_side(engine, tree, before_specs, options, progress, against)
         for outcome in before.values():
             for error in (outcome.error, getattr(outcome.error, "cause", None)):
                 if isinstance(error, KilnError):
@@ -336,22 +339,34 @@ def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
     return list(load_applications(target, repo_root=root, repo_urls=repo_urls))
 
 
-def _render_sides(engine: Engine, roots: tuple[Path, Path],
-                  specs: tuple[Sequence[Any], Sequence[Any]], options: Options,
-                  progress: ProgressFactory | None, against: str
-                  ) -> tuple[Mapping[str, Outcome], Mapping[str, Outcome]]:
-    """Render the base side, then the working tree (where an unchanged app is a cache hit),
-    with one progress display for both."""
-    import contextlib
+@contextlib.contextmanager
+def _checked_out(repo: Path, commit: str, source: str) -> Iterator[Callable[[], Path]]:
+    """Start checking ``commit`` out into a private worktree
+    (:func:`kiln.diff.against.worktree`) in a thread; the block gets a function waiting for
+    it and returning its path. However the block ends, the checkout is waited for and the
+    worktree removed."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    from kiln.diff.against import worktree
+
+    checkout = worktree(repo, commit, source)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-checkout")
+    future = pool.submit(checkout.__enter__)
+    try:
+        yield future.result
+    finally:
+        pool.shutdown(wait=True)
+        if future.exception() is None:
+            checkout.__exit__(None, None, None)
+
+
+def _render_side(engine: Engine, root: Path, specs: Sequence[Any], options: Options,
+                 progress: ProgressFactory | None, label: str) -> Mapping[str, Outcome]:
+    """Render one side's apps (a progress display of its own), outcomes by app name."""
     from kiln.many.runner import render_many
 
-    total = len(specs[0]) + len(specs[1])
-    display = progress(total, f"diff against {against}") if progress is not None else None
+    display = progress(len(specs), label) if progress is not None else None
     with display if display is not None else contextlib.nullcontext() as shown:
-        sides: list[Mapping[str, Outcome]] = []
-        for root, side in zip(roots, specs, strict=True):
-            outcomes = render_many(engine, root, side, settings=options.settings,
-                                   secrets=options.secrets, jobs=options.jobs, progress=shown)
-            sides.append({o.spec.name: o for o in outcomes})
-    return sides[0], sides[1]
+        outcomes = render_many(engine, root, specs, settings=options.settings,
+                               secrets=options.secrets, jobs=options.jobs, progress=shown)
+    return {o.spec.name: o for o in outcomes}

@@ -392,8 +392,9 @@ def test_progress_on_a_terminal_only_on_stderr(pr: dict[str, Any]) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1, terminal
-    # Both sides in one display: six Applications at the merge base, six in the working tree.
-    assert b"12/12 apps" in terminal, terminal
+    # One line per side, six Applications each; the piped run filled the cache.
+    assert b"working tree 6/6 apps, 6 cache hits, 0 failed" in terminal, terminal
+    assert b"origin/main 6/6 apps, 6 cache hits, 0 failed" in terminal, terminal
     assert out.decode() == piped.stdout
     assert not [v for v in SECRETS if v.encode() in terminal]
 
