@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -254,5 +253,22 @@ def test_no_heavy_import_of_the_display_without_a_terminal(
     assert "RICH=False" in proc.stderr, proc.stderr
 
 
-def _objects_of(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+def test_references_no_backend_handles_are_one_warning_per_app(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    make_repo(root, {"directory": 1})
+    write_tree(root, {"apps/vaulted/secret.yaml": """
+        apiVersion: v1
+        kind: Secret
+        metadata:
+          name: db
+        stringData:
+          password: <path:secret/data/db#password>
+        """})
+    proc = kiln(root, "apps/directory-0", "apps/vaulted", cache=tmp_path / "c")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "kiln: WARNING: apps/vaulted: 1 secret reference(s) left unresolved: no backend "
+        "configured (first: Secret/db: stringData.password: <path:secret/data/db#password>)"]
+    assert "<path:secret/data/db#password>" in proc.stdout
+    quiet = kiln(root, "apps/directory-0", "apps/vaulted", "--no-secrets", cache=tmp_path / "c")
+    assert quiet.stderr == "" and quiet.stdout == proc.stdout

@@ -33,7 +33,8 @@ def test_output_dir_never_writes_a_resolved_secret(tmp_path: Path) -> None:
              f"stringData:\n  password: {password}\n").encode()
     (root / "apps/sops").mkdir(parents=True)
     (root / "apps/sops/secret.yaml").write_bytes(sops_encrypt(
-        plain, "yaml", tmp_path, "--age", key.recipient, "--encrypted-regex", "^(data|stringData)$"))
+        plain, "yaml", tmp_path, "--age", key.recipient,
+        "--encrypted-regex", "^(data|stringData)$"))
     (root / "apps/kust/creds.env").write_bytes(sops_encrypt(
         f"TOKEN={token}\n".encode(), "dotenv", tmp_path, "--age", key.recipient))
     git(root, "init", "-q", "-b", "main")
