@@ -7,8 +7,9 @@ a private detached worktree at the base (:func:`base_commit`: by default the mer
 Application name (:func:`pair_apps`). Both sides are rendered by one engine
 (:func:`kiln.many.runner.render_many`): the working tree first, while git checks the base out
 in a thread, then the base. An app whose inputs did not change between the two revisions has
-the same content-addressed cache key on both sides: on the base side it is a cache hit. Each pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the
-caller's :class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
+the same content-addressed cache key on both sides: on the base side it is a cache hit. Each
+pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the caller's
+:class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
 resolved in memory on both sides, unless the caller asks for references as stored).
 
 An app added by the pull request has every object ``added``, a removed one every object
@@ -305,15 +306,14 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
         if not _inside(there, tree):
             raise InputError(f"{rel} is a symlink leaving the repository at {against}",
                              source=source)
-        if there.exists():
-            try:
-                before_specs = _load(there, tree, urls)
-            except KilnError as exc:
-                _relabel(exc, prefix, f"{against}:")
-                raise
-        else:
-            log.warning("%s did not exist at %s: every Application is new", rel, against)
-            before_specs = []
+        try:
+            before_specs = _load(there, tree, urls) if _declares(there) else []
+        except KilnError as exc:
+            _relabel(exc, prefix, f"{against}:")
+            raise
+        if not before_specs:
+            log.warning("%s declared no Application at %s: every Application is new", rel,
+                        against)
         pairs = pair_apps(before_specs, after_specs)
         before = _render_side(engine, tree, before_specs, options, progress, against)
         for outcome in before.values():
@@ -323,6 +323,14 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     side = against if base == commit else f"{against} (merge base {base[:12]})"
     return diff_pairs(pairs, before, after, policy=policy, labels=(against, AFTER_LABEL),
                       context=options.context, sides=(side, WORKING_TREE), base=base)
+
+
+def _declares(target: Path) -> bool:
+    """Whether ``target`` exists and holds an Application or ApplicationSet (at the base, a
+    directory the pull request creates or fills holds none: every app is new)."""
+    from kiln.apps.reader import argo_objects
+
+    return target.exists() and next(iter(argo_objects(target)), None) is not None
 
 
 def _repo_urls(repo: Path, extra: Sequence[str]) -> list[str]:

@@ -451,3 +451,32 @@ def test_vault_values_resolved_on_both_sides_and_masked(tmp_path: Path,
     config = objects["ConfigMap/apps/inline"]["diff"].splitlines()
     assert "-  dsn: <masked, changed (before)>" in config and "   plain: shown" in config
     assert assert_no_plaintext([tmp_path / "kiln-cache"], [first, second]) > 0
+
+
+def test_applications_new_in_the_pull_request_are_all_added(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write_tree(repo, {"README.md": "x\n", "argocd/README.md": "the Applications go here\n"})
+    commit(repo, "empty")
+    write_tree(repo, {"argocd/one.yaml": application("one", "apps/one"),
+                      "apps/one/a.yaml": configmap("one-a", "a")})
+    env = {"KILN_CACHE_DIR": str(tmp_path / "c")}
+    for against in ("HEAD", "main"):  # argocd/ holds no Application at the base
+        proc = run_kiln("diff", "--applications", "argocd", "--against", against, "-o",
+                        "json", cwd=repo, env=env)
+        assert proc.returncode == 1, proc.stderr
+        apps = json.loads(proc.stdout)["apps"]
+        assert [(a["name"], a["state"]) for a in apps] == [("one", "added")]
+        assert "declared no Application at" in proc.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    write_tree(other, {"README.md": "x\n"})
+    commit(other, "no argocd directory")
+    write_tree(other, {"argocd/one.yaml": application("one", "apps/one"),
+                       "apps/one/a.yaml": configmap("one-a", "a")})  # untracked
+    proc = run_kiln("diff", "--applications", "argocd", "--against", "HEAD", "-o", "json",
+                    cwd=other, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert [a["state"] for a in json.loads(proc.stdout)["apps"]] == ["added"]
