@@ -4,6 +4,10 @@
   state beside the server-side dry-run result (:mod:`kiln.diff.live`).
 - ``kiln diff PATH --against REV|DIR``: against the same app at a git revision of its
   repository, or another directory, with no cluster (:mod:`kiln.diff.against`).
+- ``kiln diff --applications FILE|DIR --against REV``: every Argo CD Application in the working
+  tree against the same Applications at the merge base of HEAD and REV, paired by name
+  (:mod:`kiln.diff.many`, reports in :mod:`kiln.diff.many_report`); an app failing on a side
+  is one error line and exit 2, the other apps' diff still printed.
 
 Secrets, the kinds the operator lists and copies of objects in annotations are masked
 (:mod:`kiln.diff.mask`). Exit status as ``kubectl diff``: 0 no difference, 1 differences, 2 on
