@@ -108,12 +108,11 @@ def render_go(text: str, params: Mapping[str, Any], *, strict: bool = False) -> 
             raise TemplateError(f"unclosed action in {text!r}")
         literal = text[pos:start]
         body = text[start + 2:end]
-        if body.startswith("- ") or body.startswith("-\t") or body.startswith("-\n") \
-                or body == "-":
+        if body[:2] in ("- ", "-\t", "-\n", "-\r"):
             literal = literal.rstrip(" \t\r\n")
             body = body[1:]
         trim_right = False
-        if body.endswith(" -") or body.endswith("\t-") or body.endswith("\n-"):
+        if body[-2:] in (" -", "\t-", "\n-", "\r-"):
             trim_right = True
             body = body[:-1]
         out.append(literal)
