@@ -272,3 +272,12 @@ def test_references_no_backend_handles_are_one_warning_per_app(tmp_path: Path) -
     assert "<path:secret/data/db#password>" in proc.stdout
     quiet = kiln(root, "apps/directory-0", "apps/vaulted", "--no-secrets", cache=tmp_path / "c")
     assert quiet.stderr == "" and quiet.stdout == proc.stdout
+
+
+def test_an_output_dir_that_cannot_be_written_is_one_line(repo: tuple[Path, list[RepoApp]],
+                                                          tmp_path: Path) -> None:
+    root, apps = repo
+    (tmp_path / "a-file").write_text("not a directory\n")
+    proc = kiln(root, "--output-dir", str(tmp_path / "a-file"), *paths_of(apps[:2]),
+                cache=tmp_path / "c")
+    assert_clean_failure(proc, str(tmp_path / "a-file"), "cannot write")
