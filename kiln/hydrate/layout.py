@@ -84,7 +84,8 @@ def _trailer_value(ref: dict[str, str], key: str, value: str) -> bool:
         name, address = email.utils.parseaddr(value)
         if not address or "@" not in address:
             return False
-        ref["author"] = f"{name} <{address}>" if name else f"<{address}>"
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        ref["author"] = f'"{quoted}" <{address}>' if name else f"<{address}>"  # Go's form
     elif key == "date":
         date = _rfc3339(value)
         if date is None:

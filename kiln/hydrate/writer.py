@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,8 @@ from kiln.hydrate.layout import (
     path_metadata,
     readme,
 )
+
+log = logging.getLogger("kiln.hydrate")
 
 RECORD = ".kiln-hydrate.json"
 """The file listing the application paths kiln wrote (how stale ones are found)."""
@@ -199,7 +202,16 @@ def _recorded(root: _Root) -> list[str]:
 
 
 def _remove(root: _Root, rel: str, report: WriteReport) -> None:
-    """Remove the files kiln writes in the stale path ``rel``, then its empty directories."""
+    """Remove the files kiln writes in the stale path ``rel``, then its empty directories
+    (a path through a symbolic link is left alone, with a warning)."""
+    try:
+        _remove_files(root, rel, report)
+    except InputError:
+        log.warning("%s: stale app path %s goes through a symbolic link: left alone",
+                    root.path, rel)
+
+
+def _remove_files(root: _Root, rel: str, report: WriteReport) -> None:
     with root.directory(rel, create=False) as dir_fd:
         if dir_fd is None:
             return
