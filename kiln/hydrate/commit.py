@@ -197,7 +197,9 @@ def branch_worktree(repo: Path, branch: str) -> Iterator[Path]:
             else:
                 _git(["worktree", "add", "--quiet", "--detach", "--no-checkout", str(tree)],
                      repo, check="worktree add")
-                _git(["checkout", "--quiet", "--orphan", branch], tree, check="checkout")
+                # an unborn branch: HEAD names it, the index is empty, no file is checked out
+                _git(["symbolic-ref", "HEAD", f"refs/heads/{branch}"], tree,
+                     check="symbolic-ref")
                 _git(["read-tree", "--empty"], tree, check="read-tree")
         yield tree
     finally:

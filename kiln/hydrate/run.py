@@ -56,22 +56,25 @@ def destination(spec: AppSpec, layout: str) -> str:
     """Where ``spec``'s manifests go under the output root: its source path (``path``) or
     its name (``name``). ConfigError naming the app for the root, ``..`` or ``.git``."""
     raw = spec.name if layout == "name" else spec.path
-    return check_path(raw.strip("/") if raw not in (".", "./") else ".", spec.origin)
+    from kiln.many.runner import app_label
+
+    return check_path(raw.strip("/") if raw not in (".", "./") else ".", app_label(spec))
 
 
 def _converted(engine: Engine, root: Path, spec: AppSpec, objects: list[dict[str, Any]],
                settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """``objects`` with Secrets holding references converted to ExternalSecrets when the app
     is in convert mode (ExternalSecrets validated in keep mode); no value is ever read."""
+    from kiln.core import secrets
+    from kiln.many.runner import app_engine, load_spec
+
+    view = app_engine(engine, spec)
     try:
-        resolver = engine.plugins.resolvers.get(CONVERTER)
+        resolver = view.plugins.resolvers.get(CONVERTER)
     except ConfigError:
         return objects  # the external_secrets plugin is disabled
-    from kiln.core import secrets
-    from kiln.many.runner import load_spec
-
-    app = load_spec(engine, root, spec, settings=settings)
-    ctx = engine.secret_context(app)
+    app = load_spec(view, root, spec, settings=settings)
+    ctx = view.secret_context(app)
     if not resolver.wants(objects, ctx):
         return objects
     out: list[dict[str, Any]] = secrets.plain(resolver.resolve(objects, ctx))
@@ -84,27 +87,30 @@ def hydrated_apps(engine: Engine, root: Path, outcomes: Sequence[AppOutcome], *,
     """Each outcome as a HydratedApp (in the outcomes' order). Raises HydrateFailed listing
     every app that failed to render, was refused by the secret check or has a bad
     destination, and ConfigError when two apps share a destination."""
+    from kiln.many.runner import app_label
+
     errors: list[KilnError] = []
     apps: list[HydratedApp] = []
     for outcome in outcomes:
         spec = outcome.spec
+        label = app_label(spec)
         try:
             if outcome.error is not None or outcome.result is None:
-                raise outcome.error or KilnError("rendered nothing", source=spec.origin)
+                raise outcome.error or KilnError("rendered nothing", source=label)
             path = destination(spec, layout)
             result = outcome.result
-            guard.check_objects(spec.origin, result.objects, redactor=engine.redactor,
+            guard.check_objects(label, result.objects, redactor=engine.redactor,
                                 resolved=result.secrets_resolved)
             objects = _converted(engine, root, spec, result.objects, settings)
-            guard.check_objects(spec.origin, objects, redactor=engine.redactor, resolved=False)
+            guard.check_objects(label, objects, redactor=engine.redactor, resolved=False)
             manifest = dump_manifests(objects)
-            guard.check_bytes(spec.origin, f"{path}/manifest.yaml", manifest,
+            guard.check_bytes(label, f"{path}/manifest.yaml", manifest,
                               redactor=engine.redactor)
         except KilnError as exc:
             errors.append(exc)
             continue
         app_url = public_url(spec.env.get("ARGOCD_APP_SOURCE_REPO_URL") or repo_url)
-        apps.append(HydratedApp(name=spec.origin, path=path, manifest=manifest,
+        apps.append(HydratedApp(name=label, path=path, manifest=manifest,
                                 commands=tuple(commands), repo_url=app_url))
     if errors:
         raise HydrateFailed(errors, len(outcomes))
