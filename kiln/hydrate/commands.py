@@ -60,7 +60,7 @@ def hydrate(state: Any, /, applications: str, output_dir: str | None, branch: st
     from kiln.apps import load_applications
     from kiln.core.errors import UsageError
     from kiln.hydrate import commit as git
-    from kiln.hydrate.run import hydrated_apps
+    from kiln.hydrate.run import check_destinations, hydrated_apps
     from kiln.hydrate.writer import write_tree
     from kiln.many.progress import progress_for
     from kiln.many.runner import render_many
@@ -92,6 +92,7 @@ def hydrate(state: Any, /, applications: str, output_dir: str | None, branch: st
     specs = load_applications(target, repo_root=repo)
     if not specs:
         raise UsageError(f"{applications}: no Application found")
+    check_destinations(specs, layout)
     rel = os.path.relpath(os.path.abspath(target), repo).replace(os.sep, "/")
     commands = [f"kiln hydrate --applications {rel} --output-dir OUT"]
     with progress_for(sys.stderr, total=len(specs), quiet=quiet, label="hydrate") as progress:

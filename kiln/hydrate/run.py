@@ -61,6 +61,15 @@ def destination(spec: AppSpec, layout: str) -> str:
     return check_path(raw.strip("/") if raw not in (".", "./") else ".", app_label(spec))
 
 
+def check_destinations(specs: Sequence[AppSpec], layout: str) -> None:
+    """Before anything renders: every spec's destination is valid and no two share one
+    (ConfigError naming the app, or both apps)."""
+    from kiln.many.runner import app_label
+
+    check_unique([HydratedApp(name=app_label(s), path=destination(s, layout), manifest=b"")
+                  for s in specs])
+
+
 def _converted(engine: Engine, root: Path, spec: AppSpec, objects: list[dict[str, Any]],
                settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """``objects`` with Secrets holding references converted to ExternalSecrets when the app
