@@ -194,7 +194,8 @@ def _dumper() -> type[Any]:
         """PyYAML's emitter configured as go-yaml v3's encoder with ``SetIndent(2)``."""
 
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-            super().increase_indent(flow, False)  # sequences are indented under their key
+            del indentless  # never indentless: a sequence sits two columns under its key
+            super().increase_indent(flow, False)
 
         def resolve(self, kind: type[Any], value: str | None, implicit: tuple[bool, bool]
                     ) -> str:

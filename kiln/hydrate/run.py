@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kiln.hydrate")
 
-LAYOUTS = ("path", "name")
-"""``--layout``: an app's destination is its source path, or its Application name."""
-
 MEMO_FORMAT = "kiln-hydrate-manifest/1"
 """Part of the key the manifest bytes of a render are remembered under (bumped when the
 serialisation changes)."""
