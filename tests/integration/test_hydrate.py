@@ -525,3 +525,31 @@ def test_a_resolved_value_is_refused_naming_app_and_object(
     text = caught.value.one_line() + "".join(caught.value.details())
     assert not [v for v in VALUES if v in text]
     assert find_plaintext([tmp_path], VALUES) == []
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    ((), "give --output-dir OUT, --branch B, or both"),
+    (("--output-dir", "x", "--push"), "--push needs --branch"),
+    (("--branch", "-x"), "not a branch name"),
+    (("--branch", "a..b"), "not a branch name"),
+])
+def test_usage_errors(repo: Path, args: tuple[str, ...], needle: str) -> None:
+    assert_clean_failure(hydrate(repo, *args), needle, code=2)
+
+
+def test_layout_name_quiet_and_no_progress_off_a_terminal(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = ok(hydrate(repo, "--output-dir", str(out), "--layout", "name", "-q", "-j", "2"))
+    assert proc.stdout == "" and proc.stderr == ""
+    assert {p.parent.as_posix() for p in map(Path, hashes(out)) if p.name == "manifest.yaml"} \
+        == {"web", "demo", "kust"}
+    proc = ok(hydrate(repo, "--output-dir", str(out), "--layout", "name"))
+    assert proc.stderr.splitlines() == [
+        f"kiln: hydrate: 3 app(s) into {out}: 0 changed, 0 removed, 0 file(s) written"]
+    # switching layouts: the old paths are stale, the new ones written
+    proc = ok(hydrate(repo, "--output-dir", str(out)))
+    assert "3 changed, 3 removed" in proc.stderr
+    assert not (out / "web").exists() and (out / "manifests/web/manifest.yaml").is_file()
