@@ -553,3 +553,16 @@ def test_layout_name_quiet_and_no_progress_off_a_terminal(repo: Path, tmp_path: 
     proc = ok(hydrate(repo, "--output-dir", str(out)))
     assert "3 changed, 3 removed" in proc.stderr
     assert not (out / "web").exists() and (out / "manifests/web/manifest.yaml").is_file()
+
+
+def test_commit_hooks_never_run_push_hooks_do(repo: Path, tmp_path: Path) -> None:
+    hooks = repo / ".git" / "hooks"
+    marker = tmp_path / "ran"
+    for name in ("pre-commit", "commit-msg", "post-commit", "post-checkout", "pre-push"):
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        hook.chmod(0o755)
+    ok(hydrate(repo, "--branch", "hydrated"))
+    assert not marker.exists()
+    ok(hydrate(repo, "--branch", "hydrated", "--push"))
+    assert marker.read_text().split() == ["pre-push", "pre-push"]  # the branch, the notes
