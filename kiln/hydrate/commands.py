@@ -85,8 +85,8 @@ def hydrate(state: Any, /, applications: str, output_dir: str | None, branch: st
     if dirty:
         _say(quiet, f"uncommitted changes ({dirty[0]}...): the metadata names HEAD, which "
                     "does not hold them")
-    dry = git.dry_commit(repo, repo_url=repo_url if repo_url is not None else
-                         git.origin_url(repo))
+    dry = git.dry_commit(repo, repo_url=git.public_url(repo_url) if repo_url is not None
+                         else git.origin_url(repo))
     engine = _cli._engine(state, cache_dir, no_cache, debug, cache_url, cache_max_bytes)
     settings = _cli._settings(state.app_flags(), **flags)
     specs = load_applications(target, repo_root=repo)

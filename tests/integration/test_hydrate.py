@@ -374,6 +374,11 @@ def test_credentials_never_reach_the_metadata(repo: Path, tmp_path: Path) -> Non
         "https://git.example.com/o/r.git"
     assert find_plaintext([out], ["tok-Cred-9876"]) == []
     assert "tok-Cred-9876" not in proc.stderr + proc.stdout
+    ok(hydrate(repo, "--output-dir", str(out), "--repo-url",
+               "https://x:tok-Flag-5432@git.example.com/o/r.git"))
+    assert json.loads((out / "hydrator.metadata").read_text())["repoURL"] == \
+        "https://git.example.com/o/r.git"
+    assert find_plaintext([out], ["tok-Cred-9876", "tok-Flag-5432"]) == []
 
 
 def test_a_failing_app_writes_nothing_and_commits_nothing(repo: Path, tmp_path: Path) -> None:
