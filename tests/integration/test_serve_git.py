@@ -24,6 +24,11 @@ BASE = {
     "base/deploy.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n"
                         "spec:\n  replicas: 2\n",
     "apps/overlay/kustomization.yaml": "resources: [../../base]\nnamePrefix: git-\n",
+    "apps/chart/Chart.yaml": "apiVersion: v2\nname: chart\nversion: 0.1.0\n",
+    "apps/chart/values.yaml": "size: small\n",
+    "apps/chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                    "  name: {{ .Release.Name }}\ndata:\n"
+                                    "  size: {{ .Values.size }}\n",
 }
 
 
@@ -109,6 +114,30 @@ def test_repeat_and_an_unrelated_commit_are_hits(fx: Fixture) -> None:
     assert moved["revision"] == v3 and moved["cacheHit"] is True
     assert moved["objects"] == [yaml.safe_load(cm("web", "two"))]
     assert fx.server.metric("kiln_renders_total", result="render") == renders
+
+
+def test_request_settings_shape_a_git_render_and_its_key(fx: Fixture, tmp_path: Path) -> None:
+    """Settings (application level) reach the render of a git app, and requests that differ
+    only in settings never share a memo entry: each equals helm's own output."""
+    tree = checkout(fx, fx.v2, tmp_path / "co")
+    values = tmp_path / "big.yaml"
+    values.write_text("size: big\n")
+    answers = {}
+    for release, extra in (("g1", []), ("g2", ["-f", str(values)])):
+        proc = subprocess.run([tool("helm"), "template", release, str(tree / "apps/chart"),
+                               *extra], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        want = [d for d in yaml.safe_load_all(proc.stdout) if d]
+        settings: dict[str, Any] = {"helm": {"releaseName": release}}
+        if extra:
+            settings["helm"]["valuesObject"] = {"size": "big"}
+        for attempt in range(2):
+            resp = render(fx, "main", "apps/chart", settings=settings)
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["objects"] == want
+            assert resp.json()["cacheHit"] is (attempt == 1)
+            answers[release] = resp.json()["key"]
+    assert answers["g1"] != answers["g2"]
 
 
 BAD = [
