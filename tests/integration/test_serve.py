@@ -346,8 +346,10 @@ def test_bearer_token(tmp_path: Path) -> None:
     app = tmp_path / "root/app"
     write_files(app, {"cm.yaml": cm("tok", "v")})
     (tmp_path / "token").write_text(token + "\n")
-    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
-                         extra_env={"KILN_SERVE_TOKEN_FILE": str(tmp_path / "token")})
+    (tmp_path / "other-root").mkdir()
+    server = start_serve(tmp_path / "srv", extra_env={  # both from the environment this time
+        "KILN_SERVE_TOKEN_FILE": str(tmp_path / "token"),
+        "KILN_SERVE_ROOTS": f"{tmp_path / 'other-root'}:{tmp_path / 'root'}"})
     try:
         anonymous = server.client()
         assert "bearer token" in one_line_error(anonymous.post("/v1/render",
@@ -358,7 +360,7 @@ def test_bearer_token(tmp_path: Path) -> None:
         wrong = server.client(token=token[:-1] + "x")
         one_line_error(wrong.post("/v1/render", json={"path": "app"}), 401)
         right = server.client(token=token)
-        assert objects_of(right.post("/v1/render", json={"path": "app"})) == \
+        assert objects_of(right.post("/v1/render", json={"path": str(app)})) == \
             yaml_docs(cm("tok", "v"))
         assert right.get("/metrics").status_code == 200
         assert anonymous.get("/healthz").status_code == 200  # probes need no token
@@ -496,6 +498,33 @@ def test_sigterm_drains(tmp_path: Path) -> None:
         assert server.wait(60) == 0, server.log_text()[-2000:]
     finally:
         release.touch()
+        server.close()
+
+
+def test_a_client_that_goes_away_cancels_its_render(tmp_path: Path) -> None:
+    """The client gives up while helm runs: the server cancels the request's deadline, which
+    kills the tool's process group, and counts the request as cancelled."""
+    from tests.integration.cmp_serve import pid_gone
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    wrapper = helm_wrapper(tmp_path / "helm", before_template=(
+        f'touch "{marks}/$$"; i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'))
+    write_files(tmp_path / "root/chart", CHART)
+    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
+                         extra_env={"KILN_HELM": str(wrapper)})
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            server.client(timeout=3).post("/v1/render", json={"path": "chart"})
+        pids = [int(p.name) for p in marks.iterdir()]
+        assert pids, "helm template never started"
+        wait_for(lambda: all(pid_gone(pid) for pid in pids), "the tool to be killed",
+                 timeout=20)
+        wait_for(lambda: server.metric("kiln_requests_total", method="render",
+                                       outcome="cancelled") == 1, "the cancelled count",
+                 timeout=20)
+        assert "the client went away" in server.log_text()
+    finally:
         server.close()
 
 
