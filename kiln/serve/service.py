@@ -141,13 +141,13 @@ class ServeService:
 
     def _render_path(self, text: str, settings: Mapping[str, Any] | None,
                      deadline: Deadline) -> Answer:
-        from kiln.cmp.service import _canonical, generate_for_request
+        from kiln.cmp.service import canonical_settings, generate_for_request
 
         app_dir, source_root = self.resolve_path(text)
         env = dict(self.cmp.operator_env)
         engine = self.cmp.engine.for_request(env)
         key = hashlib.sha256(json.dumps(["path", str(app_dir), str(source_root),
-                                         _canonical(settings)]).encode()).hexdigest()
+                                         canonical_settings(settings)]).encode()).hexdigest()
         metrics = self.core.metrics
 
         def run() -> Generated:
