@@ -53,7 +53,7 @@ from kiln.gitsource.refs import (
     revision_problem,
 )
 from kiln.gitsource.trees import MAX_MEMO_ENTRIES, BlobMemo, TreeLimits, build_tree
-from kiln.gitsource.urls import check_allowed, normalize_url, redact_url
+from kiln.gitsource.urls import check_allowed, is_local, normalize_url, redact_url
 from kiln.server.singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -218,6 +218,12 @@ class GitSources:
     def _url(self, url: str) -> str:
         normalized = normalize_url(url)
         check_allowed(normalized, self.allowed, raw=url)
+        if is_local(normalized):
+            own = os.path.realpath(self.cache_dir)
+            path = normalized[len("file://"):]
+            if path == own or path.startswith(own.rstrip("/") + "/"):
+                raise GitURLRefused("a repository inside kiln's own mirror cache is refused",
+                                    source=_source(normalized))
         return normalized
 
     def _mirror(self, url: str, deadline: Deadline | None) -> Mirror:

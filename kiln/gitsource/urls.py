@@ -75,9 +75,9 @@ def normalize_url(url: str) -> str:
     """The normal form of the repository ``url`` (see the module docstring): what the mirror
     is keyed by, what git is given, and what the allow patterns match. Raises GitURLRefused
     (one line, credentials masked) for a URL kiln refuses."""
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str) or not url.strip(" "):
         raise GitURLRefused("the repository URL is empty", source="repository")
-    url = url.strip()
+    url = url.strip(" ")
     if len(url) > MAX_URL_CHARS:
         raise _refuse(url, f"the URL is longer than {MAX_URL_CHARS} characters")
     if _BAD_CHARS.search(url):
@@ -132,6 +132,8 @@ def _scp(url: str) -> str:
         raise _refuse(url, "not a repository URL (https://, http://, ssh://, git://, "
                            "file://, user@host:path or an absolute path)")
     user, host, path = match.group(1), match.group(2).lower(), match.group(3)
+    if user is None and host in _SCHEMES:
+        raise _refuse(url, f"{host}: without '//' is no URL (ssh to a host named {host!r}?)")
     if host.startswith("-") or (user or "").startswith("-"):
         raise _refuse(url, "a host or user starting with '-' is refused")
     if ":" in (user or "") or "@" in path:
