@@ -116,8 +116,9 @@ class GitSources:
         """GitSources configured by the operator's variables: ``KILN_GIT_ALLOWED_URLS``
         (patterns separated by commas or whitespace), ``KILN_GIT_TIMEOUT`` (seconds),
         ``KILN_GIT_SHALLOW`` (``1``/``true``), ``KILN_GIT_REF_TTL`` (seconds),
-        ``KILN_GIT_TREE_CACHE_BYTES`` (a size); ``env`` is also the environment git runs in.
-        Raises ConfigError naming a bad variable."""
+        ``KILN_GIT_TREE_CACHE_BYTES`` (a size); the tree limits, unless given, are the CMP
+        stream's (``KILN_CMP_MAX_TREE_BYTES``, ``KILN_CMP_MAX_FILES``); ``env`` is also the
+        environment git runs in. Raises ConfigError naming a bad variable."""
         from kiln.core.errors import ConfigError
 
         def seconds(name: str, default: float) -> float:
@@ -142,6 +143,11 @@ class GitSources:
             from kiln.core.cache.size import parse_size
 
             tree_bytes = parse_size(cache_raw, source=TREE_CACHE_ENV)
+        if limits is None:
+            from kiln.cmp.stream import StreamLimits
+
+            stream = StreamLimits.from_env(env)
+            limits = TreeLimits(max_bytes=stream.max_bytes, max_files=stream.max_files)
         patterns = env.get(ALLOWED_ENV, "").replace(",", " ").split()
         timeout = seconds(TIMEOUT_ENV, 120.0) or 120.0
         return cls(cache_dir, allowed=patterns, timeout=timeout,
