@@ -379,3 +379,61 @@ def test_the_mirror_cache_itself_is_no_repository(remote: Remote, tmp_path: Path
     mirror = next(p for p in (tmp_path / "mirrors").iterdir() if not p.name.startswith("."))
     with pytest.raises(GitURLRefused, match="mirror cache"):
         gs.resolve(f"file://{mirror}", "main", deadline())
+
+
+def _slow_ssh(tmp_path: Path, delay: float) -> dict[str, str]:
+    """An operator environment whose ssh serves the local repository after ``delay`` s."""
+    script = tmp_path / "slow-ssh"
+    script.write_text(f"#!/bin/sh\nsleep {delay}\nshift $(($# - 1))\nexec sh -c \"$1\"\n")
+    script.chmod(0o755)
+    return {**os.environ, "GIT_SSH_COMMAND": str(script), "GIT_SSH_VARIANT": "simple"}
+
+
+def test_a_caller_giving_up_does_not_end_the_shared_work(remote: Remote, tmp_path: Path) -> None:
+    gs = sources(tmp_path, env=_slow_ssh(tmp_path, 1.0))
+    url = f"ssh://git@example.invalid{remote.bare}"
+    outcome: dict[str, object] = {}
+    impatient = Deadline(60)
+
+    def patient() -> None:
+        outcome["patient"] = gs.resolve(url, "main", Deadline(60))
+
+    thread = threading.Thread(target=patient)
+    thread.start()
+    time.sleep(0.2)
+    threading.Timer(0.3, impatient.cancel, ("the client went away",)).start()
+    with pytest.raises(DeadlineExceeded, match="went away"):
+        gs.resolve(url, "main", impatient)
+    with pytest.raises(DeadlineExceeded):
+        gs.resolve(url, "main", Deadline(0.3))
+    thread.join(30)
+    assert outcome["patient"] == remote.rev("main")
+    stats = gs.stats()
+    assert (stats["lsRemotes"], stats["fetches"]) == (1, 1)  # nothing was begun twice
+
+
+def test_close_kills_running_git_and_refuses_more(tmp_path: Path) -> None:
+    env, pids = _hanging_ssh(tmp_path)
+    gs = sources(tmp_path, env=env, timeout=60.0)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            gs.resolve("ssh://git@example.invalid/repo.git", "main", Deadline(60))
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    end = time.monotonic() + 10
+    while not pids.exists() and time.monotonic() < end:
+        time.sleep(0.05)
+    started = time.monotonic()
+    gs.close()
+    thread.join(10)
+    assert time.monotonic() - started < 5
+    assert len(errors) == 1 and isinstance(errors[0], GitRemoteError)
+    assert "stopping" in errors[0].one_line()
+    assert all(_gone(int(p)) for p in pids.read_text().split())
+    with pytest.raises(GitRemoteError, match="stopping"):
+        gs.resolve("ssh://git@example.invalid/other.git", "main", Deadline(5))

@@ -194,3 +194,22 @@ def test_fuzz_does_not_write(tmp_path: Path) -> None:
     for url in (f"{tmp_path}/new.git", f"file://{tmp_path}/x/y"):
         normalize_url(url)
     assert set(os.listdir(tmp_path)) == before
+
+
+def test_from_env_reads_the_operator_variables(tmp_path: Path) -> None:
+    from kiln.core.errors import ConfigError
+    from kiln.gitsource import GitSources
+
+    gs = GitSources.from_env(tmp_path, {
+        "KILN_GIT_ALLOWED_URLS": "https://a.example/*, https://b.example/* file:///srv/*",
+        "KILN_GIT_SHALLOW": "1", "KILN_GIT_REF_TTL": "0", "KILN_GIT_TIMEOUT": "7",
+        "KILN_CMP_MAX_FILES": "10", "KILN_GIT_TREE_CACHE_BYTES": "1MiB"})
+    assert gs.allowed == ("https://a.example/*", "https://b.example/*", "file:///srv/*")
+    assert gs.shallow and gs.ref_ttl == 0 and gs.limits.max_files == 10
+    defaults = GitSources.from_env(tmp_path, {})
+    assert defaults.allowed == () and not defaults.shallow and defaults.ref_ttl == 3.0
+    for name, bad in (("KILN_GIT_TIMEOUT", "soon"), ("KILN_GIT_REF_TTL", "-1"),
+                      ("KILN_GIT_SHALLOW", "maybe"), ("KILN_GIT_TREE_CACHE_BYTES", "lots")):
+        with pytest.raises(ConfigError) as caught:
+            GitSources.from_env(tmp_path, {name: bad})
+        assert name in caught.value.one_line()
