@@ -16,7 +16,7 @@ holding whitespace or a control character, one starting with ``-`` (git would re
 option), git's ``<transport>::<address>`` remote-helper form (``ext::sh -c ...``,
 ``fd::``...), any other scheme, a host starting with ``-``, a ``..`` path segment or a
 percent-encoded ``.`` or ``/`` (a path the server may read differently from the pattern), a
-password in the URL (any user info at all for http(s): a token as the user name is a
+password in the URL (any user info at all but for ssh: a token as the user name is a
 credential too). Git credentials come from the operator's configuration only (credential
 helpers, ``GIT_ASKPASS``, ``GIT_SSH_COMMAND``, ssh keys); a user name for ssh is no secret.
 """
@@ -111,7 +111,7 @@ def normalize_url(url: str) -> str:
         raise _refuse(url, "the URL names no host")
     if host.startswith("-"):
         raise _refuse(url, "a host starting with '-' is refused")
-    if parts.password is not None or (scheme in ("http", "https") and parts.username):
+    if parts.password is not None or (scheme != "ssh" and parts.username):
         raise _refuse(url, "credentials in the URL are refused (git credentials come from "
                            "the operator's configuration)")
     if parts.query or parts.fragment:
