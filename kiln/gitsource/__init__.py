@@ -226,11 +226,13 @@ class GitSources:
 
     def stats(self) -> dict[str, float]:
         """Counters for metrics: ``fetches``, ``fetchSeconds``, ``lsRemotes``,
-        ``treesBuilt``, ``errors`` (remote failures), ``blobsHashed`` / ``blobsReused``
+        ``treesBuilt``, ``errors`` (remote failures), ``gitCommands`` (git processes
+        started), ``blobsHashed`` / ``blobsReused``
         (the blob memo's misses and hits), ``treeCacheBytes``."""
         with self._lock:
             out: dict[str, float] = dict(self._counts)
             out["fetchSeconds"] = self._fetch_seconds
+        out["gitCommands"] = self._runner.started
         out["blobsHashed"] = self._memo.hashed
         out["blobsReused"] = self._memo.reused
         out["treeCacheBytes"] = self._trees.nbytes

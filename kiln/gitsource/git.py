@@ -241,6 +241,8 @@ class GitRunner:
         self._lock = threading.Lock()
         self._live: set[Running] = set()
         self._closed = False
+        self.started = 0
+        """git processes started so far."""
 
     def close(self) -> None:
         """Kill every git process still running and refuse to start more."""
@@ -276,6 +278,7 @@ class GitRunner:
         running.on_exit = self._forget
         with self._lock:
             self._live.add(running)
+            self.started += 1
             closed = self._closed
         if closed:
             running.kill("closed")

@@ -437,3 +437,16 @@ def test_close_kills_running_git_and_refuses_more(tmp_path: Path) -> None:
     assert all(_gone(int(p)) for p in pids.read_text().split())
     with pytest.raises(GitRemoteError, match="stopping"):
         gs.resolve("ssh://git@example.invalid/other.git", "main", Deadline(5))
+
+
+def test_the_hot_path_starts_no_git_process(remote: Remote, tmp_path: Path) -> None:
+    """Within the TTL, a branch whose commit is known and its cached tree cost nothing."""
+    gs = sources(tmp_path, ref_ttl=60)
+    commit = gs.resolve(remote.url, "main", deadline())
+    gs.tree(remote.url, commit, deadline())
+    started = gs.stats()["gitCommands"]
+    for _ in range(50):
+        assert gs.resolve(remote.url, "main", deadline()) == commit
+        assert gs.resolve(remote.url, commit, deadline()) == commit
+        gs.tree(remote.url, commit, deadline())
+    assert gs.stats()["gitCommands"] == started
