@@ -450,3 +450,15 @@ def test_the_hot_path_starts_no_git_process(remote: Remote, tmp_path: Path) -> N
         assert gs.resolve(remote.url, commit, deadline()) == commit
         gs.tree(remote.url, commit, deadline())
     assert gs.stats()["gitCommands"] == started
+
+
+def test_a_hanging_fetch_times_out(tmp_path: Path) -> None:
+    """A full commit id goes straight to a fetch (no ls-remote): that fetch hangs."""
+    env, pids = _hanging_ssh(tmp_path)
+    gs = sources(tmp_path, env=env, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(GitTimeout, match="git fetch did not finish within 1s"):
+        gs.resolve("ssh://git@example.invalid/repo.git", "a" * 40, deadline())
+    assert time.monotonic() - started < 8
+    assert gs.stats()["lsRemotes"] == 0
+    assert all(_gone(int(p)) for p in pids.read_text().split())
