@@ -260,7 +260,6 @@ class GitSources:
         if not (mirror.path / "HEAD").is_file():
             acquire(mirror.lock, deadline, "waiting to create a git mirror")
             try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 mirror.ensure(deadline)
             finally:
                 mirror.lock.release()

@@ -69,16 +69,20 @@ class Mirror:
         if (self.path / "HEAD").is_file():
             return
         parent = self.path.parent
-        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        holder = Path(tempfile.mkdtemp(prefix=".init-", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            holder = Path(tempfile.mkdtemp(prefix=".init-", dir=parent))
+        except OSError as exc:
+            raise GitRemoteError(f"cannot create the mirror under {parent}: "
+                                 f"{exc.strerror or exc}", source=self.source) from None
         try:
             target = holder / "repo.git"
             self.runner.run(["init", "--bare", "--quiet", str(target)], what="git init",
                             source=self.source, deadline=deadline)
-            (target / "description").write_text(self.url + "\n", encoding="utf-8",
-                                                errors="surrogateescape")
-            os.chmod(target, 0o700)
             try:
+                (target / "description").write_text(self.url + "\n", encoding="utf-8",
+                                                    errors="surrogateescape")
+                os.chmod(target, 0o700)
                 os.rename(target, self.path)
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):

@@ -462,3 +462,26 @@ def test_a_hanging_fetch_times_out(tmp_path: Path) -> None:
     assert time.monotonic() - started < 8
     assert gs.stats()["lsRemotes"] == 0
     assert all(_gone(int(p)) for p in pids.read_text().split())
+
+
+def test_an_unusable_cache_directory_is_a_one_line_error(remote: Remote, tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("in the way\n")
+    gs = GitSources(blocked / "mirrors")
+    with pytest.raises(GitRemoteError, match="cannot create the mirror"):
+        gs.resolve(remote.url, "main", deadline())
+    assert gs.health()["ok"] is False
+
+
+def test_the_mirror_is_bare_private_and_named_by_the_url(remote: Remote, tmp_path: Path) -> None:
+    import hashlib
+    import stat as stat_mod
+
+    gs = sources(tmp_path)
+    gs.resolve(remote.url, "main", deadline())
+    mirror = tmp_path / "mirrors" / hashlib.sha256(remote.url.encode()).hexdigest()[:40]
+    assert stat_mod.S_IMODE(mirror.stat().st_mode) == 0o700
+    assert git(mirror, "rev-parse", "--is-bare-repository") == "true"
+    assert (mirror / "description").read_text().strip() == remote.url
+    assert not (mirror / "index").exists()  # never a checkout
+    assert [p.name for p in (tmp_path / "mirrors").iterdir()] == [mirror.name]
