@@ -103,7 +103,9 @@ class GitSources:
         self._work: SharedWork[tuple[str, ...], Any] = SharedWork()
         self._trees = SourceTreeCache(tree_cache_bytes)
         self._memo = BlobMemo(memo_entries)
-        self._known: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[dict[str, bytes], int]] = OrderedDict()
+        self._known_bytes = 0
+        self._known_max = tree_cache_bytes
         self._counts = {"fetches": 0, "lsRemotes": 0, "treesBuilt": 0, "errors": 0}
         self._fetch_seconds = 0.0
         self._last_error: str | None = None
@@ -393,15 +395,22 @@ class GitSources:
                 raise GitRevisionError(f"no commit {commit} in the repository",
                                        source=mirror.source)
         with self._lock:
-            known = self._known.get(url)
+            entry = self._known.get(url)
+        known = entry[0] if entry is not None else None
         tree, blobs = build_tree(self._runner, mirror.path, commit, source=mirror.source,
                                  deadline=None, limits=self.limits, memo=self._memo,
                                  known=known)
         with self._lock:
-            self._known[url] = blobs
-            self._known.move_to_end(url)
-            while len(self._known) > KNOWN_REPOSITORIES:
-                self._known.popitem(last=False)
+            # Pinned bytes: bounded like the tree cache (the trees themselves share them).
+            old = self._known.pop(url, None)
+            if old is not None:
+                self._known_bytes -= old[1]
+            if tree.nbytes <= self._known_max:
+                self._known[url] = (blobs, tree.nbytes)
+                self._known_bytes += tree.nbytes
+            while self._known and (len(self._known) > KNOWN_REPOSITORIES
+                                   or self._known_bytes > self._known_max):
+                self._known_bytes -= self._known.popitem(last=False)[1][1]
             self._counts["treesBuilt"] += 1
         return tree
 
