@@ -594,3 +594,20 @@ def test_bad_operator_settings_are_one_line(tmp_path: Path, args: list[str],
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kiln: error: ") and needle in lines[0], \
         proc.stderr
+
+
+def test_an_unreachable_secret_backend_is_a_502(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    write_files(tmp_path / "root/app", VAULT_APP)
+    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
+                         extra_env={"VAULT_ADDR": f"http://127.0.0.1:{free_port()}",
+                                    "VAULT_TOKEN": "s.not-a-real-token", "AVP_TYPE": "vault",
+                                    "AVP_AUTH_TYPE": "token"})
+    try:
+        line = one_line_error(server.render({"path": "app"}, headers={"X-Kiln-Timeout": "30"}),
+                              502)
+        assert VAULT_PATH in line or "vault" in line.lower(), line
+        assert "s.not-a-real-token" not in line + server.log_text()
+    finally:
+        server.close()
