@@ -106,3 +106,17 @@ STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives
 
 # kiln.apps.AppSpec: read by the multi-app runner (kiln.many), hydrate and the PR diff.
 _.app_settings
+
+# kiln serve: FastAPI calls the route and exception handlers it registers, pydantic reads
+# model_config and the validators, uvicorn calls capture_signals and reads its exit flags.
+_._invalid
+_._http
+_._internal
+_.healthz
+_.readyz
+_.model_config
+_._one_source
+_.cacheHit
+_.capture_signals
+_.force_exit
+_.should_exit

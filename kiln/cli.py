@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # built-in command groups, registered as a plugin would
 _FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands",
-          "kiln.hydrate.commands")
+          "kiln.hydrate.commands", "kiln.serve.commands")
 
 
 class _State(State):
