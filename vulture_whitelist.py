@@ -103,3 +103,9 @@ _.MatchRepository
 _.GetParametersAnnouncement
 _.CheckPluginConfiguration
 STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives
+# kiln.server.distlock: the lock kiln serve holds around a miss, and the prometheus_client
+# custom-collector protocol (collect is called by the registry).
+_.hold
+_.distlock_for
+_.RedisCollector
+_.collect
