@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 # built-in command groups, registered as a plugin would
-_FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands")
+_FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands", "kiln.serve.commands")
 
 
 class _State(State):

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from kiln.cmp.generate import Generated
     from kiln.cmp.keymemo import Hit, KeyMemo
     from kiln.cmp.stream import Received
+    from kiln.core.app import App
     from kiln.core.deadline import Deadline
     from kiln.core.engine import Engine
     from kiln.core.sourcetree import SourceTree
@@ -146,12 +147,23 @@ class CmpService:
     def generate(self, received: Received, deadline: Deadline) -> list[str]:
         """The manifests ``kiln generate .`` prints for the app, one JSON document per object
         (as argocd-cmp-server hands them to the repo-server). Raises KilnError."""
+        return _json_documents(self.render(received, deadline))
+
+    def render(self, received: Received, deadline: Deadline, *,
+               settings: Mapping[str, Any] | None = None) -> Generated:
+        """What :meth:`generate` answers, as the :class:`Generated` it came from (its result
+        tells the cache key and whether it was a hit). ``settings`` (kiln.yaml-shaped) are
+        *application* level, named "request settings" in errors: a guarded setting among
+        them (where credentials go) raises TrustError unless the operator allows it. They are
+        part of the key memo's request and of the single-flight key, so requests that differ
+        only in settings never share a render. Raises KilnError."""
+        settings = settings or None
         env = self.environment(received)
         engine = self.engine.for_request(env)
-        done = self._from_memo(engine, received, env, deadline)
+        done = self._from_memo(engine, received, env, deadline, settings)
         if done is None:
-            done = self._render_once(engine, received, env, deadline)
-        return _json_documents(done)
+            done = self._render_once(engine, received, env, deadline, settings)
+        return done
 
     def match(self, received: Received, deadline: Deadline) -> bool:
         """Whether ``kiln cmp discover`` claims the app (MatchRepository's isSupported)."""
@@ -201,26 +213,29 @@ class CmpService:
     # -- generate: memo hit ------------------------------------------------------------------
 
     def _from_memo(self, engine: Engine, received: Received, env: Mapping[str, str],
-                   deadline: Deadline) -> Generated | None:
-        hit = self.memo.find(received.tree, received.metadata.app_rel_path, env)
+                   deadline: Deadline, settings: Mapping[str, Any] | None = None
+                   ) -> Generated | None:
+        hit = self.memo.find(received.tree, received.metadata.app_rel_path,
+                             _memo_request(env, settings))
         if hit is None:
             return None
-        done = self._from_key(engine, received, env, deadline, hit)
+        done = self._from_key(engine, received, env, deadline, hit, settings)
         if done is not None and self.metrics is not None:
             self.metrics.count_render("hit")
             self.metrics.add_extraction_avoided_bytes(received.tree.nbytes)
         return done
 
     def _from_key(self, engine: Engine, received: Received, env: Mapping[str, str],
-                  deadline: Deadline, hit: Hit | _Rendered) -> Generated | None:
+                  deadline: Deadline, hit: Hit | _Rendered,
+                  settings: Mapping[str, Any] | None = None) -> Generated | None:
         """Complete a request whose cache key is known: load the app from a skeleton holding
         only its kiln.yaml, read the cache, resolve this request's secrets."""
-        from kiln.cmp.generate import finish, load
+        from kiln.cmp.generate import finish
 
         if hit.key is None:
             return None
         with self.gate.slot(deadline):
-            app = load(engine, self._skeleton(received), env)
+            app = load_for_request(engine, self._skeleton(received), env, settings)
             result = engine.render_cached(app, hit.key, renderer=hit.renderer,
                                           inputs=hit.inputs, verified=hit.verified,
                                           deadline=deadline)
@@ -231,40 +246,55 @@ class CmpService:
     # -- generate: a miss, once for identical requests --------------------------------------
 
     def _render_once(self, engine: Engine, received: Received, env: Mapping[str, str],
-                     deadline: Deadline) -> Generated:
+                     deadline: Deadline, settings: Mapping[str, Any] | None = None
+                     ) -> Generated:
         mine: list[Generated] = []
 
         def lead() -> _Rendered:
-            done = self._render(engine, received, env, deadline)
+            with self._cluster_lock(received, settings, deadline):
+                done = self._render(engine, received, env, deadline, settings)
             mine.append(done)
             recipe = done.result.recipe
             return _Rendered(recipe.key if recipe is not None else None, done.result.renderer,
                              done.result.inputs, done.result.verified)
 
-        flight = ("generate", self._answer_key("generate", received, env))
+        flight = ("generate", self._answer_key("generate", received, env, settings))
         rendered, shared = self.flights.do(flight, lead, deadline)
         if not shared:
             return mine[0]
-        done = self._from_key(engine, received, env, deadline, rendered)
+        done = self._from_key(engine, received, env, deadline, rendered, settings)
         if done is not None:
             if self.metrics is not None:
                 self.metrics.count_render("hit")
             return done
-        return self._render(engine, received, env, deadline)
+        return self._render(engine, received, env, deadline, settings)
+
+    def _cluster_lock(self, received: Received, settings: Mapping[str, Any] | None,
+                      deadline: Deadline) -> contextlib.AbstractContextManager[object]:
+        """The server core's cluster-wide lock (:attr:`ServerCore.distlock`, replicas sharing
+        one cache) around the lead of a miss, keyed by what every replica agrees on: the
+        stream checksum, the app path, the request's own variables and settings (not the
+        replica's environment). No lock configured: nothing."""
+        lock = self.core.distlock
+        if lock is None:
+            return contextlib.nullcontext()
+        kept, _dropped = request_variables(received.metadata.env)
+        body = json.dumps(["generate", received.metadata.checksum,
+                           received.metadata.app_rel_path, sorted(kept.items()),
+                           _canonical(settings)])
+        return lock.hold("kiln:render:" + hashlib.sha256(body.encode()).hexdigest(), deadline)
 
     def _render(self, engine: Engine, received: Received, env: Mapping[str, str],
-                deadline: Deadline) -> Generated:
-        from kiln.cmp.generate import generate
-
+                deadline: Deadline, settings: Mapping[str, Any] | None = None) -> Generated:
         with self.gate.slot(deadline), self._extracted(received, deadline) as root:
             app_dir = root / received.metadata.app_rel_path
-            done = generate(engine, app_dir, env, deadline=deadline)
+            done = generate_for_request(engine, app_dir, env, settings, deadline=deadline)
             if self.metrics is not None:
                 hit = done.result.cache_hit
                 self.metrics.count_render("hit" if hit else (
                     "render" if done.result.key else "uncached"))
-            self.memo.record(engine, done.app, done.result, tree_root=root, request=env,
-                             tree=received.tree)
+            self.memo.record(engine, done.app, done.result, tree_root=root,
+                             request=_memo_request(env, settings), tree=received.tree)
         return done
 
     # -- private directories -----------------------------------------------------------------
@@ -328,10 +358,76 @@ class CmpService:
         return kept / rel
 
     @staticmethod
-    def _answer_key(call: str, received: Received, env: Mapping[str, str]) -> str:
-        body = json.dumps([call, received.metadata.checksum, received.metadata.app_rel_path,
-                           sorted(env.items())])
-        return hashlib.sha256(body.encode()).hexdigest()
+    def _answer_key(call: str, received: Received, env: Mapping[str, str],
+                    settings: Mapping[str, Any] | None = None) -> str:
+        parts: list[Any] = [call, received.metadata.checksum, received.metadata.app_rel_path,
+                            sorted(env.items())]
+        if settings:
+            parts.append(_canonical(settings))
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+REQUEST_SETTINGS = "request settings"
+"""How errors name a request's ``settings`` (application level)."""
+_MEMO_SETTINGS = "PARAM_\x00request-settings"
+"""The entry a request's settings take in the key memo's request mapping: under a prefix the
+memo's request digest covers, with a NUL no environment variable's name can hold (so no real
+variable collides with it). It exists only in the mapping handed to the memo."""
+
+
+def _canonical(settings: Mapping[str, Any] | None) -> str:
+    """``settings`` as one canonical JSON text ("" for none)."""
+    if not settings:
+        return ""
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _memo_request(env: Mapping[str, str], settings: Mapping[str, Any] | None
+                  ) -> Mapping[str, str]:
+    """The request mapping the key memo records and looks up under: ``env``, plus the
+    settings when there are any (so two settings never share a recorded key)."""
+    if not settings:
+        return env
+    return {**env, _MEMO_SETTINGS: _canonical(settings)}
+
+
+def load_for_request(engine: Engine, path: Path | str, env: Mapping[str, str],
+                     settings: Mapping[str, Any] | None = None, *,
+                     source_root: Path | str | None = None) -> App:
+    """The app at ``path`` as ``kiln generate`` loads it under ``env``
+    (:func:`kiln.cmp.generate.load`), with a request's kiln.yaml-shaped ``settings`` overlaid
+    at *application* level (over what ``env`` says, under nothing the operator set): errors
+    name them "request settings". ``source_root`` overrides the one ``env`` implies. Raises
+    ConfigError/InputError/TrustError like :meth:`Engine.load_app`."""
+    from kiln.cmp.generate import load
+
+    if not settings:
+        return load(engine, path, env, source_root=source_root)
+    from kiln.cmp.environment import settings_from_environment
+    from kiln.cmp.parameters import table_of
+    from kiln.core.trust import Level, Origin, merge_layers
+
+    cmp = settings_from_environment(env, app_dir=os.path.abspath(path),
+                                    rows=table_of(engine.plugins))
+    merged, _origins = merge_layers([(Origin(Level.APPLICATION, "the request environment"),
+                                      cmp.settings),
+                                     (Origin(Level.APPLICATION, REQUEST_SETTINGS), settings)])
+    return engine.load_app(path, app_settings=merged, app_source=REQUEST_SETTINGS,
+                           source_root=source_root or cmp.source_root,
+                           build_env=cmp.build_env)
+
+
+def generate_for_request(engine: Engine, path: Path | str, env: Mapping[str, str],
+                         settings: Mapping[str, Any] | None = None, *,
+                         source_root: Path | str | None = None,
+                         deadline: Deadline | None = None) -> Generated:
+    """:func:`load_for_request`, then render (cache, then secrets in memory) and
+    :func:`kiln.cmp.generate.finish`, as ``kiln generate`` does."""
+    from kiln.cmp.generate import finish
+
+    app = load_for_request(engine, path, env, settings, source_root=source_root)
+    result = engine.render(app, secrets=True, deadline=deadline)
+    return finish(app, result)
 
 
 @dataclass
@@ -420,4 +516,5 @@ def check_app_path(tree: SourceTree, rel: str) -> None:
                          source="appRelPath")
 
 
-__all__ = ["CmpService", "check_app_path", "request_variables"]
+__all__ = ["REQUEST_SETTINGS", "CmpService", "check_app_path", "generate_for_request",
+           "load_for_request", "request_variables"]

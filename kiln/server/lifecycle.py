@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kiln.server import requestlog
 from kiln.server.gate import Gate
@@ -32,6 +32,14 @@ log = logging.getLogger("kiln.server")
 
 SHUTDOWN = "the server is shutting down"
 """The reason given to the deadlines a drain cancels."""
+
+
+class ClusterLock(Protocol):
+    """What :attr:`ServerCore.distlock` must offer (``kiln.server.distlock.DistLock``)."""
+
+    def hold(self, key: str, deadline: Deadline) -> contextlib.AbstractContextManager[bool]:
+        """Hold the cluster-wide lock ``key`` for the block (see ``kiln.server.distlock``)."""
+        ...
 
 
 @dataclass
@@ -54,10 +62,15 @@ class RequestScope:
 
 class ServerCore:
     """A gate of ``parallelism`` slots, a single-flight group and the metrics, wired together
-    (the gauges follow the gate, ``kiln_singleflight_shared_total`` the group)."""
+    (the gauges follow the gate, ``kiln_singleflight_shared_total`` the group).
+
+    ``distlock``, None by default, is a cluster-wide lock replicas sharing one cache hold
+    around the lead of a miss, so a burst of identical requests over several replicas renders
+    once (set by the server that has one)."""
 
     def __init__(self, parallelism: int, metrics: ServerMetrics | None = None) -> None:
         self.metrics = metrics
+        self.distlock: ClusterLock | None = None
         self.gate = Gate(parallelism,
                          on_change=metrics.gate_changed if metrics is not None else None)
         self.flights: SingleFlight[Hashable, Any] = SingleFlight(
