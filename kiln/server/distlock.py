@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from kiln.core.cache.base import Store
     from kiln.core.cache.redis import RedisHealth
     from kiln.core.deadline import Deadline
+    from kiln.server.lifecycle import ServerCore
 
 log = logging.getLogger("kiln.server")
 
@@ -232,6 +233,20 @@ def distlock_for(store: Store | None) -> DistLock | None:
         return None
     return RedisLock(store.client, health=store.status, errors=store.errors,
                      secret=store.mac_key)
+
+
+def install_distlock(core: ServerCore, store: Store | None) -> DistLock | None:
+    """Give ``core`` the cluster-wide lock over ``store`` (:func:`distlock_for`; None, and
+    nothing changes, for a store that is not Redis), with its metrics
+    (:class:`RedisCollector`) in ``core``'s metrics registry; return it. Call once per server,
+    before it serves."""
+    lock = distlock_for(store)
+    if lock is None:
+        return None
+    core.distlock = lock
+    if core.metrics is not None and isinstance(lock, RedisLock):
+        core.metrics.registry.register(RedisCollector(lock))
+    return lock
 
 
 class RedisCollector:
