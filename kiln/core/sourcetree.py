@@ -473,10 +473,14 @@ class SourceTreeBuilder:
         """Entries so far, directories implied by a path included."""
         return len(self._kinds)
 
-    def add_file(self, name: str, data: bytes, *, executable: bool = False) -> str:
-        """Add a regular file (its sha256 is computed here, once)."""
+    def add_file(self, name: str, data: bytes, *, executable: bool = False,
+                 sha256: str | None = None) -> str:
+        """Add a regular file. Its sha256 is computed here, once, unless the caller already
+        knows it (``sha256``: the lowercase hex digest of exactly ``data``, e.g. from a memo
+        keyed by a git blob id; trusted as given)."""
         path = self._claim(name, "f")
-        self._files[path] = TreeFile(bytes(data), hashlib.sha256(data).hexdigest(), executable)
+        digest = sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()
+        self._files[path] = TreeFile(bytes(data), digest, executable)
         return path
 
     def add_dir(self, name: str) -> str:
