@@ -136,3 +136,16 @@ def test_an_hmac_replica_refuses_a_forged_entry(tmp_path: Path, app_dir: Path) -
         other = Engine(cache_dir=tmp_path / "b", cache_url=url, env=env, entry_points=False)
         served = other.render(App(path=app_dir))
         assert not served.cache_hit and served.objects[0]["metadata"]["name"] == "real"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://kiln:pa55word-xyz@cache.example:6380/3", "redis://cache.example:6380/3"),
+    ("rediss://:pa55word-xyz@cache.example/0", "rediss://cache.example:6379/0"),
+    ("unix://kiln:pa55word-xyz@/run/redis.sock?db=2", "unix:///run/redis.sock"),
+])
+def test_the_location_never_carries_credentials(url: str, shown: str) -> None:
+    store = RedisStore(url, timeout=0.2)
+    assert store.location() == shown
+    health = store.health()  # nothing listens: a failure, still without the password
+    assert health["ok"] is False and health["location"] == shown
+    assert "pa55word" not in repr(health)
