@@ -107,5 +107,6 @@ STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives
 # custom-collector protocol (collect is called by the registry).
 _.hold
 _.distlock_for
+_.install_distlock
 _.RedisCollector
 _.collect

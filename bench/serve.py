@@ -14,7 +14,9 @@ processes on loopback sharing it (``--cache-url``, separate local directories), 
    sent to the **other** replica than in step 2: everything but the changed app must be a hit
    found in Redis (rendered by the other replica), and exactly one render in total;
 4. the same refresh once more, nothing changed: hits each replica answers from its own key
-   memo (the steady state of a controller refreshing every few minutes).
+   memo (the steady state of a controller refreshing every few minutes);
+5. ``--sample`` of those hits again from one client, for the latency of a hit without
+   queueing behind the other clients.
 
 Every answer is checked against the raw tools' objects (parsed with PyYAML, compared per app),
 so a wrong answer cannot be timed as a fast one; a mismatch is printed and the exit code is 1.
@@ -25,7 +27,8 @@ answer's ``cacheHit``. Renders are counted from the replicas' ``kiln_renders_tot
 
 Targets: 1 render after the one-app commit; RSS <= 150 MB per replica.
 
-Usage: python bench/serve.py [--apps N] [--concurrency N] [--parallelism N] [--json] [--keep]
+Usage: python bench/serve.py [--apps N] [--concurrency N] [--parallelism N] [--jobs N]
+                            [--sample N] [--json] [--keep]
 """
 
 from __future__ import annotations
@@ -332,6 +335,8 @@ def main() -> int:
                         help="each replica's --parallelism (default 2)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
                         help="raw tool processes at once (default: the CPU count)")
+    parser.add_argument("--sample", type=int, default=100,
+                        help="apps asked one at a time in the last step (default 100)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -370,6 +375,10 @@ def main() -> int:
         log("full refresh again, no change (the replicas' own memo)")
         warm = refresh("refresh again, no change", repo, repo_url, replicas, 1,
                        args.concurrency, expected)
+        sample = repo.apps[:: max(1, len(repo.apps) // args.sample)][: args.sample]
+        log(f"{len(sample)} hits again with one client (latency without queueing)")
+        alone = refresh(f"{len(sample)} hits, one client", Monorepo(repo.root, sample),
+                        repo_url, replicas, 1, 1, expected)
         memory = {r.name: r.memory_mb() for r in replicas}
     finally:
         for proc in reversed(procs):
@@ -390,7 +399,7 @@ def main() -> int:
     print(f"| raw tools, one process per app ({args.jobs} at once) | {raw_seconds:.1f} | "
           f"{args.apps / raw_seconds:.1f} | - | - | - | {args.apps} | {ms(pct(raw_each, 50))} | "
           f"{ms(pct(raw_each, 99))} | {args.apps} |")
-    for step in (cold, after, warm):
+    for step in (cold, after, warm, alone):
         print(f"| {step.label} | {step.seconds:.1f} | {step.requests / step.seconds:.1f} | "
               f"{len(step.hits)} | {ms(pct(step.hits, 50))} | {ms(pct(step.hits, 99))} | "
               f"{len(step.misses)} | {ms(pct(step.misses, 50))} | {ms(pct(step.misses, 99))} | "
@@ -401,16 +410,18 @@ def main() -> int:
         ok = ok and hwm <= TARGET_RSS_MB
         print(f"replica {name}: RSS {rss:.0f} MB, peak (VmHWM) {hwm:.0f} MB "
               f"(target <= {TARGET_RSS_MB:.0f} MB: {verdict})")
-    print(f"raw tool mean per app: {raw_mean * 1000:.1f} ms; hit p50 after the commit is "
-          f"{raw_mean / pct(after.hits, 50):.0f}x faster" if after.hits else "")
+    if alone.hits:
+        print(f"raw tool mean per app: {raw_mean * 1000:.1f} ms; a hit alone (p50) "
+              f"{ms(pct(alone.hits, 50))} ms: {raw_mean / pct(alone.hits, 50):.0f}x faster")
     renders_ok = after.renders == 1 and len(after.misses) == 1
     ok = ok and renders_ok
     print(f"renders after the one-app commit: {after.renders:g} (target 1: "
           f"{'ok' if renders_ok else 'FAILED'}); misses {len(after.misses)}")
-    if warm.renders != 0:
+    if warm.renders or alone.renders:
         ok = False
-        print(f"the unchanged refresh rendered {warm.renders:g} times (target 0)")
-    for step in (cold, after, warm):
+        print(f"the unchanged refreshes rendered {warm.renders + alone.renders:g} times "
+              "(target 0)")
+    for step in (cold, after, warm, alone):
         if step.errors or step.mismatches:
             ok = False
             print(f"{step.label}: {len(step.errors)} errors, {len(step.mismatches)} answers "
@@ -419,7 +430,7 @@ def main() -> int:
         print(f"note: the cold refresh counted {cold.renders:g} renders for {args.apps} apps")
     if args.json:
         print(json.dumps({"apps": args.apps, "raw_seconds": raw_seconds,
-                          "passes": [summary(p) for p in (cold, after, warm)],
+                          "passes": [summary(p) for p in (cold, after, warm, alone)],
                           "memory_mb": memory}, default=str))
     return 0 if ok else 1
 

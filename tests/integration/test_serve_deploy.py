@@ -131,6 +131,11 @@ def test_the_serve_deployment(objects: list[dict[str, Any]]) -> None:
     assert sc["capabilities"]["drop"] == ["ALL"]
     requests = kiln["resources"]["requests"]
     assert requests["cpu"] and requests["memory"] and kiln["resources"]["limits"]["memory"]
+    # what kiln writes is on a mounted emptyDir (the root filesystem is read-only)
+    env = {e["name"]: e.get("value") for e in kiln["env"]}
+    writable = [m["mountPath"] for m in kiln["volumeMounts"] if not m.get("readOnly")]
+    for name in ("KILN_CACHE_DIR", "KILN_SERVE_GIT_CACHE_DIR", "HOME", "HELM_CACHE_HOME"):
+        assert any(env[name] == p or env[name].startswith(p + "/") for p in writable), name
     # every mount names a volume; writable paths are emptyDirs
     volumes = {v["name"]: v for v in pod["volumes"]}
     for mount in kiln["volumeMounts"]:

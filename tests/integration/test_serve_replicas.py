@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from tests.helpers import REPO
-from tests.integration.cmp_serve import helm_wrapper
+from tests.integration.cmp_serve import commit, git, git_repo, helm_wrapper
 from tests.servers import free_port, http_ready, port_open, start, stop, wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,9 +55,11 @@ class Replica:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def render(self, path: str, timeout: float = 60) -> dict[str, Any]:
+    def render(self, path: str, timeout: float = 60, *,
+               git: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {"git": git} if git is not None else {"path": path}
         request = urllib.request.Request(
-            self.base + "/v1/render", data=json.dumps({"path": path}).encode(),
+            self.base + "/v1/render", data=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=timeout) as response:
             assert response.status == 200
@@ -165,9 +167,23 @@ def test_a_render_by_one_replica_is_a_hit_on_the_other(cluster: Cluster) -> None
     assert cluster.b.metric("kiln_renders_total", result="hit") == 1
 
 
+@pytest.mark.parametrize("source", ["path", "git"])
 def test_identical_concurrent_requests_over_both_replicas_render_once(
-        cluster: Cluster) -> None:
-    write_chart(cluster.root, "burst")
+        cluster: Cluster, tmp_path: Path, source: str) -> None:
+    git_source: dict[str, str] | None = None
+    if source == "git":
+        files = {f"apps/burst/{rel}": text.replace("{name}", "burst")
+                 for rel, text in CHART.items()}
+        files["apps/warm/cm.yaml"] = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: w\n"
+        repo = git_repo(tmp_path / "repo", files)
+        git_source = {"repoURL": "file://" + str(repo), "revision": "main",
+                      "path": "apps/burst"}
+        for replica in (cluster.a, cluster.b):  # mirror and tree ready: the burst is the render
+            warm = replica.render("", git={**git_source, "path": "apps/warm"})
+            assert [o["metadata"]["name"] for o in warm["objects"]] == ["w"]
+    else:
+        write_chart(cluster.root, "burst")
+    before = [r.metric("kiln_renders_total", result="render") for r in (cluster.a, cluster.b)]
     answers: list[dict[str, Any]] = []
     failures: list[BaseException] = []
     gate = threading.Barrier(20)
@@ -175,7 +191,7 @@ def test_identical_concurrent_requests_over_both_replicas_render_once(
     def ask(replica: Replica) -> None:
         try:
             gate.wait(30)
-            answers.append(replica.render("burst"))
+            answers.append(replica.render("burst", git=git_source))
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
@@ -190,7 +206,8 @@ def test_identical_concurrent_requests_over_both_replicas_render_once(
     assert all(a["objects"] == answers[0]["objects"] for a in answers)
     assert [o["metadata"]["name"] for o in answers[0]["objects"]] == ["burst"]
     assert cluster.templates_run() == 1  # one helm template over both replicas
-    renders = [r.metric("kiln_renders_total", result="render") for r in (cluster.a, cluster.b)]
+    renders = [r.metric("kiln_renders_total", result="render") - b
+               for r, b in zip((cluster.a, cluster.b), before, strict=True)]
     assert sorted(renders) == [0, 1]
     waited = sum(r.metric("kiln_distlock_total", outcome="waited")
                  for r in (cluster.a, cluster.b))
@@ -236,3 +253,30 @@ def test_redis_killed_mid_run_both_render_locally_and_recover(cluster: Cluster) 
     assert cluster.b.render("after")["cacheHit"] is True
     assert cluster.templates_run() == before + 1
     assert cluster.a.metric("kiln_redis_up") == 1
+
+
+def test_git_sources_share_renders_across_replicas(cluster: Cluster, tmp_path: Path) -> None:
+    """Each replica has its own bare mirror; the same commit gives the same cache key, so a
+    render by A is a hit on B, and after a commit that changes one app only that app renders
+    (on B, found by neither memo), the other a hit."""
+    files = {f"apps/{name}/{rel}": text.replace("{name}", name)
+             for name in ("one", "two") for rel, text in CHART.items()}
+    repo = git_repo(tmp_path / "repo", files)
+    url = "file://" + str(repo)
+    first = {n: cluster.a.render("", git={"repoURL": url, "revision": "main",
+                                          "path": f"apps/{n}"}) for n in ("one", "two")}
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert all(a["cacheHit"] is False and a["revision"] == head for a in first.values())
+    for name in ("one", "two"):
+        on_b = cluster.b.render("", git={"repoURL": url, "revision": head,
+                                         "path": f"apps/{name}"})
+        assert on_b["cacheHit"] is True and on_b["objects"] == first[name]["objects"]
+    assert cluster.templates_run() == 2
+    changed = commit(repo, {"apps/two/values.yaml": "greeting: changed\n"})
+    answers = {n: cluster.b.render("", git={"repoURL": url, "revision": changed,
+                                            "path": f"apps/{n}"}) for n in ("one", "two")}
+    assert answers["one"]["cacheHit"] is True
+    assert answers["two"]["cacheHit"] is False
+    assert [o["data"]["greeting"] for o in answers["two"]["objects"]] == ["changed"]
+    assert cluster.templates_run() == 3
+    assert cluster.b.metric("kiln_renders_total", result="render") == 1

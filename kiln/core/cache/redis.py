@@ -134,10 +134,13 @@ class RedisStore:
     def location(self) -> str:
         """``redis://host:port/db`` (or ``rediss://``, ``unix://path``) without user or
         password, for answers that must never carry a credential."""
-        kwargs = self._client.connection_pool.connection_kwargs
+        import redis
+
+        pool = self._client.connection_pool
+        kwargs = pool.connection_kwargs
         if "path" in kwargs:
             return f"unix://{kwargs['path']}"
-        scheme = "rediss" if "ssl_cert_reqs" in kwargs or "ssl_context" in kwargs \
+        scheme = "rediss" if issubclass(pool.connection_class, redis.SSLConnection) \
             else "redis"
         return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/" \
                f"{kwargs.get('db', 0)}"
