@@ -103,6 +103,21 @@ _.MatchRepository
 _.GetParametersAnnouncement
 _.CheckPluginConfiguration
 STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives
+
+# kiln serve: FastAPI calls the route and exception handlers it registers, pydantic reads
+# model_config and the validators, uvicorn calls capture_signals and reads its exit flags.
+_._invalid
+_._http
+_._internal
+_.healthz
+_.readyz
+_.model_config
+_._one_source
+_.cacheHit
+_.capture_signals
+_.force_exit
+_.should_exit
+
 # kiln.server.distlock: the lock kiln serve holds around a miss, and the prometheus_client
 # custom-collector protocol (collect is called by the registry).
 _.hold

@@ -26,6 +26,12 @@ Per request:
    and everything runs under the request's :class:`kiln.core.deadline.Deadline` (the gRPC
    deadline minus a margin): a tool still running when it passes, or when the client cancels,
    is killed with its process group.
+
+``kiln serve`` (:mod:`kiln.serve`) calls :meth:`CmpService.render` the same way, with a git
+commit's tree for the stream and the request's kiln.yaml-shaped settings at application
+level (part of the memo's request and of the single-flight key), and holds the server core's
+cluster-wide lock (:attr:`kiln.server.lifecycle.ServerCore.distlock`, replicas sharing one
+cache) around the lead of a miss.
 """
 
 from __future__ import annotations
@@ -281,7 +287,7 @@ class CmpService:
         kept, _dropped = request_variables(received.metadata.env)
         body = json.dumps(["generate", received.metadata.checksum,
                            received.metadata.app_rel_path, sorted(kept.items()),
-                           _canonical(settings)])
+                           canonical_settings(settings)])
         return lock.hold("kiln:render:" + hashlib.sha256(body.encode()).hexdigest(), deadline)
 
     def _render(self, engine: Engine, received: Received, env: Mapping[str, str],
@@ -363,7 +369,7 @@ class CmpService:
         parts: list[Any] = [call, received.metadata.checksum, received.metadata.app_rel_path,
                             sorted(env.items())]
         if settings:
-            parts.append(_canonical(settings))
+            parts.append(canonical_settings(settings))
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
@@ -375,7 +381,7 @@ memo's request digest covers, with a NUL no environment variable's name can hold
 variable collides with it). It exists only in the mapping handed to the memo."""
 
 
-def _canonical(settings: Mapping[str, Any] | None) -> str:
+def canonical_settings(settings: Mapping[str, Any] | None) -> str:
     """``settings`` as one canonical JSON text ("" for none)."""
     if not settings:
         return ""
@@ -388,7 +394,7 @@ def _memo_request(env: Mapping[str, str], settings: Mapping[str, Any] | None
     settings when there are any (so two settings never share a recorded key)."""
     if not settings:
         return env
-    return {**env, _MEMO_SETTINGS: _canonical(settings)}
+    return {**env, _MEMO_SETTINGS: canonical_settings(settings)}
 
 
 def load_for_request(engine: Engine, path: Path | str, env: Mapping[str, str],
@@ -516,5 +522,5 @@ def check_app_path(tree: SourceTree, rel: str) -> None:
                          source="appRelPath")
 
 
-__all__ = ["REQUEST_SETTINGS", "CmpService", "check_app_path", "generate_for_request",
-           "load_for_request", "request_variables"]
+__all__ = ["REQUEST_SETTINGS", "CmpService", "canonical_settings", "check_app_path",
+           "generate_for_request", "load_for_request", "request_variables"]

@@ -34,6 +34,7 @@ from kiln.core.errors import KilnError
 from kiln.serve.models import ErrorResponse, RenderRequest, RenderResponse
 
 if TYPE_CHECKING:
+    from kiln.core.deadline import Deadline
     from kiln.serve.auth import BearerAuth
     from kiln.serve.service import Answer, ServeService
 
@@ -161,7 +162,7 @@ def validation_line(exc: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
-def request_deadline(header: str | None, timeout: float) -> Any:
+def request_deadline(header: str | None, timeout: float) -> Deadline:
     """The request's :class:`kiln.core.deadline.Deadline`: ``X-Kiln-Timeout`` seconds when
     given (capped by ``timeout``), else ``timeout``. Raises BadRequest for a header that is
     not a positive number."""

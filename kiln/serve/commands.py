@@ -24,9 +24,9 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
               type=click.Path(file_okay=False, path_type=str), metavar="DIR",
               help="A directory path requests may name (repeatable; $KILN_SERVE_ROOTS, "
               "':'-separated). None: path requests are refused.")
-@click.option("--allow-repo", "repos", multiple=True, envvar="KILN_SERVE_REPOS",
-              metavar="PATTERN", help="Repository URL pattern (fnmatch) git requests may "
-              "name (repeatable; $KILN_SERVE_REPOS, blank-separated). Default: any.")
+@click.option("--allow-repo", "repos", multiple=True, metavar="PATTERN",
+              help="Repository URL pattern (fnmatch) git requests may name (repeatable, "
+              "added to $KILN_GIT_ALLOWED_URLS). Default: any.")
 @click.option("--git-cache-dir", envvar="KILN_SERVE_GIT_CACHE_DIR", metavar="DIR",
               help="Where the bare mirrors live (default: kiln-git beside the cache "
               "directory).")
@@ -69,11 +69,10 @@ def serve(listen: str, roots: tuple[str, ...], repos: tuple[str, ...],
     host, port = parse_listen(listen)
     if drain_seconds < 0:
         raise ConfigError("must not be negative", source="--drain-seconds")
-    patterns = [p for each in repos for p in each.split()]
     options = ServeOptions(
         host=host, port=port,
         parallelism=parallelism if parallelism is not None else os.cpu_count() or 1,
-        roots=[Path(r) for r in roots if r], repos=patterns,
+        roots=[Path(r) for r in roots if r], repos=list(repos),
         git_cache_dir=Path(git_cache_dir) if git_cache_dir else None,
         token=read_token(token_file) if token_file else None,
         tls=TLSFiles.from_flags(tls_cert, tls_key, tls_client_ca),

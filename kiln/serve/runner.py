@@ -118,14 +118,15 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _git_sources(options: ServeOptions, env: Mapping[str, str], engine: Engine
-                 ) -> GitSources | None:
-    try:  # TEMPORARY until the gitsrc branch is merged
-        from kiln.gitsource import GitSources
-    except ImportError:
-        return None
+                 ) -> GitSources:
+    """The operator's git sources: ``KILN_GIT_*`` (docs/git-sources.md), with the
+    ``--allow-repo`` patterns added to ``KILN_GIT_ALLOWED_URLS``."""
+    from kiln.gitsource import ALLOWED_ENV, GitSources
 
     cache_dir = options.git_cache_dir or (engine.cache_dir.parent / "kiln-git")
-    return GitSources(cache_dir, allowed=list(options.repos), env=env)
+    if options.repos:
+        env = {**env, ALLOWED_ENV: " ".join([env.get(ALLOWED_ENV, ""), *options.repos])}
+    return GitSources.from_env(cache_dir, env)
 
 
 def _readiness(core: ServerCore, engine: Engine, git: GitSources | None

@@ -40,12 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kiln.serve.errors import BadRequest, Forbidden, NotFound
+from kiln.server import ServerDraining
 
 if TYPE_CHECKING:
     from kiln.cmp.generate import Generated
     from kiln.cmp.service import CmpService
     from kiln.cmp.stream import Received
     from kiln.core.deadline import Deadline
+    from kiln.core.sourcetree import SourceTree
     from kiln.gitsource import GitSources
     from kiln.serve.models import GitSource, RenderRequest
 
@@ -84,7 +86,12 @@ class ServeService:
         self.git = git
 
     def render(self, request: RenderRequest, deadline: Deadline) -> Answer:
-        """Render what ``request`` names (see the module docstring). Raises KilnError."""
+        """Render what ``request`` names (see the module docstring). Raises KilnError
+        (ServerDraining at once while the server drains)."""
+        if self.core.gate.draining:
+            from kiln.server.gate import DRAINING
+
+            raise ServerDraining(DRAINING)
         settings = request.settings or None
         if request.git is not None:
             return self._render_git(request.git, settings, deadline)
@@ -95,17 +102,15 @@ class ServeService:
 
     def _render_git(self, source: GitSource, settings: Mapping[str, Any] | None,
                     deadline: Deadline) -> Answer:
+        from kiln.gitsource import check_directory
+
         if self.git is None:
             raise Forbidden("git sources are off on this server", source="git")
-        rel = app_rel_path(source.path)
-        deadline.check(f"resolving {source.revision!r}")
+        deadline.check(f"resolving {source.revision[:100]!r}")
         commit = self.git.resolve(source.repoURL, source.revision, deadline)
         deadline.check("reading the commit's tree")
         tree = self.git.tree(source.repoURL, commit, deadline)
-        real = tree.realpath("" if rel == "." else rel)
-        if real is None or tree.kind(real) != "d":
-            raise NotFound(f"not a directory of the repository at {commit[:12]}",
-                           source=f"git.path {source.path!r}")
+        rel = check_directory(tree, source.path, source.repoURL)
         received = git_received(source.repoURL, commit, rel, tree)
         done = self.cmp.render(received, deadline, settings=settings)
         return _answer(done, commit)
@@ -136,13 +141,13 @@ class ServeService:
 
     def _render_path(self, text: str, settings: Mapping[str, Any] | None,
                      deadline: Deadline) -> Answer:
-        from kiln.cmp.service import _canonical, generate_for_request
+        from kiln.cmp.service import canonical_settings, generate_for_request
 
         app_dir, source_root = self.resolve_path(text)
         env = dict(self.cmp.operator_env)
         engine = self.cmp.engine.for_request(env)
         key = hashlib.sha256(json.dumps(["path", str(app_dir), str(source_root),
-                                         _canonical(settings)]).encode()).hexdigest()
+                                         canonical_settings(settings)]).encode()).hexdigest()
         metrics = self.core.metrics
 
         def run() -> Generated:
@@ -167,18 +172,7 @@ class ServeService:
         return _answer(done, None)
 
 
-def app_rel_path(text: str) -> str:
-    """A git request's app path as a tree path (``"."`` for the root). Raises BadRequest for
-    an absolute path, a ``..`` component or a NUL."""
-    from kiln.core.sourcetree import SourceTreeError, normalize_path
-
-    try:
-        return normalize_path(text) or "."
-    except SourceTreeError as exc:
-        raise BadRequest(exc.problem, source=f"git.path {text[:200]!r}") from None
-
-
-def git_received(url: str, commit: str, rel: str, tree: Any) -> Received:
+def git_received(url: str, commit: str, rel: str, tree: SourceTree) -> Received:
     """The :class:`Received` a git request stands for: the commit's tree, the checksum
     ``sha256("git\\0" + url + "\\0" + commit)`` (same repository and commit, same tree), and
     Argo CD's source variables."""
@@ -209,4 +203,4 @@ def _answer(done: Generated, revision: str | None) -> Answer:
     return Answer(result.json_documents(), result.key, bool(result.cache_hit), revision)
 
 
-__all__ = ["Answer", "ServeService", "app_rel_path", "git_received"]
+__all__ = ["Answer", "ServeService", "git_received"]

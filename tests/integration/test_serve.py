@@ -192,7 +192,11 @@ def test_path_apps_equal_the_real_tools_and_repeat_as_hits(fx: Fixture) -> None:
     dir_web = fx.repo / "apps/dir-web"
     docs = yaml_docs((dir_web / "a.yaml").read_text()) + yaml_docs((dir_web / "b.yaml").read_text())
     assert objects_of(srv.render({"path": str(dir_web)})) == docs
-    assert first.headers.get("x-request-id")
+    request_id = first.headers.get("x-request-id")
+    assert request_id and f"[{request_id}] kiln.server: render ok" in srv.log_text()
+    named = srv.render({"path": str(dir_web)}, headers={"X-Request-Id": f"ci-{MARK}"})
+    assert named.headers["x-request-id"] == f"ci-{MARK}"
+    assert f"[ci-{MARK}] kiln.server: render ok" in srv.log_text()
 
 
 def test_request_settings_are_application_level_and_part_of_the_key(fx: Fixture) -> None:
@@ -346,8 +350,10 @@ def test_bearer_token(tmp_path: Path) -> None:
     app = tmp_path / "root/app"
     write_files(app, {"cm.yaml": cm("tok", "v")})
     (tmp_path / "token").write_text(token + "\n")
-    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
-                         extra_env={"KILN_SERVE_TOKEN_FILE": str(tmp_path / "token")})
+    (tmp_path / "other-root").mkdir()
+    server = start_serve(tmp_path / "srv", extra_env={  # both from the environment this time
+        "KILN_SERVE_TOKEN_FILE": str(tmp_path / "token"),
+        "KILN_SERVE_ROOTS": f"{tmp_path / 'other-root'}:{tmp_path / 'root'}"})
     try:
         anonymous = server.client()
         assert "bearer token" in one_line_error(anonymous.post("/v1/render",
@@ -358,7 +364,7 @@ def test_bearer_token(tmp_path: Path) -> None:
         wrong = server.client(token=token[:-1] + "x")
         one_line_error(wrong.post("/v1/render", json={"path": "app"}), 401)
         right = server.client(token=token)
-        assert objects_of(right.post("/v1/render", json={"path": "app"})) == \
+        assert objects_of(right.post("/v1/render", json={"path": str(app)})) == \
             yaml_docs(cm("tok", "v"))
         assert right.get("/metrics").status_code == 200
         assert anonymous.get("/healthz").status_code == 200  # probes need no token
@@ -497,6 +503,60 @@ def test_sigterm_drains(tmp_path: Path) -> None:
     finally:
         release.touch()
         server.close()
+
+
+def test_a_client_that_goes_away_cancels_its_render(tmp_path: Path) -> None:
+    """The client gives up while helm runs: the server cancels the request's deadline, which
+    kills the tool's process group, and counts the request as cancelled."""
+    from tests.integration.cmp_serve import pid_gone
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    wrapper = helm_wrapper(tmp_path / "helm", before_template=(
+        f'touch "{marks}/$$"; i=0; while [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done'))
+    write_files(tmp_path / "root/chart", CHART)
+    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
+                         extra_env={"KILN_HELM": str(wrapper)})
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            server.client(timeout=3).post("/v1/render", json={"path": "chart"})
+        pids = [int(p.name) for p in marks.iterdir()]
+        assert pids, "helm template never started"
+        wait_for(lambda: all(pid_gone(pid) for pid in pids), "the tool to be killed",
+                 timeout=20)
+        wait_for(lambda: server.metric("kiln_requests_total", method="render",
+                                       outcome="cancelled") == 1, "the cancelled count",
+                 timeout=20)
+        assert "the client went away" in server.log_text()
+        # the operator's deadline, shortened by the client: 504, the tool killed again
+        before = {p.name for p in marks.iterdir()}
+        late = server.render({"path": "chart"}, headers={"X-Kiln-Timeout": "2"})
+        assert "2s deadline (X-Kiln-Timeout)" in one_line_error(late, 504)
+        pids = [int(p.name) for p in marks.iterdir() if p.name not in before]
+        assert pids
+        wait_for(lambda: all(pid_gone(pid) for pid in pids), "the tool to be killed",
+                 timeout=20)
+    finally:
+        server.close()
+
+
+def test_one_redis_cache_serves_two_servers(tmp_path: Path) -> None:
+    """--cache-url: a render stored by one server is a hit on another."""
+    from tests.servers import redis_server
+
+    write_files(tmp_path / "root/app", {"cm.yaml": cm("shared", MARK)})
+    with redis_server(tmp_path) as url:
+        servers = [start_serve(tmp_path / f"srv{i}", ["--allow-root", str(tmp_path / "root"),
+                                                      "--cache-url", url]) for i in range(2)]
+        try:
+            first, second = (s.render({"path": "app"}) for s in servers)
+            assert objects_of(first) == objects_of(second) == yaml_docs(cm("shared", MARK))
+            assert first.json()["cacheHit"] is False and second.json()["cacheHit"] is True
+            assert servers[1].metric("kiln_renders_total", result="render") == 0
+            assert servers[1].metric("kiln_renders_total", result="hit") == 1
+        finally:
+            for s in servers:
+                s.close()
 
 
 def test_address_in_use_is_one_line(tmp_path: Path) -> None:
