@@ -8,8 +8,8 @@ commits, and a commit's tree read from the object database (never a working copy
   cat-file``; anything else asks the remote (``git ls-remote``, its answer kept
   :data:`REF_TTL` seconds so a burst of requests asks once) and fetches only when the commit
   is not in the mirror yet. Concurrent callers share one ``ls-remote`` and one fetch per
-  repository (:class:`kiln.server.singleflight.SingleFlight`), fetches into one mirror run one
-  at a time.
+  repository (:class:`kiln.gitsource.shared.SharedWork`: run in the background, each caller
+  waiting with its own deadline), fetches into one mirror run one at a time.
 - :meth:`GitSources.tree` gives the commit's whole tree as a
   :class:`kiln.core.sourcetree.SourceTree`, cached per (URL, commit) in a
   :class:`~kiln.core.sourcetree.SourceTreeCache`; file sha256s come from a blob id -> sha256
@@ -52,9 +52,9 @@ from kiln.gitsource.refs import (
     is_commit_id,
     revision_problem,
 )
+from kiln.gitsource.shared import SharedWork
 from kiln.gitsource.trees import MAX_MEMO_ENTRIES, BlobMemo, TreeLimits, build_tree
-from kiln.gitsource.urls import check_allowed, normalize_url, redact_url
-from kiln.server.singleflight import SingleFlight
+from kiln.gitsource.urls import check_allowed, is_local, normalize_url, redact_url
 
 if TYPE_CHECKING:
     from kiln.core.deadline import Deadline
@@ -100,10 +100,12 @@ class GitSources:
         self._lock = threading.Lock()
         self._mirrors: dict[str, Mirror] = {}
         self._refs: dict[str, tuple[float, Refs]] = {}
-        self._flights: SingleFlight[tuple[str, ...], Any] = SingleFlight()
+        self._work: SharedWork[tuple[str, ...], Any] = SharedWork()
         self._trees = SourceTreeCache(tree_cache_bytes)
         self._memo = BlobMemo(memo_entries)
-        self._known: OrderedDict[str, dict[str, bytes]] = OrderedDict()
+        self._known: OrderedDict[str, tuple[dict[str, bytes], int]] = OrderedDict()
+        self._known_bytes = 0
+        self._known_max = tree_cache_bytes
         self._counts = {"fetches": 0, "lsRemotes": 0, "treesBuilt": 0, "errors": 0}
         self._fetch_seconds = 0.0
         self._last_error: str | None = None
@@ -116,8 +118,9 @@ class GitSources:
         """GitSources configured by the operator's variables: ``KILN_GIT_ALLOWED_URLS``
         (patterns separated by commas or whitespace), ``KILN_GIT_TIMEOUT`` (seconds),
         ``KILN_GIT_SHALLOW`` (``1``/``true``), ``KILN_GIT_REF_TTL`` (seconds),
-        ``KILN_GIT_TREE_CACHE_BYTES`` (a size); ``env`` is also the environment git runs in.
-        Raises ConfigError naming a bad variable."""
+        ``KILN_GIT_TREE_CACHE_BYTES`` (a size); the tree limits, unless given, are the CMP
+        stream's (``KILN_CMP_MAX_TREE_BYTES``, ``KILN_CMP_MAX_FILES``); ``env`` is also the
+        environment git runs in. Raises ConfigError naming a bad variable."""
         from kiln.core.errors import ConfigError
 
         def seconds(name: str, default: float) -> float:
@@ -142,6 +145,11 @@ class GitSources:
             from kiln.core.cache.size import parse_size
 
             tree_bytes = parse_size(cache_raw, source=TREE_CACHE_ENV)
+        if limits is None:
+            from kiln.cmp.stream import StreamLimits
+
+            stream = StreamLimits.from_env(env)
+            limits = TreeLimits(max_bytes=stream.max_bytes, max_files=stream.max_files)
         patterns = env.get(ALLOWED_ENV, "").replace(",", " ").split()
         timeout = seconds(TIMEOUT_ENV, 120.0) or 120.0
         return cls(cache_dir, allowed=patterns, timeout=timeout,
@@ -176,13 +184,30 @@ class GitSources:
         if problem is not None or not is_commit_id(commit):
             raise GitRevisionError(f"{commit!r} is not a full commit id (resolve the "
                                    "revision first)"[:300], source=_source(normalized))
+        key = f"{normalized}\0{commit}"
+        tree = self._trees.get(key)
+        if tree is not None:
+            return tree
+
+        def build() -> SourceTree:
+            built = self._trees.get(key)  # built while this caller was on its way
+            if built is None:
+                built = self._build(normalized, commit)
+                self._trees.put(key, built)
+            return built
+
         try:
-            tree, _ = self._trees.get_or_build(
-                f"{normalized}\0{commit}", lambda: self._build(normalized, commit, deadline))
+            tree, _ = self._work.do(("tree", key), build, deadline,
+                                    "waiting for a git tree to be read")
         except GitRemoteError as exc:
             self._failed(exc)
             raise
-        return tree
+        return tree  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop: every git process still running is killed (its process group), and git
+        commands asked for afterwards fail with GitRemoteError. For a server's shutdown."""
+        self._runner.close()
 
     def health(self) -> dict[str, Any]:
         """``{"ok": bool, "repositories": n, "lastError": str|None}`` for ``/readyz``: ok
@@ -203,11 +228,13 @@ class GitSources:
 
     def stats(self) -> dict[str, float]:
         """Counters for metrics: ``fetches``, ``fetchSeconds``, ``lsRemotes``,
-        ``treesBuilt``, ``errors`` (remote failures), ``blobsHashed`` / ``blobsReused``
+        ``treesBuilt``, ``errors`` (remote failures), ``gitCommands`` (git processes
+        started), ``blobsHashed`` / ``blobsReused``
         (the blob memo's misses and hits), ``treeCacheBytes``."""
         with self._lock:
             out: dict[str, float] = dict(self._counts)
             out["fetchSeconds"] = self._fetch_seconds
+        out["gitCommands"] = self._runner.started
         out["blobsHashed"] = self._memo.hashed
         out["blobsReused"] = self._memo.reused
         out["treeCacheBytes"] = self._trees.nbytes
@@ -218,6 +245,12 @@ class GitSources:
     def _url(self, url: str) -> str:
         normalized = normalize_url(url)
         check_allowed(normalized, self.allowed, raw=url)
+        if is_local(normalized):
+            own = os.path.realpath(self.cache_dir)
+            path = normalized[len("file://"):]
+            if path == own or path.startswith(own.rstrip("/") + "/"):
+                raise GitURLRefused("a repository inside kiln's own mirror cache is refused",
+                                    source=_source(normalized))
         return normalized
 
     def _mirror(self, url: str, deadline: Deadline | None) -> Mirror:
@@ -229,7 +262,6 @@ class GitSources:
         if not (mirror.path / "HEAD").is_file():
             acquire(mirror.lock, deadline, "waiting to create a git mirror")
             try:
-                self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 mirror.ensure(deadline)
             finally:
                 mirror.lock.release()
@@ -288,13 +320,14 @@ class GitSources:
             return known[1]
 
         def ask() -> Refs:
-            refs = mirror.ls_remote(deadline)
+            refs = mirror.ls_remote(None)  # bounded by the operator's timeout, not a request
             with self._lock:
                 self._counts["lsRemotes"] += 1
                 self._refs[url] = (time.monotonic(), refs)
             return refs
 
-        refs, _ = self._flights.do(("ls-remote", url), ask, deadline)
+        refs, _ = self._work.do(("ls-remote", url), ask, deadline,
+                                "waiting for git ls-remote")
         return refs  # type: ignore[no-any-return]
 
     def _fetch_ref(self, mirror: Mirror, ref: str, commit: str, deadline: Deadline) -> None:
@@ -308,10 +341,11 @@ class GitSources:
             spec = f"+{ref}:{_local_ref(ref)}"
             self._fetch(mirror, ("ref", spec), [spec], commit, deadline, prune=False)
 
-    def _fetch_all(self, mirror: Mirror, commit: str | None, deadline: Deadline) -> None:
+    def _fetch_all(self, mirror: Mirror, commit: str | None, deadline: Deadline | None
+                   ) -> None:
         self._fetch(mirror, ("all",), list(FULL_REFSPECS), commit, deadline)
 
-    def _fetch_commit(self, mirror: Mirror, commit: str, deadline: Deadline) -> None:
+    def _fetch_commit(self, mirror: Mirror, commit: str, deadline: Deadline | None) -> None:
         """Bring a commit id the remote may not advertise: every branch and tag first (not
         shallow), then the id itself (servers allowing it, e.g. protocol v2)."""
         if not self.shallow:
@@ -328,19 +362,18 @@ class GitSources:
             log.debug("%s: fetching %s by id failed: %s", mirror.source, commit, exc.message)
 
     def _fetch(self, mirror: Mirror, what: tuple[str, ...], refspecs: list[str],
-               commit: str | None, deadline: Deadline, *, depth: int | None = None,
+               commit: str | None, deadline: Deadline | None, *, depth: int | None = None,
                prune: bool = True) -> None:
         """One fetch of ``refspecs`` at a time per mirror; callers asking the same ``what``
-        meanwhile share it; skipped when ``commit`` arrived meanwhile."""
+        meanwhile share it; skipped when ``commit`` arrived meanwhile. The fetch runs in the
+        background, bounded by the operator's timeout: a caller whose deadline passes stops
+        waiting, the others still get it."""
 
         def run() -> None:
-            acquire(mirror.lock, deadline, "waiting for a git fetch of the same repository")
-            try:
-                if commit is not None and mirror.has_commit(commit, deadline):
+            with mirror.lock:
+                if commit is not None and mirror.has_commit(commit, None):
                     return
-                seconds = mirror.fetch(refspecs, deadline, depth=depth, prune=prune)
-            finally:
-                mirror.lock.release()
+                seconds = mirror.fetch(refspecs, None, depth=depth, prune=prune)
             with self._lock:
                 self._counts["fetches"] += 1
                 self._fetch_seconds += seconds
@@ -348,27 +381,36 @@ class GitSources:
                 self.on_fetch(seconds)
             log.debug("%s: fetched %s in %.3fs", mirror.source, " ".join(refspecs), seconds)
 
-        self._flights.do(("fetch", mirror.url, *what), run, deadline)
+        self._work.do(("fetch", mirror.url, *what), run, deadline, "waiting for git fetch")
 
     # -- trees ---------------------------------------------------------------------------
 
-    def _build(self, url: str, commit: str, deadline: Deadline) -> SourceTree:
-        mirror = self._mirror(url, deadline)
-        if not mirror.has_commit(commit, deadline):
-            self._fetch_commit(mirror, commit, deadline)
-            if not mirror.has_commit(commit, deadline):
+    def _build(self, url: str, commit: str) -> SourceTree:
+        """Read the tree (in the background: bounded by the operator's timeout per git
+        command, whatever the callers' deadlines)."""
+        mirror = self._mirror(url, None)
+        if not mirror.has_commit(commit, None):
+            self._fetch_commit(mirror, commit, None)
+            if not mirror.has_commit(commit, None):
                 raise GitRevisionError(f"no commit {commit} in the repository",
                                        source=mirror.source)
         with self._lock:
-            known = self._known.get(url)
+            entry = self._known.get(url)
+        known = entry[0] if entry is not None else None
         tree, blobs = build_tree(self._runner, mirror.path, commit, source=mirror.source,
-                                 deadline=deadline, limits=self.limits, memo=self._memo,
+                                 deadline=None, limits=self.limits, memo=self._memo,
                                  known=known)
         with self._lock:
-            self._known[url] = blobs
-            self._known.move_to_end(url)
-            while len(self._known) > KNOWN_REPOSITORIES:
-                self._known.popitem(last=False)
+            # Pinned bytes: bounded like the tree cache (the trees themselves share them).
+            old = self._known.pop(url, None)
+            if old is not None:
+                self._known_bytes -= old[1]
+            if tree.nbytes <= self._known_max:
+                self._known[url] = (blobs, tree.nbytes)
+                self._known_bytes += tree.nbytes
+            while self._known and (len(self._known) > KNOWN_REPOSITORIES
+                                   or self._known_bytes > self._known_max):
+                self._known_bytes -= self._known.popitem(last=False)[1][1]
             self._counts["treesBuilt"] += 1
         return tree
 

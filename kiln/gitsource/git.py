@@ -34,7 +34,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -130,6 +130,7 @@ class Running:
         self._stderr: list[bytes] = []
         self._err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
         self._err_thread.start()
+        self.on_exit: Callable[[Running], None] | None = None
 
     @property
     def stdout(self) -> IO[bytes]:
@@ -195,6 +196,8 @@ class Running:
         self._err_thread.join(timeout=5)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # no child outlives git
+        if self.on_exit is not None:
+            self.on_exit(self)
 
     @property
     def stderr(self) -> bytes:
@@ -221,6 +224,9 @@ class Running:
         if self.killed == "timeout":
             raise GitTimeout(f"{self.what} did not finish within {self.timeout:g}s",
                              source=self.source)
+        if self.killed == "closed":
+            raise GitRemoteError(f"{self.what} was stopped: the server is stopping",
+                                 source=self.source)
 
 
 class GitRunner:
@@ -232,6 +238,23 @@ class GitRunner:
         found = shutil.which("git", path=self.env.get("PATH"))
         self.binary = found
         self._config = _config()
+        self._lock = threading.Lock()
+        self._live: set[Running] = set()
+        self._closed = False
+        self.started = 0
+        """git processes started so far."""
+
+    def close(self) -> None:
+        """Kill every git process still running and refuse to start more."""
+        with self._lock:
+            self._closed = True
+            live = list(self._live)
+        for running in live:
+            running.kill("closed")
+
+    def _forget(self, running: Running) -> None:
+        with self._lock:
+            self._live.discard(running)
 
     def argv(self, args: Sequence[str], git_dir: Path | None) -> list[str]:
         """The full command line for ``git args`` (in ``git_dir`` when given)."""
@@ -246,9 +269,20 @@ class GitRunner:
               deadline: Deadline | None, git_dir: Path | None = None,
               stdin: bool = False, timeout: float | None = None) -> Running:
         """Start ``git args``; use the result as a context manager."""
-        return Running(self.argv(args, git_dir), env=self.env,
-                       timeout=self.timeout if timeout is None else timeout,
-                       deadline=deadline, what=what, source=source, stdin=stdin)
+        if self._closed:
+            raise GitRemoteError("the git sources are closed (the server is stopping)",
+                                 source=source)
+        running = Running(self.argv(args, git_dir), env=self.env,
+                          timeout=self.timeout if timeout is None else timeout,
+                          deadline=deadline, what=what, source=source, stdin=stdin)
+        running.on_exit = self._forget
+        with self._lock:
+            self._live.add(running)
+            self.started += 1
+            closed = self._closed
+        if closed:
+            running.kill("closed")
+        return running
 
     def run(self, args: Sequence[str], *, what: str, source: str, deadline: Deadline | None,
             git_dir: Path | None = None, error: type[GitSourceError] = GitRemoteError,

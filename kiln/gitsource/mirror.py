@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 FULL_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 """What a full fetch brings: every branch and tag, moved and deleted ones too."""
 LOCK_POLL = 0.05
+KNOWN_COMMITS = 4096
+"""Commits per mirror remembered as present (40 bytes and a dict slot each)."""
 
 
 def mirror_name(url: str) -> str:
@@ -56,6 +59,8 @@ class Mirror:
         self.source = f"repository {redact_url(url)!r}"
         self.lock = threading.Lock()
         """Held while this process writes to the mirror (init, fetch)."""
+        self._present: OrderedDict[str, None] = OrderedDict()
+        self._present_lock = threading.Lock()
 
     # -- creating ------------------------------------------------------------------------
 
@@ -64,16 +69,20 @@ class Mirror:
         if (self.path / "HEAD").is_file():
             return
         parent = self.path.parent
-        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        holder = Path(tempfile.mkdtemp(prefix=".init-", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            holder = Path(tempfile.mkdtemp(prefix=".init-", dir=parent))
+        except OSError as exc:
+            raise GitRemoteError(f"cannot create the mirror under {parent}: "
+                                 f"{exc.strerror or exc}", source=self.source) from None
         try:
             target = holder / "repo.git"
             self.runner.run(["init", "--bare", "--quiet", str(target)], what="git init",
                             source=self.source, deadline=deadline)
-            (target / "description").write_text(self.url + "\n", encoding="utf-8",
-                                                errors="surrogateescape")
-            os.chmod(target, 0o700)
             try:
+                (target / "description").write_text(self.url + "\n", encoding="utf-8",
+                                                    errors="surrogateescape")
+                os.chmod(target, 0o700)
                 os.rename(target, self.path)
             except OSError as exc:
                 if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
@@ -86,10 +95,22 @@ class Mirror:
     # -- reading -------------------------------------------------------------------------
 
     def has_commit(self, commit: str, deadline: Deadline | None) -> bool:
-        """Whether the commit ``commit`` (a full id) is in the mirror."""
+        """Whether the commit ``commit`` (a full id) is in the mirror. A commit found once is
+        remembered (:data:`KNOWN_COMMITS` of them): kiln never removes objects from a mirror,
+        so asking again would only cost a process."""
+        with self._present_lock:
+            if commit in self._present:
+                self._present.move_to_end(commit)
+                return True
         out = self.runner.succeeds(["cat-file", "-t", commit], what="git cat-file",
                                    source=self.source, deadline=deadline, git_dir=self.path)
-        return out is not None and out.strip() == b"commit"
+        found = out is not None and out.strip() == b"commit"
+        if found:
+            with self._present_lock:
+                self._present[commit] = None
+                while len(self._present) > KNOWN_COMMITS:
+                    self._present.popitem(last=False)
+        return found
 
     def commit_of(self, name: str, deadline: Deadline | None) -> str | None:
         """The full commit id ``name`` (a validated hex id or a ref name git advertised)
@@ -151,4 +172,4 @@ def acquire(lock: threading.Lock, deadline: Deadline | None, pending: str) -> No
             raise deadline.error(pending)
 
 
-__all__ = ["FULL_REFSPECS", "Mirror", "acquire", "mirror_name"]
+__all__ = ["FULL_REFSPECS", "KNOWN_COMMITS", "Mirror", "acquire", "mirror_name"]

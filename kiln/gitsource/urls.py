@@ -16,7 +16,7 @@ holding whitespace or a control character, one starting with ``-`` (git would re
 option), git's ``<transport>::<address>`` remote-helper form (``ext::sh -c ...``,
 ``fd::``...), any other scheme, a host starting with ``-``, a ``..`` path segment or a
 percent-encoded ``.`` or ``/`` (a path the server may read differently from the pattern), a
-password in the URL (any user info at all for http(s): a token as the user name is a
+password in the URL (any user info at all but for ssh: a token as the user name is a
 credential too). Git credentials come from the operator's configuration only (credential
 helpers, ``GIT_ASKPASS``, ``GIT_SSH_COMMAND``, ssh keys); a user name for ssh is no secret.
 """
@@ -75,9 +75,9 @@ def normalize_url(url: str) -> str:
     """The normal form of the repository ``url`` (see the module docstring): what the mirror
     is keyed by, what git is given, and what the allow patterns match. Raises GitURLRefused
     (one line, credentials masked) for a URL kiln refuses."""
-    if not isinstance(url, str) or not url.strip():
+    if not isinstance(url, str) or not url.strip(" "):
         raise GitURLRefused("the repository URL is empty", source="repository")
-    url = url.strip()
+    url = url.strip(" ")
     if len(url) > MAX_URL_CHARS:
         raise _refuse(url, f"the URL is longer than {MAX_URL_CHARS} characters")
     if _BAD_CHARS.search(url):
@@ -111,7 +111,7 @@ def normalize_url(url: str) -> str:
         raise _refuse(url, "the URL names no host")
     if host.startswith("-"):
         raise _refuse(url, "a host starting with '-' is refused")
-    if parts.password is not None or (scheme in ("http", "https") and parts.username):
+    if parts.password is not None or (scheme != "ssh" and parts.username):
         raise _refuse(url, "credentials in the URL are refused (git credentials come from "
                            "the operator's configuration)")
     if parts.query or parts.fragment:
@@ -132,6 +132,8 @@ def _scp(url: str) -> str:
         raise _refuse(url, "not a repository URL (https://, http://, ssh://, git://, "
                            "file://, user@host:path or an absolute path)")
     user, host, path = match.group(1), match.group(2).lower(), match.group(3)
+    if user is None and host in _SCHEMES:
+        raise _refuse(url, f"{host}: without '//' is no URL (ssh to a host named {host!r}?)")
     if host.startswith("-") or (user or "").startswith("-"):
         raise _refuse(url, "a host or user starting with '-' is refused")
     if ":" in (user or "") or "@" in path:

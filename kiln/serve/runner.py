@@ -119,7 +119,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _git_sources(options: ServeOptions, env: Mapping[str, str], engine: Engine
                  ) -> GitSources:
-    """The operator's git sources: ``KILN_GIT_*`` (docs/git-sources.md), with the
+    """The operator's git sources: the git variables of docs/git-sources.md, with the
     ``--allow-repo`` patterns added to ``KILN_GIT_ALLOWED_URLS``."""
     from kiln.gitsource import ALLOWED_ENV, GitSources
 

@@ -570,3 +570,44 @@ def test_address_in_use_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode != 0 and proc.stdout == ""
     assert proc.stderr.strip() == (f"kiln: error: --listen: cannot listen on 127.0.0.1:{port}: "
                                    "address already in use"), proc.stderr
+
+
+BAD_SETTINGS = [
+    ("timeout", [], {"KILN_SERVE_TIMEOUT": "abc"}, "KILN_SERVE_TIMEOUT: must be a positive"),
+    ("body-limit", [], {"KILN_SERVE_MAX_BODY_BYTES": "lots"}, "KILN_SERVE_MAX_BODY_BYTES: not a"),
+    ("parallelism", ["--parallelism", "0"], {}, "--parallelism: must be at least 1"),
+    ("tls-pair", ["--tls-cert", "/etc/hostname"], {}, "--tls-key: give both"),
+    ("tls-files", ["--tls-cert", "/etc/hostname", "--tls-key", "/etc/hostname"], {},
+     "cannot load the TLS files"),
+    ("root", ["--allow-root", "/nonexistent-kiln-root"], {}, "--allow-root"),
+]
+
+
+@pytest.mark.parametrize(("args", "extra", "needle"), [b[1:] for b in BAD_SETTINGS],
+                         ids=[b[0] for b in BAD_SETTINGS])
+def test_bad_operator_settings_are_one_line(tmp_path: Path, args: list[str],
+                                            extra: dict[str, str], needle: str) -> None:
+    env = operator_env(tmp_path, tmp_path / "cache", extra)
+    proc = subprocess.run(serve_argv(["--listen", "127.0.0.1:0", *args]), env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kiln: error: ") and needle in lines[0], \
+        proc.stderr
+
+
+def test_an_unreachable_secret_backend_is_a_502(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    write_files(tmp_path / "root/app", VAULT_APP)
+    server = start_serve(tmp_path / "srv", ["--allow-root", str(tmp_path / "root")],
+                         extra_env={"VAULT_ADDR": f"http://127.0.0.1:{free_port()}",
+                                    "VAULT_TOKEN": "s.not-a-real-token", "AVP_TYPE": "vault",
+                                    "AVP_AUTH_TYPE": "token"})
+    try:
+        line = one_line_error(server.render({"path": "app"}, headers={"X-Kiln-Timeout": "30"}),
+                              502)
+        assert VAULT_PATH in line or "vault" in line.lower(), line
+        assert "s.not-a-real-token" not in line + server.log_text()
+    finally:
+        server.close()
