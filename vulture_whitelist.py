@@ -120,3 +120,11 @@ _.cacheHit
 _.capture_signals
 _.force_exit
 _.should_exit
+
+# kiln.server.distlock: the lock kiln serve holds around a miss, and the prometheus_client
+# custom-collector protocol (collect is called by the registry).
+_.hold
+_.distlock_for
+_.install_distlock
+_.RedisCollector
+_.collect
