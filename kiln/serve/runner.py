@@ -186,6 +186,9 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> None:
     install(uv_log, engine.redactor)
     metrics = ServerMetrics()
     core = ServerCore(options.parallelism, metrics)
+    from kiln.server.distlock import install_distlock
+
+    install_distlock(core, engine.store)
     git = _git_sources(options, env, engine)
     workdir = private_workdir(Path(env.get("TMPDIR") or "/tmp"))
     try:
