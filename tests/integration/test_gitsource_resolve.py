@@ -485,3 +485,31 @@ def test_the_mirror_is_bare_private_and_named_by_the_url(remote: Remote, tmp_pat
     assert (mirror / "description").read_text().strip() == remote.url
     assert not (mirror / "index").exists()  # never a checkout
     assert [p.name for p in (tmp_path / "mirrors").iterdir()] == [mirror.name]
+
+
+def test_two_instances_sharing_a_cache_directory_fetch_one_at_a_time(
+        remote: Remote, tmp_path: Path) -> None:
+    """Two servers (here two instances) on one cache directory: the flock keeps their fetches
+    apart, so neither fails on the other's ref locks."""
+    first, second = sources(tmp_path, ref_ttl=0), sources(tmp_path, ref_ttl=0)
+    errors: list[BaseException] = []
+    results: list[str] = []
+
+    def one(gs: GitSources, rounds: int) -> None:
+        try:
+            for _ in range(rounds):
+                results.append(gs.resolve(remote.url, "main", deadline()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for step in range(3):
+        remote.commit({"step.txt": f"{step}\n"}, f"step {step}")
+        remote.push("main")
+        threads = [threading.Thread(target=one, args=(gs, 2)) for gs in (first, second) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert set(results[-12:]) == {remote.rev("main")}
+    assert len(list((tmp_path / "mirrors").glob("[0-9a-f]*"))) == 1
