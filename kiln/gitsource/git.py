@@ -194,8 +194,9 @@ class Running:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self._err_thread.join(timeout=5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # no child outlives git
+        if self.killed is not None or exc[0] is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # no child outlives a killed git
         if self.on_exit is not None:
             self.on_exit(self)
 

@@ -41,7 +41,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Remote, GitSources,
 
 
 @settings(max_examples=200, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                         HealthCheck.too_slow])
 @given(revision=REVISIONS)
 def test_any_revision_is_a_commit_or_a_kiln_error(
         world: tuple[Remote, GitSources, Path], revision: str) -> None:
@@ -57,7 +58,8 @@ def test_any_revision_is_a_commit_or_a_kiln_error(
 
 
 @settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                         HealthCheck.too_slow])
 @given(url=st.one_of(st.text(max_size=60),
                      st.from_regex(r"(file://)?/[a-zA-Z0-9./%~:@-]{0,30}", fullmatch=True),
                      st.from_regex(r"[a-z+]{2,8}:{1,2}/{0,2}[a-z0-9.:@%/ -]{0,20}",
@@ -71,5 +73,4 @@ def test_any_url_is_a_commit_or_a_kiln_error(
         assert "\n" not in exc.one_line()
     else:
         assert is_commit_id(commit)
-    assert sorted(p.name for p in root.iterdir()) == sorted(
-        ["remote.git", "remote-work", "mirrors"])
+    assert {p.name for p in root.iterdir()} <= {"remote.git", "remote-work", "mirrors"}

@@ -168,8 +168,8 @@ def _hanging_ssh(tmp_path: Path) -> tuple[dict[str, str], Path]:
 
 
 def _gone(pid: int) -> bool:
-    """Whether ``pid`` ended (a zombie nobody reaped yet counts as ended), waiting up to 5 s."""
-    end = time.monotonic() + 5
+    """Whether ``pid`` ended (a zombie nobody reaped yet counts as ended), waiting up to 20 s."""
+    end = time.monotonic() + 20
     while time.monotonic() < end:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -187,7 +187,7 @@ def test_hanging_remote_times_out_and_its_processes_are_killed(tmp_path: Path) -
     started = time.monotonic()
     with pytest.raises(GitTimeout) as caught:
         gs.resolve("ssh://git@example.invalid/repo.git", "main", deadline())
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 30  # far below the 60 s the remote hangs
     assert caught.value.status == 504
     assert "did not finish within 1s" in caught.value.one_line()
     recorded = [int(p) for p in pids.read_text().split()]
@@ -200,7 +200,7 @@ def test_hanging_remote_ends_with_the_callers_deadline(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
         gs.resolve("git@example.invalid:repo.git", "main", Deadline(1.0))
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # far below the 60 s the remote hangs
     assert "git ls-remote" in caught.value.one_line()
 
 
@@ -212,7 +212,7 @@ def test_cancelled_deadline_stops_a_hanging_fetch(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="the client went away"):
         gs.resolve("ssh://git@example.invalid/repo.git", "main", request)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # far below the 60 s the remote hangs
 
 
 def test_twenty_concurrent_resolves_share_one_ls_remote_and_one_fetch(
@@ -431,7 +431,7 @@ def test_close_kills_running_git_and_refuses_more(tmp_path: Path) -> None:
     started = time.monotonic()
     gs.close()
     thread.join(10)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # far below the 60 s the remote hangs
     assert len(errors) == 1 and isinstance(errors[0], GitRemoteError)
     assert "stopping" in errors[0].one_line()
     assert all(_gone(int(p)) for p in pids.read_text().split())
@@ -459,7 +459,7 @@ def test_a_hanging_fetch_times_out(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(GitTimeout, match="git fetch did not finish within 1s"):
         gs.resolve("ssh://git@example.invalid/repo.git", "a" * 40, deadline())
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 30  # far below the 60 s the remote hangs
     assert gs.stats()["lsRemotes"] == 0
     assert all(_gone(int(p)) for p in pids.read_text().split())
 
@@ -485,3 +485,31 @@ def test_the_mirror_is_bare_private_and_named_by_the_url(remote: Remote, tmp_pat
     assert (mirror / "description").read_text().strip() == remote.url
     assert not (mirror / "index").exists()  # never a checkout
     assert [p.name for p in (tmp_path / "mirrors").iterdir()] == [mirror.name]
+
+
+def test_two_instances_sharing_a_cache_directory_fetch_one_at_a_time(
+        remote: Remote, tmp_path: Path) -> None:
+    """Two servers (here two instances) on one cache directory: the flock keeps their fetches
+    apart, so neither fails on the other's ref locks."""
+    first, second = sources(tmp_path, ref_ttl=0), sources(tmp_path, ref_ttl=0)
+    errors: list[BaseException] = []
+    results: list[str] = []
+
+    def one(gs: GitSources, rounds: int) -> None:
+        try:
+            for _ in range(rounds):
+                results.append(gs.resolve(remote.url, "main", deadline()))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for step in range(3):
+        remote.commit({"step.txt": f"{step}\n"}, f"step {step}")
+        remote.push("main")
+        threads = [threading.Thread(target=one, args=(gs, 2)) for gs in (first, second) * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert set(results[-12:]) == {remote.rev("main")}
+    assert len(list((tmp_path / "mirrors").glob("[0-9a-f]*"))) == 1

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiln.core.errors import KilnError
@@ -165,7 +165,7 @@ def test_add_file_takes_a_known_digest_and_keeps_the_bytes_object() -> None:
     assert tree.files["a"].data is data
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=80))
 def test_any_url_normalises_or_is_refused(url: str) -> None:
     try:
@@ -178,7 +178,7 @@ def test_any_url_normalises_or_is_refused(url: str) -> None:
     assert not any(ch.isspace() for ch in normal)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.from_regex(r"(https?|ssh|git|file)://[a-zA-Z0-9:@%./_~-]{0,40}", fullmatch=True))
 def test_url_shaped_text_normalises_or_is_refused(url: str) -> None:
     try:
