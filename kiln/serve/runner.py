@@ -221,6 +221,8 @@ def serve(options: ServeOptions, env: Mapping[str, str]) -> None:
         log.info("stopped%s", "" if server.drained else
                  " (in-flight requests cut off after the drain)")
     finally:
+        if git is not None:
+            git.close()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

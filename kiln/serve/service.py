@@ -103,6 +103,7 @@ class ServeService:
     def _render_git(self, source: GitSource, settings: Mapping[str, Any] | None,
                     deadline: Deadline) -> Answer:
         from kiln.gitsource import check_directory
+        from kiln.gitsource.urls import normalize_url
 
         if self.git is None:
             raise Forbidden("git sources are off on this server", source="git")
@@ -111,7 +112,7 @@ class ServeService:
         deadline.check("reading the commit's tree")
         tree = self.git.tree(source.repoURL, commit, deadline)
         rel = check_directory(tree, source.path, source.repoURL)
-        received = git_received(source.repoURL, commit, rel, tree)
+        received = git_received(normalize_url(source.repoURL), commit, rel, tree)
         done = self.cmp.render(received, deadline, settings=settings)
         return _answer(done, commit)
 
