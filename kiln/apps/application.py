@@ -14,7 +14,7 @@ from typing import Any
 
 from kiln.apps.fields import Fields
 from kiln.apps.model import AppSpec
-from kiln.apps.source import Checkout, Mapped, RefSource, map_source
+from kiln.apps.source import Checkout, Mapped, RefSource, map_source, repo_path
 
 API_VERSION = "argoproj.io/v1alpha1"
 
@@ -70,7 +70,7 @@ def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
         "ARGOCD_APP_NAMESPACE": namespace,
         "ARGOCD_APP_PROJECT_NAME": project,
     }
-    sources = _sources(spec)
+    sources, hydrate_path = _sources(spec)
     mapped: list[tuple[str, Mapped]] = []
     refs = _refs(sources) if len(sources) > 1 or spec.has("sources") else {}
     multi = spec.has("sources")
@@ -91,13 +91,15 @@ def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
         spec_name = name if len(mapped) == 1 else f"{name}/{label}"
         where = origin if len(mapped) == 1 else f"{origin} source {label}"
         out.append(AppSpec(name=spec_name, path=one.path, app_settings=settings,
-                           env=dict(sorted(env.items())), origin=where))
+                           env=dict(sorted(env.items())), origin=where,
+                           hydrate_path=hydrate_path))
     return out
 
 
-def _sources(spec: Fields) -> list[Fields]:
+def _sources(spec: Fields) -> tuple[list[Fields], str | None]:
     """The Application's sources as Fields: ``spec.sources``, ``spec.source`` or the hydrator's
-    dry source (exactly one of them)."""
+    dry source (exactly one of them); and, for a hydrator, ``syncSource.path`` (where Argo CD
+    writes the hydrated manifests), else None."""
     present = [k for k in ("source", "sources", "sourceHydrator") if spec.has(k)]
     if len(present) > 1:
         raise spec.error(None, f"set one of spec.source, spec.sources and "
@@ -108,19 +110,27 @@ def _sources(spec: Fields) -> list[Fields]:
         items = list(spec.items("sources"))
         if not items:
             raise spec.error("sources", "is empty")
-        return items
+        return items, None
     if present[0] == "source":
         single = spec.mapping("source")
         assert single is not None
-        return [single]
+        return [single], None
     hydrator = spec.mapping("sourceHydrator")
     assert hydrator is not None
     dry = hydrator.mapping("drySource")
     if dry is None:
         raise hydrator.error("drySource", "is required")
-    hydrator.ignore("syncSource", "hydrateTo")  # where hydrated manifests go, not what they are
+    sync = hydrator.mapping("syncSource")
+    if sync is None:
+        raise hydrator.error("syncSource", "is required")
+    hydrate_path = repo_path(sync.string("path", required=True), sync, "path")
+    if hydrate_path == ".":
+        raise sync.error("path", "Argo CD refuses to hydrate to the repository root")
+    sync.ignore("targetBranch")  # the branch: kiln hydrate's --branch
+    sync.done()
+    hydrator.ignore("hydrateTo")  # a staging branch before syncSource's
     hydrator.done()
-    return [dry]
+    return [dry], hydrate_path
 
 
 def _refs(sources: list[Fields]) -> dict[str, RefSource]:

@@ -18,7 +18,9 @@ class AppSpec:
     Argo CD hands the build for this app (``ARGOCD_APP_*``, ``KUBE_VERSION``,
     ``KUBE_API_VERSIONS``, and for a plugin source ``ARGOCD_ENV_*`` and
     ``ARGOCD_APP_PARAMETERS``). ``origin`` says where it was declared, for error lines
-    (``apps/web.yaml: Application web``).
+    (``apps/web.yaml: Application web``). ``hydrate_path`` is where a Source Hydrator
+    Application's hydrated manifests go (``spec.sourceHydrator.syncSource.path``), None for
+    other Applications (``kiln hydrate`` then uses ``path``).
     """
 
     name: str
@@ -26,3 +28,4 @@ class AppSpec:
     app_settings: dict[str, Any]
     env: dict[str, str]
     origin: str
+    hydrate_path: str | None = None

@@ -58,8 +58,9 @@ class HydrateFailed(KilnError):
 
 def destination(spec: AppSpec, layout: str) -> str:
     """Where ``spec``'s manifests go under the output root: its source path (``path``) or
-    its name (``name``). ConfigError naming the app for the root, ``..`` or ``.git``."""
-    raw = spec.name if layout == "name" else spec.path
+    its name (``name``); a Source Hydrator Application's ``syncSource.path`` in the ``path``
+    layout. ConfigError naming the app for the root, ``..`` or ``.git``."""
+    raw = spec.name if layout == "name" else (spec.hydrate_path or spec.path)
     return check_path(raw.strip("/") if raw not in (".", "./") else ".", app_label(spec))
 
 

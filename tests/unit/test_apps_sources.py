@@ -131,6 +131,27 @@ def test_source_hydrator_renders_the_dry_source(tmp_path: Path) -> None:
         "syncSource": {"targetBranch": "env/prod", "path": "hydrated/web"}}})
     assert spec.path == "apps/web"
     assert spec.app_settings["helm"] == {"releaseName": "w"}
+    assert spec.hydrate_path == "hydrated/web"
+
+
+def test_plain_applications_have_no_hydrate_path(tmp_path: Path) -> None:
+    (spec,) = load(tmp_path, {"source": {"repoURL": REPO, "path": "apps/web"}})
+    assert spec.hydrate_path is None
+
+
+@pytest.mark.parametrize(("sync", "problem"), [
+    (None, "spec.sourceHydrator.syncSource: is required"),
+    ({"targetBranch": "env/prod"}, "spec.sourceHydrator.syncSource.path"),
+    ({"targetBranch": "env/prod", "path": "."}, "hydrate to the repository root"),
+    ({"targetBranch": "env/prod", "path": "../x"}, "leaves the repository"),
+    ({"targetBranch": "env/prod", "path": "h", "extra": 1},
+     "spec.sourceHydrator.syncSource.extra: unknown field"),
+])
+def test_bad_sync_sources(tmp_path: Path, sync: dict[str, Any] | None, problem: str) -> None:
+    hydrator: dict[str, Any] = {"drySource": {"repoURL": REPO, "path": "apps/web"}}
+    if sync is not None:
+        hydrator["syncSource"] = sync
+    assert problem in error_of(tmp_path, {"sourceHydrator": hydrator})
 
 
 # -- plugin sources ----------------------------------------------------------------------------
