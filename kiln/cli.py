@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 # built-in command groups, registered as a plugin would
-_FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands")
+_FACES = ("kiln.cmp.commands", "kiln.apply.commands", "kiln.diff.commands",
+          "kiln.hydrate.commands")
 
 
 class _State(State):
@@ -253,17 +254,35 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command(cls=_AppCommand)
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
+@click.argument("paths", nargs=-1, metavar="PATH...",
+                type=click.Path(file_okay=True, dir_okay=True, path_type=str))
 @_app_options
 @click.option("-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml",
               show_default=True)
 @click.option("--no-secrets", is_flag=True, help="Leave secret references unresolved.")
+@click.option("--applications", metavar="FILE|DIR", help="Render the Argo CD Applications "
+              "(and ApplicationSets) of FILE or DIR instead of PATHs: docs/many-apps.md.")
+@click.option("--output-dir", metavar="DIR", help="Write DIR/<app path>/manifest.yaml per "
+              "app (secrets never resolved) instead of printing.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Apps rendered at once (default: the CPU count).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @_common_cache_options
 @click.pass_obj
-def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_cache: bool,
-           debug: bool, cache_url: str | None, source_root: str | None, no_secrets: bool,
-           **flags: Any) -> None:
-    """Render the app in PATH and print its manifests."""
+def render(state: _State, /, paths: tuple[str, ...], output: str, cache_dir: str | None,
+           no_cache: bool, debug: bool, cache_url: str | None, source_root: str | None,
+           no_secrets: bool, applications: str | None, output_dir: str | None,
+           jobs: int | None, quiet: bool, **flags: Any) -> None:
+    """Render the app in PATH (or several: PATH..., --applications) and print its manifests."""
+    from kiln.many.command import is_many
+
+    if not paths and applications is None:
+        raise click.UsageError("Missing argument 'PATH...' (or --applications FILE|DIR)")
+    if is_many(paths, applications, output_dir):
+        _render_many(state, paths, output, cache_dir, no_cache, debug, cache_url, source_root,
+                     no_secrets, applications, output_dir, jobs, quiet, flags)
+        return
+    path = paths[0]
     engine = _engine(state, cache_dir, no_cache, debug, cache_url)
     app = engine.load_app(path, _settings(state.app_flags(), **flags), source_root=source_root)
     result = engine.render(app, secrets=not no_secrets)
@@ -272,6 +291,26 @@ def render(state: _State, /, path: str, output: str, cache_dir: str | None, no_c
         _warn_unresolved(result)
     _emit(text)
     _remember_for_fastpath(state, engine, app, result, text)
+
+
+def _render_many(state: _State, paths: tuple[str, ...], output: str, cache_dir: str | None,
+                 no_cache: bool, debug: bool, cache_url: str | None, source_root: str | None,
+                 no_secrets: bool, applications: str | None, output_dir: str | None,
+                 jobs: int | None, quiet: bool, flags: dict[str, Any]) -> None:
+    """``kiln render`` of several apps (:mod:`kiln.many.command`)."""
+    from kiln.many.command import Request, check_request, run
+
+    request = Request(paths=paths, applications=applications, output=output,
+                      output_dir=output_dir, jobs=jobs, quiet=quiet, secrets=not no_secrets,
+                      settings=_settings(state.app_flags(), **flags), source_root=source_root,
+                      debug=debug)
+    check_request(request)
+    engine = _engine(state, cache_dir, no_cache, debug, cache_url)
+    done = run(engine, request, lambda text: _redact(state, text))
+    if done.stdout is not None:
+        _emit(done.stdout)
+    if done.exit_code:
+        sys.exit(done.exit_code)
 
 
 def _warn_unresolved(result: RenderResult) -> None:

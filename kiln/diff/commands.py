@@ -57,10 +57,23 @@ def _emit(text: str) -> None:
 
 
 @click.command("diff", cls=_DiffCommand)
-@click.argument("path", type=click.Path(file_okay=True, dir_okay=True, path_type=str))
+@click.argument("path", required=False,
+                type=click.Path(file_okay=True, dir_okay=True, path_type=str))
 @click.option("--against", metavar="REV|DIR",
               help="Compare with the app at git revision REV of its repository, or with the "
                    "app in directory DIR (no cluster).")
+@click.option("--applications", metavar="FILE|DIR",
+              help="Instead of PATH: every Argo CD Application in FILE|DIR, in the working "
+                   "tree and at --against REV (needed), paired by name.")
+@click.option("--merge-base/--no-merge-base", "merge_base", default=True, show_default=True,
+              help="With --applications: diff against the merge base of HEAD and REV (as a "
+                   "pull request), or REV itself.")
+@click.option("--repo-url", "repo_urls", multiple=True, metavar="URL",
+              help="With --applications: a repoURL meaning this checkout (repeatable; "
+                   "default: every git source).")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), metavar="N",
+              help="With --applications: apps rendered at once (default: the CPU count).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--mask-kind", "mask_kind", multiple=True, metavar="KIND[.GROUP]",
               help="Also show this kind per data key, values masked (repeatable; also "
@@ -93,15 +106,29 @@ def _emit(text: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Render without reading or writing the cache.")
 @click.option("--debug", is_flag=True, help="Log every step and show tracebacks.")
 @click.pass_obj
-def diff(state: Any, /, path: str, against: str | None, output: str, mask_kind: tuple[str, ...],
-         secret_fingerprint: str | None, context_lines: int, no_secrets: bool,
+def diff(state: Any, /, path: str | None, against: str | None, applications: str | None,
+         merge_base: bool, repo_urls: tuple[str, ...], jobs: int | None, quiet: bool,
+         output: str, mask_kind: tuple[str, ...], secret_fingerprint: str | None,
+         context_lines: int, no_secrets: bool,
          kubeconfig: str | None, kube_context: str | None, field_manager: str,
          applyset: str | None, source_root: str | None, cache_dir: str | None,
          cache_url: str | None, cache_max_bytes: str | None, no_cache: bool, debug: bool,
          **flags: Any) -> None:
     """Show what would change: the app in PATH against the cluster (live state vs a
-    server-side dry-run), or with --against against another revision or directory. Secret
+    server-side dry-run), or with --against against another revision or directory; with
+    --applications instead of PATH, every Argo CD Application against --against REV. Secret
     values are never shown. Exit 0: no difference; 1: differences; 2: error."""
+    if applications is not None or path is None:
+        _check_many(path, applications, against, kubeconfig, kube_context, applyset,
+                    source_root)
+        _run_many(state, applications or "", against or "", merge_base=merge_base,
+                  repo_urls=repo_urls, jobs=jobs, quiet=quiet, output=output,
+                  mask_kind=mask_kind, secret_fingerprint=secret_fingerprint,
+                  context_lines=context_lines, no_secrets=no_secrets,
+                  cache=(cache_dir, cache_url, cache_max_bytes, no_cache, debug), flags=flags)
+        return
+    if merge_base is False or repo_urls or jobs is not None:
+        raise UsageError("--no-merge-base, --repo-url and --jobs only go with --applications")
     try:
         result = _run(state, path, against, mask_kind, secret_fingerprint, context_lines,
                       no_secrets, kubeconfig, kube_context, field_manager, applyset,
@@ -120,6 +147,68 @@ def diff(state: Any, /, path: str, against: str | None, output: str, mask_kind: 
                          "a traceback)") from exc
     _emit(text)
     sys.exit(1 if result.changed else 0)
+
+
+def _run_many(state: Any, applications: str, against: str, *, merge_base: bool,
+              repo_urls: tuple[str, ...], jobs: int | None, quiet: bool, output: str,
+              mask_kind: tuple[str, ...], secret_fingerprint: str | None, context_lines: int,
+              no_secrets: bool, cache: tuple[Any, ...], flags: dict[str, Any]) -> None:
+    """``kiln diff --applications``: the report on stdout (written once, at the end), one
+    ``kiln: error:`` line on stderr per app that failed on a side; exit 0, 1 or 2."""
+    import os
+
+    from kiln import cli
+    from kiln.clikit import redact
+
+    try:
+        from kiln.diff.many import Options, diff_applications
+        from kiln.diff.many_report import render
+        from kiln.many.progress import progress_for
+
+        cache_dir, cache_url, cache_max_bytes, no_cache, debug = cache
+        engine = cli._engine(state, cache_dir, no_cache, debug, cache_url, cache_max_bytes)
+        settings = cli._settings(state.app_flags(), **flags)
+        policy = _policy(mask_kind, secret_fingerprint, engine.redactor, os.environ)
+        options = Options(settings=settings, secrets=not no_secrets, jobs=jobs,
+                          repo_urls=repo_urls, merge_base=merge_base, context=context_lines)
+
+        def progress(total: int, label: str) -> Any:
+            return progress_for(sys.stderr, total=total, quiet=quiet, label=label)
+
+        result = diff_applications(engine, applications, against, policy=policy,
+                                   options=options, progress=progress)
+        title = f"kiln diff --applications {applications} --against {against}"
+        text = render(result, output, title=title)  # type: ignore[arg-type]
+    except KilnError as exc:
+        exc.exit_code = max(exc.exit_code, ERROR_EXIT)
+        raise
+    except Exception as exc:  # any failure exits 2, not 1 ("differences")
+        raise DiffFailed(f"internal error: {type(exc).__name__} (run again with --debug for "
+                         "a traceback)") from exc
+    for app in result.apps:
+        for line in app.errors:
+            sys.stderr.write(redact(state, f"kiln: error: {line}\n"))
+    sys.stderr.flush()
+    _emit(text)
+    sys.exit(result.exit_code)
+
+
+def _check_many(path: str | None, applications: str | None, against: str | None,
+                kubeconfig: str | None, kube_context: str | None, applyset: str | None,
+                source_root: str | None) -> None:
+    """``--applications`` instead of PATH, with ``--against REV`` and no cluster flag."""
+    if applications is None:
+        raise UsageError("missing argument PATH (or --applications FILE|DIR)")
+    if path is not None:
+        raise UsageError("PATH and --applications are mutually exclusive")
+    if not against:
+        raise UsageError("--applications needs --against REV (the revision to diff against)")
+    if kubeconfig or kube_context or applyset:
+        raise UsageError("--kubeconfig, --context and --applyset need a cluster: not with "
+                         "--applications")
+    if source_root:
+        raise UsageError("--source-root: not with --applications (each app's source root is "
+                         "the repository)")
 
 
 def _run(state: Any, path: str, against: str | None, mask_kind: tuple[str, ...],

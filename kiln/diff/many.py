@@ -1,0 +1,334 @@
+"""``kiln diff --applications DIR --against REV``: a pull request's diff of every Argo CD
+Application of a repository, with no cluster.
+
+The Applications are read twice — from ``DIR`` in the working tree, and from the same path in
+a private detached worktree at the base (:func:`base_commit`: by default the merge base of
+``HEAD`` and ``REV``, the commit GitHub's pull-request diff starts from) — and paired by
+Application name (:func:`pair_apps`). Both sides are rendered by one engine
+(:func:`kiln.many.runner.render_many`), so an app whose inputs did not change between the two
+revisions has the same content-addressed cache key on both sides: the second side is a cache
+hit. Each pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the
+caller's :class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
+resolved in memory on both sides, unless the caller asks for references as stored).
+
+An app added by the pull request has every object ``added``, a removed one every object
+``removed``; an app whose ``path`` changed is reported as moved (its objects compared
+as usual). An app that fails on either side is reported with its errors (naming the side and
+the app) and the other apps are still diffed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from kiln.core.errors import ConfigError, InputError, KilnError
+
+if TYPE_CHECKING:
+    from kiln.core.engine import Engine
+    from kiln.diff.mask import MaskPolicy
+    from kiln.diff.objects import DiffResult
+
+log = logging.getLogger("kiln.diff")
+
+AppState = Literal["added", "removed", "changed", "unchanged", "failed"]
+APP_STATES: tuple[AppState, ...] = ("added", "removed", "changed", "unchanged", "failed")
+WORKING_TREE = "working tree"
+"""How errors name the side of the working tree."""
+AFTER_LABEL = "desired"
+"""The label of the working tree's side in diff headers (as the single-app diff)."""
+
+
+class Spec(Protocol):
+    """What pairing needs of a :class:`kiln.apps.model.AppSpec`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def origin(self) -> str: ...
+
+
+class Outcome(Protocol):
+    """What diffing needs of a :class:`kiln.many.runner.AppOutcome`."""
+
+    @property
+    def spec(self) -> Any: ...
+    @property
+    def result(self) -> Any: ...
+    @property
+    def error(self) -> KilnError | None: ...
+
+
+@dataclass(frozen=True)
+class AppPair:
+    """One Application on both sides (None: not there)."""
+
+    name: str
+    before: Spec | None
+    after: Spec | None
+
+    @property
+    def path(self) -> str:
+        """The app's path in the working tree (at the base for a removed app)."""
+        spec = self.after if self.after is not None else self.before
+        assert spec is not None
+        return spec.path
+
+    @property
+    def moved(self) -> bool:
+        """True when the Application is on both sides with different paths."""
+        return (self.before is not None and self.after is not None
+                and self.before.path != self.after.path)
+
+
+def pair_apps(before: Iterable[Spec], after: Iterable[Spec]) -> list[AppPair]:
+    """The Applications of both sides paired by name, sorted by name. Raises ConfigError
+    naming both declarations when one side declares one name twice (Argo CD would hold
+    only one of them)."""
+    old = _by_name(before)
+    new = _by_name(after)
+    return [AppPair(name, old.get(name), new.get(name)) for name in sorted({*old, *new})]
+
+
+def _by_name(specs: Iterable[Spec]) -> dict[str, Spec]:
+    found: dict[str, Spec] = {}
+    for spec in specs:
+        if spec.name in found:
+            raise ConfigError(f"two Applications named {spec.name!r} (also "
+                              f"{found[spec.name].origin})", source=spec.origin)
+        found[spec.name] = spec
+    return found
+
+
+@dataclass(frozen=True)
+class AppDiff:
+    """One Application's difference: its objects' (``result``; None when it failed on a
+    side) and the one-line errors of the sides it failed on."""
+
+    name: str
+    path: str
+    before_path: str | None
+    after_path: str | None
+    result: DiffResult | None
+    errors: tuple[str, ...] = ()
+
+    @property
+    def moved(self) -> bool:
+        """True when the Application's path differs between the two sides."""
+        return (self.before_path is not None and self.after_path is not None
+                and self.before_path != self.after_path)
+
+    @property
+    def state(self) -> AppState:
+        """``failed`` (on either side), ``added``, ``removed``, ``changed`` (an object
+        differs) or ``unchanged`` (a move alone changes no object: ``unchanged``)."""
+        if self.errors or self.result is None:
+            return "failed"
+        if self.before_path is None:
+            return "added"
+        if self.after_path is None:
+            return "removed"
+        return "changed" if self.result.changed else "unchanged"
+
+    @property
+    def changed(self) -> bool:
+        """True when an object of the app is added, removed or changed."""
+        return self.result is not None and self.result.changed
+
+
+@dataclass(frozen=True)
+class ManyDiff:
+    """Every Application's difference, sorted by name; ``labels`` name the two sides,
+    ``base`` is the commit the base side was rendered at."""
+
+    apps: tuple[AppDiff, ...]
+    labels: tuple[str, str] = ("base", AFTER_LABEL)
+    base: str = ""
+
+    @property
+    def changed(self) -> bool:
+        """True when any app's objects changed."""
+        return any(app.changed for app in self.apps)
+
+    @property
+    def failed(self) -> bool:
+        """True when any app failed on a side."""
+        return any(app.state == "failed" for app in self.apps)
+
+    def counts(self) -> dict[str, int]:
+        """How many apps are in each state (every state present, zeros included)."""
+        counts: dict[str, int] = dict.fromkeys(APP_STATES, 0)
+        for app in self.apps:
+            counts[app.state] += 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        """2 when an app failed, else 1 when anything changed, else 0."""
+        return 2 if self.failed else 1 if self.changed else 0
+
+
+def _error_line(name: str, side: str, error: KilnError | None) -> str:
+    text = error.one_line() if error is not None else "failed"
+    return f"app {name!r} at {side}: {text}"
+
+
+def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
+               after: Mapping[str, Outcome], *, policy: MaskPolicy,
+               labels: tuple[str, str] = ("base", AFTER_LABEL), context: int = 3,
+               sides: tuple[str, str] = ("base", WORKING_TREE), base: str = "") -> ManyDiff:
+    """Diff every pair from the outcomes of its two sides (by Application name), masked by
+    ``policy``. A side with no spec holds no objects; a side whose outcome failed makes the
+    app ``failed`` with one error line naming the side (``sides``) and the app."""
+    from kiln.diff.objects import diff_objects
+
+    apps = []
+    for pair in pairs:
+        objects: list[list[dict[str, Any]]] = []
+        errors: list[str] = []
+        for spec, outcomes, side in ((pair.before, before, sides[0]),
+                                     (pair.after, after, sides[1])):
+            if spec is None:
+                objects.append([])
+                continue
+            outcome = outcomes.get(pair.name)
+            if outcome is None or outcome.result is None:
+                errors.append(_error_line(pair.name, side,
+                                          outcome.error if outcome is not None else None))
+                continue
+            objects.append(outcome.result.objects)
+        result = None
+        if not errors:
+            try:
+                result = diff_objects(objects[0], objects[1], policy=policy, labels=labels,
+                                      context=context)
+            except KilnError as exc:  # two objects of one identity on a side
+                errors.append(_error_line(pair.name, "both sides", exc))
+        apps.append(AppDiff(pair.name, pair.path,
+                            pair.before.path if pair.before is not None else None,
+                            pair.after.path if pair.after is not None else None,
+                            result, tuple(errors)))
+    return ManyDiff(tuple(apps), labels, base)
+
+
+# -- the git side ---------------------------------------------------------------------------
+
+
+def base_commit(repo: Path, commit: str, *, merge_base: bool, source: str) -> str:
+    """The commit the base side is rendered at: ``commit`` itself, or with ``merge_base`` the
+    merge base of ``HEAD`` and ``commit`` (``git merge-base HEAD REV``, as GitHub's
+    pull-request diff). Raises ConfigError naming ``source`` when they share no history."""
+    if not merge_base:
+        return commit
+    from kiln.diff.against import _git
+
+    proc = _git(["merge-base", "HEAD", commit], repo, source)
+    found = proc.stdout.strip()
+    if proc.returncode != 0 or not found:
+        raise ConfigError("HEAD and the revision have no common ancestor (use "
+                          "--no-merge-base to diff against the revision itself)", source=source)
+    return found
+
+
+def _inside(path: Path, root: Path) -> bool:
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+
+
+@dataclass(frozen=True)
+class Options:
+    """How both sides are rendered: operator settings (flags), secrets resolved or not, the
+    number of threads, the repository URLs meaning this checkout."""
+
+    settings: Mapping[str, Any] | None = None
+    secrets: bool = True
+    jobs: int | None = None
+    repo_urls: tuple[str, ...] = ()
+    merge_base: bool = True
+    context: int = 3
+
+
+ProgressFactory = Callable[[int, str], Any]
+"""``(total, label) -> context manager yielding a Progress or None``."""
+
+
+def diff_applications(engine: Engine, target: Path | str, against: str, *,
+                      policy: MaskPolicy, options: Options = Options(),
+                      progress: ProgressFactory | None = None) -> ManyDiff:
+    """Diff every Application in ``target`` (a file or directory of the working tree) with
+    the same path at ``against`` (its merge base with HEAD unless ``options.merge_base`` is
+    False), rendering both sides with ``engine`` and masking with ``policy``.
+
+    Raises (a KilnError naming ``--applications`` or ``--against``) when ``target`` is
+    missing or outside a git repository, the revision names no commit, or the Applications
+    of either side cannot be read; an app failing to render is reported in its AppDiff.
+    """
+    from kiln.diff.against import _relabel, repository_of, resolve_revision, worktree
+
+    source = f"--against {against}"
+    here = Path(os.path.abspath(target))
+    if not here.exists():
+        raise InputError("no such file or directory", source=str(target))
+    repo = repository_of(here if here.is_dir() else here.parent, source)
+    if not _inside(here, repo):
+        raise ConfigError(f"outside the git repository {repo}", source=str(target))
+    rel = Path(os.path.relpath(os.path.realpath(here), os.path.realpath(repo)))
+    commit = resolve_revision(repo, against, source)
+    base = base_commit(repo, commit, merge_base=options.merge_base, source=source)
+    after_specs = _load(here, repo, options.repo_urls)
+    with worktree(repo, base, source) as tree:
+        prefix = f"{tree}{os.sep}"
+        there = tree / rel
+        if not _inside(there, tree):
+            raise InputError(f"{rel} is a symlink leaving the repository at {against}",
+                             source=source)
+        if there.exists():
+            try:
+                before_specs = _load(there, tree, options.repo_urls)
+            except KilnError as exc:
+                _relabel(exc, prefix, f"{against}:")
+                raise
+        else:
+            log.warning("%s did not exist at %s: every Application is new", rel, against)
+            before_specs = []
+        pairs = pair_apps(before_specs, after_specs)
+        before, after = _render_sides(engine, (tree, repo), (before_specs, after_specs),
+                                      options, progress, against)
+        for outcome in before.values():
+            if outcome.error is not None:
+                _relabel(outcome.error, prefix, f"{against}:")
+    return diff_pairs(pairs, before, after, policy=policy, labels=(against, AFTER_LABEL),
+                      context=options.context, sides=(against, WORKING_TREE), base=base)
+
+
+def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
+    from kiln.apps import load_applications
+
+    return list(load_applications(target, repo_root=root, repo_urls=repo_urls))
+
+
+def _render_sides(engine: Engine, roots: tuple[Path, Path],
+                  specs: tuple[Sequence[Any], Sequence[Any]], options: Options,
+                  progress: ProgressFactory | None, against: str
+                  ) -> tuple[dict[str, Outcome], dict[str, Outcome]]:
+    """Render the base side, then the working tree (where an unchanged app is a cache hit),
+    with one progress display for both."""
+    import contextlib
+
+    from kiln.many.runner import render_many
+
+    total = len(specs[0]) + len(specs[1])
+    display = progress(total, f"diff against {against}") if progress is not None else None
+    with display if display is not None else contextlib.nullcontext() as shown:
+        sides = []
+        for root, side in zip(roots, specs, strict=True):
+            outcomes = render_many(engine, root, side, settings=options.settings,
+                                   secrets=options.secrets, jobs=options.jobs, progress=shown)
+            sides.append({o.spec.name: o for o in outcomes})
+    return sides[0], sides[1]
