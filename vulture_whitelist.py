@@ -103,3 +103,6 @@ _.MatchRepository
 _.GetParametersAnnouncement
 _.CheckPluginConfiguration
 STATUSES  # kiln.apply.kstatus: the documented set of answers status_of gives
+
+# kiln.apps.AppSpec: read by the multi-app runner (kiln.many), hydrate and the PR diff.
+_.app_settings

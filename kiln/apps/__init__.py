@@ -27,20 +27,27 @@ def load_applications(target: Path, *, repo_root: Path,
     checkout" (empty: every git source is this checkout). Raises ConfigError naming the file and
     the field (`apps/web.yaml: spec.source.helm.fileParameters: not supported by kiln`) for
     anything kiln cannot honour; never drops a field silently. Malformed YAML is an InputError
-    naming the file; two AppSpecs of one name are a ConfigError naming both origins."""
+    naming the file, and so is a `target` holding no Application or ApplicationSet at all (an
+    ApplicationSet generating none is an empty list); two AppSpecs of one name are a
+    ConfigError naming both origins."""
     from kiln.apps.application import specs_of_application
     from kiln.apps.reader import argo_objects
     from kiln.apps.source import Checkout
 
     checkout = Checkout(Path(repo_root), tuple(repo_urls))
     specs: list[AppSpec] = []
+    objects = 0
     for found in argo_objects(Path(target)):
+        objects += 1
         if found.kind == "Application":
             specs.extend(specs_of_application(found.doc, found.file, checkout))
         else:
             from kiln.apps.appset import specs_of_application_set
 
             specs.extend(specs_of_application_set(found.doc, found.file, checkout))
+    if not objects:
+        raise InputError("holds no Argo CD Application or ApplicationSet "
+                         "(apiVersion argoproj.io/v1alpha1)", source=str(target))
     seen: dict[str, AppSpec] = {}
     for spec in specs:
         other = seen.get(spec.name)

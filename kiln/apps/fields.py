@@ -3,7 +3,8 @@ error naming it (``spec.sources[1].helm.fileParameters: unknown field``).
 
 :class:`Fields` wraps one mapping of a manifest with the dotted path that leads to it. Each
 accessor checks the value's type the way Argo CD's JSON decoding would (a string field holding
-a number is an error, ``null`` is the field's zero value) and marks the key as read;
+a number is an error, ``null`` is the field's zero value; a NUL character in a string is an
+error too) and marks the key as read;
 :meth:`Fields.done` then refuses every key nobody read, so no field is ever dropped silently.
 """
 
@@ -64,6 +65,7 @@ class Fields:
             return ""
         if not isinstance(value, str):
             raise self.error(key, f"must be a string, got {_kind(value)}")
+        _no_nul(self, key, value)
         return value
 
     def boolean(self, key: str) -> bool:
@@ -85,6 +87,7 @@ class Fields:
         for index, item in enumerate(value):
             if not isinstance(item, str):
                 raise self.error(f"{key}[{index}]", f"must be a string, got {_kind(item)}")
+            _no_nul(self, f"{key}[{index}]", item)
         return list(value)
 
     def string_map(self, key: str) -> dict[str, str]:
@@ -97,6 +100,7 @@ class Fields:
         for name, item in value.items():
             if not isinstance(item, str):
                 raise self.error(f"{key}.{name}", f"must be a string, got {_kind(item)}")
+            _no_nul(self, f"{key}.{name}", f"{name}{item}")
         return dict(value)
 
     def mapping(self, key: str) -> Fields | None:
@@ -134,6 +138,12 @@ class Fields:
         for key in self.data:
             if key not in self._read:
                 raise self.error(str(key), "unknown field")
+
+
+def _no_nul(fields: Fields, key: str, value: str) -> None:
+    """Refuse a NUL character: no file name, flag value or environment variable can hold one."""
+    if "\x00" in value:
+        raise fields.error(key, "must not hold a NUL character")
 
 
 def _set(value: Any) -> bool:

@@ -1,8 +1,11 @@
 """Find the Argo CD objects in a file or a directory tree.
 
-A directory is walked recursively (hidden directories such as ``.git`` skipped) for
+A directory is walked recursively (hidden directories such as ``.git`` skipped, and the
+``templates/`` directory of a Helm chart: those files are Go templates, not manifests) for
 ``*.yaml``, ``*.yml`` and ``*.json`` files, in sorted order, so the result is deterministic.
-Every YAML document (or the JSON document) of a file is looked at; ``kind: List`` (and
+A file whose text does not mention ``argoproj.io`` cannot hold an Argo CD object and is not
+parsed (so a directory may hold any other files). Every YAML document (or the JSON document)
+of the others is looked at; ``kind: List`` (and
 ``ApplicationList``/``ApplicationSetList``) items count as documents. Only ``Application`` and
 ``ApplicationSet`` objects of ``argoproj.io/v1alpha1`` are returned: other kinds in the same
 files are ignored. A file that is not valid YAML/JSON is an InputError naming it.
@@ -22,6 +25,8 @@ API_VERSION = "argoproj.io/v1alpha1"
 KINDS = ("Application", "ApplicationSet")
 LIST_KINDS = ("List", "ApplicationList", "ApplicationSetList")
 EXTENSIONS = (".yaml", ".yml", ".json")
+MARKER = "argoproj.io"
+"""Text every file holding an Argo CD object contains (its apiVersion)."""
 MAX_FILE_BYTES = 16 << 20
 """Largest manifest file read (16 MiB)."""
 
@@ -44,7 +49,9 @@ def manifest_files(target: Path) -> list[Path]:
         raise InputError("no such file or directory", source=str(target))
     found: list[Path] = []
     for directory, subdirs, files in os.walk(target):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        chart = "Chart.yaml" in files
+        subdirs[:] = sorted(d for d in subdirs
+                            if not d.startswith(".") and not (chart and d == "templates"))
         found.extend(Path(directory) / f for f in files if f.endswith(EXTENSIONS))
     return sorted(found, key=lambda p: p.relative_to(target).as_posix())
 
@@ -69,6 +76,8 @@ def _documents(path: Path) -> list[Any]:
         raise InputError(f"cannot read: {exc.strerror}", source=source) from None
     except UnicodeDecodeError:
         raise InputError("not UTF-8 text", source=source) from None
+    if MARKER not in text:
+        return []
     if path.suffix == ".json":
         return [load_json(text, source)]
     return list(load_yaml_documents(text, source))

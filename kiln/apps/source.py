@@ -382,6 +382,8 @@ def _plugin(section: Fields, mapped: Mapped, build_env: Mapping[str, str]) -> No
     env = {**build_env, **mapped.env}
     for item in section.items("env"):
         var = item.string("name", required=True)
+        if "=" in var:
+            raise item.error("name", f"{var!r} cannot be an environment variable name")
         value = item.string("value")
         item.done()
         mapped.env[f"ARGOCD_ENV_{var}"] = envsubst(value, env)

@@ -6,11 +6,12 @@ is replaced by it; any other tag stays as written. A ``{{`` without ``}}`` is an
 
 **Go templates**: actions are pipelines of field references (``.path.basename``,
 ``$.values.env``), string, number and boolean literals and the functions ``index``,
-``default``, ``lower``, ``upper``, ``trim`` and ``normalize`` (Argo CD's ``SanitizeName``),
-chained with ``|``; ``{{-``/``-}}`` trim blanks and ``{{/* */}}`` comments are dropped as Go
-does. Control structures (``if``, ``range``, ``with``...) and every other function are a
-:class:`TemplateError` naming them: kiln does not guess what Go would print. A missing key
-prints ``<no value>`` (Go's default), or is an error with ``missingkey=error``.
+``default``, ``lower``, ``upper``, ``trim``, ``trimPrefix``, ``trimSuffix``, ``replace``,
+``trunc`` (Sprig's), ``printf`` (verbs ``%s``, ``%v``, ``%%``) and ``normalize`` (Argo CD's
+``SanitizeName``), chained with ``|``; ``{{-``/``-}}`` trim blanks and ``{{/* */}}`` comments
+are dropped as Go does. Control structures (``if``, ``range``, ``with``...) and every other
+function are a :class:`TemplateError` naming them: kiln does not guess what Go would print.
+A missing key prints ``<no value>`` (Go's default), or is an error with ``missingkey=error``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def render_fast(text: str, params: Mapping[str, Any]) -> str:
 
 # -- Go templates ------------------------------------------------------------------------------
 
-SUPPORTED_FUNCTIONS = ("index", "default", "lower", "upper", "trim", "normalize")
+SUPPORTED_FUNCTIONS = ("index", "default", "lower", "upper", "trim", "trimPrefix",
+                       "trimSuffix", "replace", "trunc", "printf", "normalize")
 KEYWORDS = ("if", "else", "end", "range", "with", "define", "template", "block", "break",
             "continue")
 MISSING_KEY = ("missingkey=default", "missingkey=invalid", "missingkey=zero",
@@ -106,12 +108,11 @@ def render_go(text: str, params: Mapping[str, Any], *, strict: bool = False) -> 
             raise TemplateError(f"unclosed action in {text!r}")
         literal = text[pos:start]
         body = text[start + 2:end]
-        if body.startswith("- ") or body.startswith("-\t") or body.startswith("-\n") \
-                or body == "-":
+        if body[:2] in ("- ", "-\t", "-\n", "-\r"):
             literal = literal.rstrip(" \t\r\n")
             body = body[1:]
         trim_right = False
-        if body.endswith(" -") or body.endswith("\t-") or body.endswith("\n-"):
+        if body[-2:] in (" -", "\t-", "\n-", "\r-"):
             trim_right = True
             body = body[:-1]
         out.append(literal)
@@ -264,11 +265,28 @@ def _arity(name: str, args: list[Any], count: int) -> None:
 
 
 def _string_arg(name: str, value: Any) -> str:
-    if isinstance(value, _Missing) or value is None:
-        return ""
+    """A string argument: Go refuses any other type for a ``string`` parameter (a number from
+    a list element, a boolean, a missing key) and so does kiln."""
     if not isinstance(value, str):
-        return _print(value)
+        raise TemplateError(f"wrong type for value of {name}; expected string; got "
+                            f"{_go_type(value)}")
     return value
+
+
+def _go_type(value: Any) -> str:
+    if isinstance(value, _Missing) or value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, Mapping):
+        return "map[string]interface {}"
+    if isinstance(value, list):
+        return "[]interface {}"
+    return type(value).__name__
 
 
 def _index(args: list[Any]) -> Any:
@@ -316,12 +334,72 @@ def _unary(name: str, function: Callable[[str], str]) -> Callable[[list[Any]], s
     return call
 
 
+def _two_strings(name: str, function: Callable[[str, str], str]
+                 ) -> Callable[[list[Any]], str]:
+    def call(args: list[Any]) -> str:
+        _arity(name, args, 2)
+        return function(_string_arg(name, args[0]), _string_arg(name, args[1]))
+    return call
+
+
+def _replace(args: list[Any]) -> str:
+    _arity("replace", args, 3)
+    old, new, text = (_string_arg("replace", a) for a in args)
+    return text.replace(old, new)
+
+
+def _trunc(args: list[Any]) -> str:
+    _arity("trunc", args, 2)
+    count, text = args[0], _string_arg("trunc", args[1])
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise TemplateError("trunc needs an integer count")
+    if count < 0:
+        return text[count:] if -count < len(text) else text
+    return text[:count]
+
+
+_VERB = re.compile(r"%(.)")
+
+
+def _printf(args: list[Any]) -> str:
+    if not args or not isinstance(args[0], str):
+        raise TemplateError("printf needs a format string")
+    rest = list(args[1:])
+
+    def verb(match: re.Match[str]) -> str:
+        char = match.group(1)
+        if char == "%":
+            return "%"
+        if char not in "sv":
+            # %d and the others depend on Go's types (a list element's number is a float64)
+            raise TemplateError(f"printf verb %{char} is not supported by kiln "
+                                "(supported: %s, %v, %%)")
+        if not rest:
+            return f"%!{char}(MISSING)"
+        value = rest.pop(0)
+        if char == "s" and not isinstance(value, str):
+            raise TemplateError(f"printf %s of a {_go_type(value)} is not supported by kiln "
+                                "(Go prints %!s(...)); use %v")
+        return _print(value)
+
+    out = _VERB.sub(verb, args[0])
+    if rest:
+        raise TemplateError("printf: too many arguments for the format")
+    return out
+
+
 _FUNCTIONS: dict[str, Callable[[list[Any]], Any]] = {
     "index": _index,
     "default": _default,
     "lower": _unary("lower", str.lower),
     "upper": _unary("upper", str.upper),
     "trim": _unary("trim", str.strip),
+    "trimPrefix": _two_strings("trimPrefix", lambda p, t: t[len(p):] if t.startswith(p) else t),
+    "trimSuffix": _two_strings("trimSuffix",
+                               lambda x, t: t[:-len(x)] if x and t.endswith(x) else t),
+    "replace": _replace,
+    "trunc": _trunc,
+    "printf": _printf,
     "normalize": _normalize,
 }
 

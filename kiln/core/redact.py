@@ -182,6 +182,12 @@ class Redactor:
         """True once a value has been registered (credential shapes are masked regardless)."""
         return bool(self._values)
 
+    def holds(self, text: str) -> bool:
+        """True when ``text`` contains a registered value (or one of its base64 forms)."""
+        with self._lock:
+            values = list(self._ordered)
+        return any(value in text for value in values)
+
     def redact(self, text: str) -> str:
         """Return ``text`` with every registered value replaced by ``<redacted>`` and every
         credential-shaped part masked (:func:`mask_credentials`)."""

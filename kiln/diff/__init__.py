@@ -6,6 +6,8 @@
 - :mod:`kiln.diff.report`: text, JSON and Markdown reports;
 - :mod:`kiln.diff.against`: the other side from a git revision or a directory;
 - :mod:`kiln.diff.live`: the other side from a cluster (through :mod:`kiln.apply`);
+- :mod:`kiln.diff.many`: every Argo CD Application against a revision (a pull request);
+- :mod:`kiln.diff.many_report`: its text, JSON and size-bounded Markdown reports;
 - :mod:`kiln.diff.fingerprint`: the operator's opt-in HMAC of masked values;
 - :mod:`kiln.diff.commands`: the ``kiln diff`` command.
 

@@ -4,6 +4,10 @@
   state beside the server-side dry-run result (:mod:`kiln.diff.live`).
 - ``kiln diff PATH --against REV|DIR``: against the same app at a git revision of its
   repository, or another directory, with no cluster (:mod:`kiln.diff.against`).
+- ``kiln diff --applications FILE|DIR --against REV``: every Argo CD Application in the working
+  tree against the same Applications at the merge base of HEAD and REV, paired by name
+  (:mod:`kiln.diff.many`, reports in :mod:`kiln.diff.many_report`); an app failing on a side
+  is one error line and exit 2, the other apps' diff still printed.
 
 Secrets, the kinds the operator lists and copies of objects in annotations are masked
 (:mod:`kiln.diff.mask`). Exit status as ``kubectl diff``: 0 no difference, 1 differences, 2 on
@@ -69,11 +73,12 @@ def _emit(text: str) -> None:
               help="With --applications: diff against the merge base of HEAD and REV (as a "
                    "pull request), or REV itself.")
 @click.option("--repo-url", "repo_urls", multiple=True, metavar="URL",
-              help="With --applications: a repoURL meaning this checkout (repeatable; "
-                   "default: every git source).")
+              help="With --applications: a repoURL meaning this checkout, besides the "
+                   "remotes' URLs (repeatable).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), metavar="N",
               help="With --applications: apps rendered at once (default: the CPU count).")
-@click.option("-q", "--quiet", is_flag=True, help="No progress display on stderr.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="With --applications: no progress display on stderr.")
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--mask-kind", "mask_kind", multiple=True, metavar="KIND[.GROUP]",
               help="Also show this kind per data key, values masked (repeatable; also "

@@ -5,10 +5,11 @@ The Applications are read twice — from ``DIR`` in the working tree, and from t
 a private detached worktree at the base (:func:`base_commit`: by default the merge base of
 ``HEAD`` and ``REV``, the commit GitHub's pull-request diff starts from) — and paired by
 Application name (:func:`pair_apps`). Both sides are rendered by one engine
-(:func:`kiln.many.runner.render_many`), so an app whose inputs did not change between the two
-revisions has the same content-addressed cache key on both sides: the second side is a cache
-hit. Each pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the
-caller's :class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
+(:func:`kiln.many.runner.render_many`): the working tree first, while git checks the base out
+in a thread, then the base. An app whose inputs did not change between the two revisions has
+the same content-addressed cache key on both sides: on the base side it is a cache hit. Each
+pair is then diffed with :func:`kiln.diff.objects.diff_objects` and masked by the caller's
+:class:`kiln.diff.mask.MaskPolicy`, as the single-app ``--against`` diff does (secrets
 resolved in memory on both sides, unless the caller asks for references as stored).
 
 An app added by the pull request has every object ``added``, a removed one every object
@@ -19,9 +20,10 @@ the app) and the other apps are still diffed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -174,9 +176,14 @@ class ManyDiff:
         return 2 if self.failed else 1 if self.changed else 0
 
 
-def _error_line(name: str, side: str, error: KilnError | None) -> str:
-    text = error.one_line() if error is not None else "failed"
-    return f"app {name!r} at {side}: {text}"
+def _error_line(spec: Spec, side: str, error: KilnError | None) -> str:
+    """``<app> at <side>: <the app's own error>`` (the app named as ``kiln render`` names
+    it: ``<path> (Application <name>)``)."""
+    from kiln.many.runner import app_label
+
+    cause = getattr(error, "cause", error)
+    text = cause.one_line() if isinstance(cause, KilnError) else "failed"
+    return f"{app_label(spec)} at {side}: {text}"  # type: ignore[arg-type]
 
 
 def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
@@ -185,9 +192,13 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                sides: tuple[str, str] = ("base", WORKING_TREE), base: str = "") -> ManyDiff:
     """Diff every pair from the outcomes of its two sides (by Application name), masked by
     ``policy``. A side with no spec holds no objects; a side whose outcome failed makes the
-    app ``failed`` with one error line naming the side (``sides``) and the app."""
+    app ``failed`` with one error line naming the app and the side (``sides``):
+    ``<path> (Application <name>) at <side>: <error>``, redacted by the policy's redactor
+    (every value resolved on either side, credential shapes)."""
+    from kiln.core.redact import Redactor
     from kiln.diff.objects import diff_objects
 
+    redact = (policy.redactor or Redactor()).redact  # run after every value was resolved
     apps = []
     for pair in pairs:
         objects: list[list[dict[str, Any]]] = []
@@ -199,7 +210,7 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                 continue
             outcome = outcomes.get(pair.name)
             if outcome is None or outcome.result is None:
-                errors.append(_error_line(pair.name, side,
+                errors.append(_error_line(spec, side,
                                           outcome.error if outcome is not None else None))
                 continue
             objects.append(outcome.result.objects)
@@ -209,11 +220,13 @@ def diff_pairs(pairs: Sequence[AppPair], before: Mapping[str, Outcome],
                 result = diff_objects(objects[0], objects[1], policy=policy, labels=labels,
                                       context=context)
             except KilnError as exc:  # two objects of one identity on a side
-                errors.append(_error_line(pair.name, "both sides", exc))
+                either = pair.after if pair.after is not None else pair.before
+                assert either is not None
+                errors.append(_error_line(either, "both sides", exc))
         apps.append(AppDiff(pair.name, pair.path,
                             pair.before.path if pair.before is not None else None,
                             pair.after.path if pair.after is not None else None,
-                            result, tuple(errors)))
+                            result, tuple(redact(e) for e in errors)))
     return ManyDiff(tuple(apps), labels, base)
 
 
@@ -244,7 +257,8 @@ def _inside(path: Path, root: Path) -> bool:
 @dataclass(frozen=True)
 class Options:
     """How both sides are rendered: operator settings (flags), secrets resolved or not, the
-    number of threads, the repository URLs meaning this checkout."""
+    number of threads, repository URLs meaning this checkout besides the remotes', the merge
+    base or the revision itself, lines of context."""
 
     settings: Mapping[str, Any] | None = None
     secrets: bool = True
@@ -269,7 +283,7 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     missing or outside a git repository, the revision names no commit, or the Applications
     of either side cannot be read; an app failing to render is reported in its AppDiff.
     """
-    from kiln.diff.against import _relabel, repository_of, resolve_revision, worktree
+    from kiln.diff.against import _relabel, repository_of, resolve_revision
 
     source = f"--against {against}"
     here = Path(os.path.abspath(target))
@@ -281,30 +295,50 @@ def diff_applications(engine: Engine, target: Path | str, against: str, *,
     rel = Path(os.path.relpath(os.path.realpath(here), os.path.realpath(repo)))
     commit = resolve_revision(repo, against, source)
     base = base_commit(repo, commit, merge_base=options.merge_base, source=source)
-    after_specs = _load(here, repo, options.repo_urls)
-    with worktree(repo, base, source) as tree:
+    urls = _repo_urls(repo, options.repo_urls)
+    after_specs = _load(here, repo, urls)
+    with _checked_out(repo, base, source) as pending:
+        # The working tree renders while git checks the base out (the checkout is I/O).
+        after = _render_side(engine, repo, after_specs, options, progress, WORKING_TREE)
+        tree = pending()
         prefix = f"{tree}{os.sep}"
         there = tree / rel
         if not _inside(there, tree):
             raise InputError(f"{rel} is a symlink leaving the repository at {against}",
                              source=source)
-        if there.exists():
-            try:
-                before_specs = _load(there, tree, options.repo_urls)
-            except KilnError as exc:
-                _relabel(exc, prefix, f"{against}:")
-                raise
-        else:
-            log.warning("%s did not exist at %s: every Application is new", rel, against)
-            before_specs = []
+        try:
+            before_specs = _load(there, tree, urls) if _declares(there) else []
+        except KilnError as exc:
+            _relabel(exc, prefix, f"{against}:")
+            raise
+        if not before_specs:
+            log.warning("%s declared no Application at %s: every Application is new", rel,
+                        against)
         pairs = pair_apps(before_specs, after_specs)
-        before, after = _render_sides(engine, (tree, repo), (before_specs, after_specs),
-                                      options, progress, against)
+        before = _render_side(engine, tree, before_specs, options, progress, against)
         for outcome in before.values():
-            if outcome.error is not None:
-                _relabel(outcome.error, prefix, f"{against}:")
+            for error in (outcome.error, getattr(outcome.error, "cause", None)):
+                if isinstance(error, KilnError):
+                    _relabel(error, prefix, f"{against}:")
+    side = against if base == commit else f"{against} (merge base {base[:12]})"
     return diff_pairs(pairs, before, after, policy=policy, labels=(against, AFTER_LABEL),
-                      context=options.context, sides=(against, WORKING_TREE), base=base)
+                      context=options.context, sides=(side, WORKING_TREE), base=base)
+
+
+def _declares(target: Path) -> bool:
+    """Whether ``target`` exists and holds an Application or ApplicationSet (at the base, a
+    directory the pull request creates or fills holds none: every app is new)."""
+    from kiln.apps.reader import argo_objects
+
+    return target.exists() and next(iter(argo_objects(target)), None) is not None
+
+
+def _repo_urls(repo: Path, extra: Sequence[str]) -> list[str]:
+    """The repoURLs meaning this checkout: every remote's URL (as ``kiln render
+    --applications``) and ``extra``; none at all means every git source is this checkout."""
+    from kiln.many.command import remote_urls
+
+    return [*remote_urls(repo), *(u for u in extra if u)]
 
 
 def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
@@ -313,22 +347,34 @@ def _load(target: Path, root: Path, repo_urls: Sequence[str]) -> list[Any]:
     return list(load_applications(target, repo_root=root, repo_urls=repo_urls))
 
 
-def _render_sides(engine: Engine, roots: tuple[Path, Path],
-                  specs: tuple[Sequence[Any], Sequence[Any]], options: Options,
-                  progress: ProgressFactory | None, against: str
-                  ) -> tuple[dict[str, Outcome], dict[str, Outcome]]:
-    """Render the base side, then the working tree (where an unchanged app is a cache hit),
-    with one progress display for both."""
-    import contextlib
+@contextlib.contextmanager
+def _checked_out(repo: Path, commit: str, source: str) -> Iterator[Callable[[], Path]]:
+    """Start checking ``commit`` out into a private worktree
+    (:func:`kiln.diff.against.worktree`) in a thread; the block gets a function waiting for
+    it and returning its path. However the block ends, the checkout is waited for and the
+    worktree removed."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    from kiln.diff.against import worktree
+
+    checkout = worktree(repo, commit, source)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-checkout")
+    future = pool.submit(checkout.__enter__)
+    try:
+        yield future.result
+    finally:
+        pool.shutdown(wait=True)
+        if future.exception() is None:
+            checkout.__exit__(None, None, None)
+
+
+def _render_side(engine: Engine, root: Path, specs: Sequence[Any], options: Options,
+                 progress: ProgressFactory | None, label: str) -> Mapping[str, Outcome]:
+    """Render one side's apps (a progress display of its own), outcomes by app name."""
     from kiln.many.runner import render_many
 
-    total = len(specs[0]) + len(specs[1])
-    display = progress(total, f"diff against {against}") if progress is not None else None
+    display = progress(len(specs), label) if progress is not None else None
     with display if display is not None else contextlib.nullcontext() as shown:
-        sides = []
-        for root, side in zip(roots, specs, strict=True):
-            outcomes = render_many(engine, root, side, settings=options.settings,
-                                   secrets=options.secrets, jobs=options.jobs, progress=shown)
-            sides.append({o.spec.name: o for o in outcomes})
-    return sides[0], sides[1]
+        outcomes = render_many(engine, root, specs, settings=options.settings,
+                               secrets=options.secrets, jobs=options.jobs, progress=shown)
+    return {o.spec.name: o for o in outcomes}

@@ -60,7 +60,7 @@ def hydrate(state: Any, /, applications: str, output_dir: str | None, branch: st
     from kiln.apps import load_applications
     from kiln.core.errors import UsageError
     from kiln.hydrate import commit as git
-    from kiln.hydrate.run import hydrated_apps
+    from kiln.hydrate.run import check_destinations, hydrated_apps
     from kiln.hydrate.writer import write_tree
     from kiln.many.progress import progress_for
     from kiln.many.runner import render_many
@@ -85,13 +85,14 @@ def hydrate(state: Any, /, applications: str, output_dir: str | None, branch: st
     if dirty:
         _say(quiet, f"uncommitted changes ({dirty[0]}...): the metadata names HEAD, which "
                     "does not hold them")
-    dry = git.dry_commit(repo, repo_url=repo_url if repo_url is not None else
-                         git.origin_url(repo))
+    dry = git.dry_commit(repo, repo_url=git.public_url(repo_url) if repo_url is not None
+                         else git.origin_url(repo))
     engine = _cli._engine(state, cache_dir, no_cache, debug, cache_url, cache_max_bytes)
     settings = _cli._settings(state.app_flags(), **flags)
     specs = load_applications(target, repo_root=repo)
     if not specs:
         raise UsageError(f"{applications}: no Application found")
+    check_destinations(specs, layout)
     rel = os.path.relpath(os.path.abspath(target), repo).replace(os.sep, "/")
     commands = [f"kiln hydrate --applications {rel} --output-dir OUT"]
     with progress_for(sys.stderr, total=len(specs), quiet=quiet, label="hydrate") as progress:

@@ -15,7 +15,7 @@ caller writes nothing for that app and commits nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kiln.core.errors import KilnError
@@ -28,34 +28,36 @@ class SecretInOutput(KilnError):
     """A resolved secret value would have been written into the hydrated tree."""
 
 
-def _holds_known_value(text: str, redactor: Redactor) -> bool:
-    """True when ``text`` contains a value registered with ``redactor`` (raw or base64)."""
-    from kiln.core.redact import mask_credentials
-
-    # redact() = registered values replaced, then credential shapes masked: the two differ
-    # exactly when a registered value was present.
-    return redactor.redact(text) != mask_credentials(text)
+def _strings(node: Any) -> Iterator[str]:
+    """Every string in ``node``: mapping keys and values, list items, at any depth."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def check_objects(app: str, objects: Sequence[dict[str, Any]], *, redactor: Redactor | None,
                   resolved: bool) -> None:
     """Raise SecretInOutput naming ``app`` (and the first object holding one) when a resolved
-    secret value is among ``objects``, or ``resolved`` says the render filled secrets in."""
-    from kiln.core.manifests import dump_json, object_ref
+    secret value is among ``objects`` (in any key or value, raw or base64, a multi-line value
+    included), or ``resolved`` says the render filled secrets in."""
+    from kiln.core.manifests import object_ref
 
     if resolved:
         raise SecretInOutput("secrets were resolved in this render: hydrate writes references "
                              "and ciphertext only", source=app)
     if redactor is None or not redactor:
         return
-    if not _holds_known_value(dump_json(list(objects)), redactor):
-        return
     for obj in objects:
-        if _holds_known_value(dump_json([obj]), redactor):
+        if any(redactor.holds(text) for text in _strings(obj)):
             raise SecretInOutput(f"{object_ref(obj)} holds a resolved secret value: refusing "
                                  "to write it into the hydrated tree", source=app)
-    raise SecretInOutput("the rendered objects hold a resolved secret value: refusing to "
-                         "write them into the hydrated tree", source=app)
 
 
 def check_bytes(app: str, name: str, data: bytes, *, redactor: Redactor | None) -> None:
@@ -63,6 +65,6 @@ def check_bytes(app: str, name: str, data: bytes, *, redactor: Redactor | None) 
     be written) holds a value registered with ``redactor``."""
     if redactor is None or not redactor:
         return
-    if _holds_known_value(data.decode("utf-8", "replace"), redactor):
+    if redactor.holds(data.decode("utf-8", "replace")):
         raise SecretInOutput(f"{name} would hold a resolved secret value: refusing to write it",
                              source=app)

@@ -116,7 +116,10 @@ def split_references(body: str) -> tuple[tuple[Reference, ...], str]:
     as Argo CD reads a dry commit's message."""
     found: dict[str, str] = {}
     kept: list[str] = []
-    for line in body.splitlines():
+    lines = body.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # as Go's line scanner: a final newline ends the last line
+    for line in (line.removesuffix("\r") for line in lines):
         key, sep, value = line.partition(": ")
         if (line.startswith(TRAILER_PREFIX) and sep
                 and _trailer_value(found, key[len(TRAILER_PREFIX):], value)):

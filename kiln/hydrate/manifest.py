@@ -53,6 +53,11 @@ _GO_FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)
                        r"|inf|infinity|nan)", re.IGNORECASE)
 _TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:([Tt ])([0-9]{1,2}):"
                         r"([0-9]{1,2}):([0-9]{1,2})(\.[0-9]+)?(Z|[-+][0-9]{2}:[0-9]{2})?)?")
+# what go-yaml's emitter calls non-printable (controls, U+0080-U+009F, U+FEFF, anything past
+# U+FFFF), which only double quotes can hold, and the Unicode line separators it would write
+# raw inside single quotes (read back as spaces): all double-quoted, escaped
+_NOT_PRINTABLE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe"
+                            "\uff00-\ufffd]")
 _DIGITS = {"0x": "0123456789abcdefABCDEF", "0o": "01234567", "0b": "01"}
 
 
@@ -189,7 +194,8 @@ def _dumper() -> type[Any]:
         """PyYAML's emitter configured as go-yaml v3's encoder with ``SetIndent(2)``."""
 
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-            super().increase_indent(flow, False)  # sequences are indented under their key
+            del indentless  # never indentless: a sequence sits two columns under its key
+            super().increase_indent(flow, False)
 
         def resolve(self, kind: type[Any], value: str | None, implicit: tuple[bool, bool]
                     ) -> str:
@@ -203,8 +209,10 @@ def _dumper() -> type[Any]:
             return True
 
     def text(dumper: Dumper, value: str) -> Any:
-        if "\n" in value:
-            style: str | None = "|"
+        if _NOT_PRINTABLE.search(value):
+            style: str | None = '"'  # libyaml escapes these; PyYAML would write some raw
+        elif "\n" in value:
+            style = "|"
         elif plain_tag(value) != _STR:
             style = '"'
         else:

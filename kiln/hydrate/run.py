@@ -22,16 +22,20 @@ from kiln.hydrate import guard
 from kiln.hydrate.commit import public_url
 from kiln.hydrate.manifest import dump_manifests
 from kiln.hydrate.writer import HydratedApp, check_path, check_unique
+from kiln.many.runner import app_label
 
 if TYPE_CHECKING:
     from kiln.apps.model import AppSpec
-    from kiln.core.engine import Engine
+    from kiln.core.engine import Engine, RenderResult
     from kiln.many.runner import AppOutcome
 
 log = logging.getLogger("kiln.hydrate")
 
-LAYOUTS = ("path", "name")
-"""``--layout``: an app's destination is its source path, or its Application name."""
+MEMO_FORMAT = "kiln-hydrate-manifest/1"
+"""Part of the key the manifest bytes of a render are remembered under (bumped when the
+serialisation changes)."""
+SECRET_KINDS = frozenset({"Secret", "ExternalSecret"})
+"""Kinds the convert step may change: their apps are serialised every time."""
 
 CONVERTER = "externalSecrets"
 """The resolver that turns Secrets with references into ExternalSecrets without reading one."""
@@ -56,9 +60,14 @@ def destination(spec: AppSpec, layout: str) -> str:
     """Where ``spec``'s manifests go under the output root: its source path (``path``) or
     its name (``name``). ConfigError naming the app for the root, ``..`` or ``.git``."""
     raw = spec.name if layout == "name" else spec.path
-    from kiln.many.runner import app_label
-
     return check_path(raw.strip("/") if raw not in (".", "./") else ".", app_label(spec))
+
+
+def check_destinations(specs: Sequence[AppSpec], layout: str) -> None:
+    """Before anything renders: every spec's destination is valid and no two share one
+    (ConfigError naming the app, or both apps)."""
+    check_unique([HydratedApp(name=app_label(s), path=destination(s, layout), manifest=b"")
+                  for s in specs])
 
 
 def _converted(engine: Engine, root: Path, spec: AppSpec, objects: list[dict[str, Any]],
@@ -81,14 +90,44 @@ def _converted(engine: Engine, root: Path, spec: AppSpec, objects: list[dict[str
     return out
 
 
+def _memo_key(engine: Engine, result: RenderResult) -> str | None:
+    """Where the ``manifest.yaml`` bytes of a render are remembered in the cache store (None
+    when they may not be: no cache, no render key, post-render hooks that may change them)."""
+    if not engine.use_cache or not result.key or engine.plugins.has_post_render():
+        return None
+    import hashlib
+
+    return hashlib.sha256(f"{MEMO_FORMAT}\0{result.key}".encode()).hexdigest()
+
+
+def _manifest(engine: Engine, root: Path, spec: AppSpec, result: RenderResult,
+              settings: Mapping[str, Any] | None) -> bytes:
+    """The app's ``manifest.yaml`` bytes: its objects (Secrets converted in convert mode)
+    serialised, or the bytes the same render gave before (an app with no Secret or
+    ExternalSecret: then nothing but the render decides them)."""
+    objects = result.objects
+    if any(o.get("kind") in SECRET_KINDS for o in objects):
+        converted = _converted(engine, root, spec, objects, settings)
+        guard.check_objects(app_label(spec), converted, redactor=engine.redactor,
+                            resolved=False)
+        return dump_manifests(converted)
+    memo = _memo_key(engine, result)
+    if memo is not None:
+        remembered = engine.store.get(memo)
+        if remembered is not None:
+            return remembered
+    manifest = dump_manifests(objects)
+    if memo is not None:
+        engine.store.put(memo, manifest)
+    return manifest
+
+
 def hydrated_apps(engine: Engine, root: Path, outcomes: Sequence[AppOutcome], *,
                   layout: str = "path", repo_url: str = "", commands: Sequence[str] = (),
                   settings: Mapping[str, Any] | None = None) -> list[HydratedApp]:
     """Each outcome as a HydratedApp (in the outcomes' order). Raises HydrateFailed listing
     every app that failed to render, was refused by the secret check or has a bad
     destination, and ConfigError when two apps share a destination."""
-    from kiln.many.runner import app_label
-
     errors: list[KilnError] = []
     apps: list[HydratedApp] = []
     for outcome in outcomes:
@@ -101,9 +140,7 @@ def hydrated_apps(engine: Engine, root: Path, outcomes: Sequence[AppOutcome], *,
             result = outcome.result
             guard.check_objects(label, result.objects, redactor=engine.redactor,
                                 resolved=result.secrets_resolved)
-            objects = _converted(engine, root, spec, result.objects, settings)
-            guard.check_objects(label, objects, redactor=engine.redactor, resolved=False)
-            manifest = dump_manifests(objects)
+            manifest = _manifest(engine, root, spec, result, settings)
             guard.check_bytes(label, f"{path}/manifest.yaml", manifest,
                               redactor=engine.redactor)
         except KilnError as exc:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from kiln.core.errors import UsageError
+from kiln.core.errors import KilnError, UsageError
 
 if TYPE_CHECKING:
     from kiln.apps.model import AppSpec
@@ -122,7 +122,15 @@ def write_tree(out_dir: Path, outcomes: Sequence[AppOutcome]) -> list[Path]:
 
 
 def write_atomically(target: Path, text: str) -> None:
-    """Replace ``target`` with ``text`` in one rename (parents made as needed)."""
+    """Replace ``target`` with ``text`` in one rename (parents made as needed); a failure is
+    a one-line KilnError naming ``target``."""
+    try:
+        _write(target, text)
+    except OSError as exc:
+        raise KilnError(f"cannot write: {exc.strerror or exc}", source=str(target)) from None
+
+
+def _write(target: Path, text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:

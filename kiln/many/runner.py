@@ -11,7 +11,7 @@ server renders concurrent requests.
 
 A failing app never stops the others: its :class:`~kiln.core.errors.KilnError` is kept in its
 :class:`AppOutcome` (as :class:`AppFailed`, whose one line names the app). An interrupt
-(SIGTERM/SIGINT, :mod:`kiln.core.interrupt`) stops everything: the shared deadline is cancelled,
+(SIGTERM/SIGINT, :mod:`kiln.core.interrupt`) stops everything: every app's deadline is cancelled,
 which kills every running tool's process group, the workers unwind (their private trees are
 removed by their own ``finally`` blocks) and the interrupt is raised again once they have.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from kiln.many.progress import Progress
 
 INTERRUPTED = "interrupted"
-"""The reason the shared deadline is cancelled with when the batch is interrupted."""
+"""The reason the deadlines are cancelled with when the batch is interrupted."""
 
 
 @dataclass
@@ -62,7 +62,6 @@ class AppFailed(KilnError):
         super().__init__(cause.one_line(), source=app_label(spec))
         self.cause = cause
         self.exit_code = cause.exit_code
-        self.__cause__ = cause
 
     def details(self) -> list[str]:
         """The cause's details (e.g. every failed secret reference)."""
@@ -80,6 +79,8 @@ def app_label(spec: AppSpec) -> str:
 def app_directory(root: Path, spec: AppSpec) -> Path:
     """``root / spec.path``, refused with a ConfigError naming ``spec.origin`` when the path
     is absolute or leaves ``root`` (by ``..`` or through a symbolic link)."""
+    if "\x00" in spec.path:
+        raise ConfigError(f"path {spec.path!r} holds a NUL byte", source=spec.origin)
     rel = PurePosixPath(spec.path or ".")
     root = Path(os.path.abspath(root))
     if rel.is_absolute() or ".." in rel.parts:
@@ -106,10 +107,15 @@ def _checked_env(spec: AppSpec) -> dict[str, str]:
 
 
 def app_engine(engine: Engine, spec: AppSpec) -> Engine:
-    """The engine view ``spec`` renders with: ``engine``'s environment overlaid with the
-    app's Argo CD variables, and ``engine``'s own redactor (one batch is one output: a value
-    any app resolved is hidden in every line the batch prints)."""
-    view = engine.for_request({**engine.env, **_checked_env(spec)})
+    """The engine view ``spec`` renders with: ``engine``'s environment without any Argo CD
+    request variable of its own (a shell's stray ``ARGOCD_ENV_*`` is no app's), overlaid with
+    the app's, and ``engine``'s own redactor (one batch is one output: a value any app
+    resolved is hidden in every line the batch prints)."""
+    from kiln.cmp.service import request_variables
+
+    ours, _ = request_variables(engine.env.items())
+    base = {k: v for k, v in engine.env.items() if k not in ours}
+    view = engine.for_request({**base, **_checked_env(spec)})
     view.redactor = engine.redactor
     return view
 
@@ -149,14 +155,15 @@ def render_many(engine: Engine, root: Path, specs: Sequence[AppSpec], *,
     engine; outcomes in the order of `specs`; a failing app never stops the others.
 
     An app's KilnError is kept in its outcome; an interrupt (:class:`Interrupted`,
-    KeyboardInterrupt) or an unexpected exception cancels ``deadline`` (every running tool is
-    killed), waits for the other workers to unwind and is raised again. ``progress`` is told
-    of every start and finish, from the worker threads. ``deadline`` (default
-    ``KILN_TIMEOUT``, none when unset) bounds the whole batch.
+    KeyboardInterrupt) or an unexpected exception cancels every app's deadline (every running
+    tool is killed), waits for the other workers to unwind and is raised again. ``progress``
+    is told of every start and finish, from the worker threads. ``deadline`` bounds the whole
+    batch; without one each app has the deadline a single render has (``KILN_TIMEOUT`` of its
+    environment, none when unset).
     """
     from kiln.core.deadline import Deadline
 
-    deadline = deadline or Deadline.from_env(engine.env)
+    batch = deadline or Deadline(None, source="the batch")
     _warm(engine)
     workers = max(1, min(jobs or os.cpu_count() or 1, len(specs) or 1))
 
@@ -164,13 +171,21 @@ def render_many(engine: Engine, root: Path, specs: Sequence[AppSpec], *,
         if progress is not None:
             progress.started(spec)
         started = time.perf_counter()
+        unlink = None
         try:
             view = app_engine(engine, spec)
+            mine = deadline
+            if mine is None:
+                mine = Deadline.from_env(view.env)
+                unlink = batch.on_cancel(lambda: mine.cancel(INTERRUPTED))
             app = load_spec(view, root, spec, settings=settings)
-            result = view.render(app, secrets=secrets, deadline=deadline)
+            result = view.render(app, secrets=secrets, deadline=mine)
             outcome = AppOutcome(spec, result, None, time.perf_counter() - started)
         except KilnError as exc:
             outcome = AppOutcome(spec, None, AppFailed(spec, exc), time.perf_counter() - started)
+        finally:
+            if unlink is not None:
+                unlink()
         if progress is not None:
             progress.finished(outcome)
         return outcome
@@ -181,12 +196,12 @@ def render_many(engine: Engine, root: Path, specs: Sequence[AppSpec], *,
         try:
             return [one(spec) for spec in specs]
         except BaseException:
-            deadline.cancel(INTERRUPTED)
+            batch.cancel(INTERRUPTED)
             raise
-    return _in_pool(one, specs, workers, deadline)
+    return _in_pool(one, specs, workers, batch)
 
 
-def _in_pool(one: Any, specs: Sequence[AppSpec], workers: int,
+def _in_pool(one: Callable[[AppSpec], AppOutcome], specs: Sequence[AppSpec], workers: int,
              deadline: Deadline) -> list[AppOutcome]:
     """``one(spec)`` for every spec on ``workers`` threads, results in order; on any exception
     in this thread or a worker: cancel ``deadline``, drop what has not started, wait for the

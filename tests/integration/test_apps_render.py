@@ -20,7 +20,7 @@ import yaml
 from kiln.apps import AppSpec, load_applications
 from kiln.core.engine import Engine
 from kiln.core.trust import TrustError
-from tests.fixtures.helm.servers import copy_chart, helm_env
+from tests.fixtures.helm.servers import WEBAPP, ChartRepo, copy_chart, helm_env, package
 from tests.helpers import tool
 from tests.integration.argo_yaml import argo_objects
 from tests.integration.kustomize_support import raw_kustomize
@@ -282,3 +282,69 @@ def test_vault_address_from_plugin_env_is_refused(tmp_path: Path, cache_dir: Pat
         view.render(app)
     assert "VAULT_ADDR" in info.value.one_line()
     assert "attacker" not in info.value.one_line()
+
+
+def test_remote_chart_source_with_values_from_the_checkout(repo: Path, tmp_path: Path,
+                                                           cache_dir: Path) -> None:
+    helm = tool("helm")
+    home = helm_env(tmp_path / "pkg-home")
+    packages = tmp_path / "packages"
+    package(helm, WEBAPP, packages, home)
+    with ChartRepo(packages) as charts:
+        charts.index(helm, home)
+        (spec,) = declare(repo, application("remote", {
+            "destination": {"namespace": "edge"},
+            "sources": [
+                {"repoURL": charts.url, "chart": "webapp", "targetRevision": "1.4.0",
+                 "helm": {"valueFiles": ["$values/envs/prod.yaml"],
+                          "parameters": [{"name": "hostname", "value": HOST}],
+                          "fileParameters": [{"name": "extraEnv.MOTD",
+                                              "path": "$values/files/motd.txt"}]}},
+                {"repoURL": REPO, "targetRevision": "main", "ref": "values"},
+            ]}))
+        assert (spec.name, spec.path) == ("remote", ".")
+        engine = Engine(cache_dir, entry_points=False)
+        objects = render(engine, repo, spec)
+        expected = raw_helm(repo, tmp_path / "h", "remote", "webapp", "--repo", charts.url,
+                            "--version", "1.4.0", "--namespace", "edge", "--include-crds",
+                            "--set", f"hostname={HOST}",
+                            "--set-file", "extraEnv.MOTD=files/motd.txt",
+                            "--values", "envs/prod.yaml")
+    assert objects == expected
+
+
+def test_more_kustomize_fields_match_kubectl_kustomize(tmp_path: Path,
+                                                       engine: Engine) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"},
+          "data": {"a": "1"}}
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+              "spec": {"selector": {"matchLabels": {"app": "web"}},
+                       "template": {"metadata": {"labels": {"app": "web"}},
+                                    "spec": {"containers": [{"name": "web",
+                                                             "image": "nginx"}]}}}}
+    extra = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "extra"}}
+    for root in (repo / "apps" / "web", tmp_path / "oracle" / "apps" / "web"):
+        root.mkdir(parents=True)
+        (root / "res.yaml").write_text(yaml.safe_dump_all([cm, deploy]))
+        component = root.parent.parent / "components" / "extra"
+        component.mkdir(parents=True)
+        (component / "extra.yaml").write_text(yaml.safe_dump(extra))
+        (component / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component",
+            "resources": ["extra.yaml"]}))
+    (repo / "apps" / "web" / "kustomization.yaml").write_text("resources: [res.yaml]\n")
+    patch = "- op: replace\n  path: /data/a\n  value: patched\n"
+    (spec,) = declare(repo, application("web", {
+        "destination": {"namespace": "shop"},
+        "source": {"repoURL": REPO, "path": "apps/web", "kustomize": {
+            "nameSuffix": "-v2", "commonLabels": {"tier": "front"},
+            "labelWithoutSelector": True, "components": ["../../components/extra"],
+            "patches": [{"patch": patch, "target": {"kind": "ConfigMap", "name": "conf"}}]}}}))
+    (tmp_path / "oracle" / "apps" / "web" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": ["res.yaml"], "nameSuffix": "-v2",
+        "labels": [{"pairs": {"tier": "front"}}],
+        "patches": [{"patch": patch, "target": {"kind": "ConfigMap", "name": "conf"}}],
+        "components": ["../../components/extra"]}))
+    assert render(engine, repo, spec) == raw_kustomize(tmp_path / "oracle" / "apps" / "web")

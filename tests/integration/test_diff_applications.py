@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import assert_clean_failure, run_kiln, tool, write_tree
+from tests.integration.openbao import OpenBao, openbao  # noqa: F401
 from tests.integration.sops_helpers import AgeKey, new_age_key, sops_encrypt, sops_env
 from tests.integration.test_diff_against import assert_no_leak, git
 from tests.secrets_scan import assert_no_plaintext
@@ -179,6 +180,7 @@ def pr(tmp_path: Path, age_key: AgeKey) -> dict[str, Any]:
     })
     (work / "apps/sealed/secret.yaml").write_bytes(encrypt(tmp_path / "sops", age_key, SOPS_NEW))
     git(work, "rm", "-q", "-r", "argocd/gone.yaml", "apps/gone")
+    (work / "new").mkdir()
     git(work, "mv", "old/moved", "new/moved")
     commit(work, "the pull request")
     git(work, "fetch", "-q", "origin")
@@ -193,7 +195,8 @@ def pr(tmp_path: Path, age_key: AgeKey) -> dict[str, Any]:
 
 def kiln_diff(pr: dict[str, Any], *args: str, env: dict[str, str] | None = None
               ) -> subprocess.CompletedProcess[str]:
-    proc = run_kiln("diff", "--applications", "argocd", *args, cwd=pr["work"],
+    proc = run_kiln("diff", "--applications", "argocd", "--repo-url", REPO_URL, *args,
+                    cwd=pr["work"],
                     env={**pr["env"], **(env or {})})
     assert_no_leak(proc, SECRETS)
     return proc
@@ -230,7 +233,8 @@ def test_pull_request_diff_json(pr: dict[str, Any]) -> None:
     # The private worktree is gone: no registration left, nothing left in TMPDIR.
     assert git(pr["work"], "worktree", "list").count("\n") == 1
     assert list((pr["tmp"] / "tmp").iterdir()) == []
-    assert assert_no_plaintext([pr["tmp"] / "kiln-cache"], SECRETS) > 0
+    # The SOPS values were resolved in memory only (web's Secret is plaintext in git: cached).
+    assert assert_no_plaintext([pr["tmp"] / "kiln-cache"], [SOPS_OLD, SOPS_NEW]) > 0
 
 
 def test_no_merge_base_diffs_against_the_revision_itself(pr: dict[str, Any]) -> None:
@@ -297,7 +301,7 @@ def test_no_change_exits_zero(pr: dict[str, Any]) -> None:
     assert not any(a["changed"] for a in json.loads(proc.stdout)["apps"])
     text = kiln_diff(pr, "--against", "feature")
     assert text.returncode == 0, text.stderr
-    assert text.stdout == "7 apps: 0 added, 0 changed, 0 removed, 7 unchanged, 0 failed\n"
+    assert text.stdout == "6 apps: 0 added, 0 changed, 0 removed, 6 unchanged, 0 failed\n"
 
 
 def test_an_app_failing_on_one_side_is_reported_and_the_rest_still_diffed(
@@ -310,7 +314,7 @@ def test_an_app_failing_on_one_side_is_reported_and_the_rest_still_diffed(
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("kiln: error: ")]
     assert len(errors) == 1, proc.stderr
-    assert errors[0].startswith("kiln: error: app 'api' at working tree: ")
+    assert errors[0].startswith("kiln: error: charts/api (Application api) at working tree: ")
     apps = by_name(proc)
     assert apps["api"]["state"] == "failed" and apps["api"]["errors"]
     assert apps["same"]["state"] == "changed"  # uncommitted edits count
@@ -324,7 +328,9 @@ def test_an_app_failing_on_one_side_is_reported_and_the_rest_still_diffed(
         "charts/api/templates/deploy.yaml"]})
     base = kiln_diff(pr, "--against", "HEAD", "--no-merge-base")
     assert base.returncode == 2, base.stderr
-    assert "kiln: error: app 'api' at HEAD: " in base.stderr
+    line = base.stderr.splitlines()[0]
+    assert line.startswith("kiln: error: charts/api (Application api) at HEAD: "), line
+    assert "HEAD:charts/api" in line and "boom" in line and str(pr["tmp"]) not in line
     assert "=== api (charts/api): failed" in base.stdout
 
 
@@ -354,3 +360,123 @@ def test_unrelated_history_has_no_merge_base(pr: dict[str, Any]) -> None:
                     env=pr["env"])
     assert_clean_failure(proc, "--against lonely", "no common ancestor", code=2)
     assert os.listdir(pr["tmp"] / "tmp") == []
+
+
+def test_progress_on_a_terminal_only_on_stderr(pr: dict[str, Any]) -> None:
+    import fcntl
+    import pty
+    import struct
+    import sys
+    import termios
+
+    from tests.helpers import REPO
+    from tests.integration.test_many_progress import _read_all
+
+    args = ["diff", "--applications", "argocd", "--repo-url", REPO_URL, "--against",
+            "origin/main", "-o", "json"]
+    piped = run_kiln(*args, cwd=pr["work"], env=pr["env"])
+    assert piped.returncode == 1 and piped.stderr == ""  # no terminal: no display at all
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**os.environ, **pr["env"], "PYTHONPATH": str(REPO), "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "kiln", *args], cwd=pr["work"], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    try:
+        terminal = _read_all(master, proc)
+        out = proc.stdout.read() if proc.stdout else b""
+        proc.wait(timeout=120)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, terminal
+    # One line per side, six Applications each; the piped run filled the cache.
+    assert b"working tree 6/6 apps, 6 cache hits, 0 failed" in terminal, terminal
+    assert b"origin/main 6/6 apps, 6 cache hits, 0 failed" in terminal, terminal
+    assert out.decode() == piped.stdout
+    assert not [v for v in SECRETS if v.encode() in terminal]
+
+
+def test_vault_values_resolved_on_both_sides_and_masked(tmp_path: Path,
+                                                        openbao: OpenBao  # noqa: F811
+                                                        ) -> None:
+    first, second = "Bao-Pr-Value-One-1", "Bao-Pr-Value-Two-2"
+    openbao.kv2_put("secret", "prapp", {"pw": first})
+    openbao.kv2_put("secret", "prapp", {"pw": second})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+
+    def app(version: int) -> None:
+        write_tree(repo, {
+            "argocd/vaulted.yaml": application("vaulted", "apps/vaulted"),
+            "argocd/plain.yaml": application("plain", "apps/plain"),
+            "apps/plain/config.yaml": configmap("plain", "same"),
+            "apps/vaulted/secret.yaml": f"""
+                apiVersion: v1
+                kind: Secret
+                metadata: {{name: vaulted, namespace: apps}}
+                stringData:
+                  pw: <path:secret/data/prapp#pw#{version}>
+                """,
+            "apps/vaulted/config.yaml": f"""
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {{name: inline, namespace: apps}}
+                data:
+                  dsn: "host=db user=app password=<path:secret/data/prapp#pw#{version}>"
+                  plain: shown
+                """,
+        })
+
+    app(1)
+    commit(repo, "one")
+    app(2)
+    commit(repo, "two")
+    env = {"AVP_TYPE": "vault", "AVP_AUTH_TYPE": "token", "VAULT_ADDR": openbao.addr,
+           "VAULT_TOKEN": openbao.token, "KILN_CACHE_DIR": str(tmp_path / "kiln-cache")}
+    outputs = {}
+    for fmt in ("text", "json", "markdown"):
+        proc = run_kiln("diff", "--applications", "argocd", "--against", "HEAD~1", "-o", fmt,
+                        "--debug", cwd=repo, env=env)
+        assert proc.returncode == 1, proc.stderr
+        assert_no_leak(proc, [first, second])
+        outputs[fmt] = proc.stdout
+    apps = {a["name"]: a for a in json.loads(outputs["json"])["apps"]}
+    assert apps["plain"]["state"] == "unchanged" and apps["vaulted"]["state"] == "changed"
+    objects = refs(apps["vaulted"])
+    assert objects["Secret/apps/vaulted"]["keys"] == {"pw": "changed"}
+    config = objects["ConfigMap/apps/inline"]["diff"].splitlines()
+    assert "-  dsn: <masked, changed (before)>" in config and "   plain: shown" in config
+    assert assert_no_plaintext([tmp_path / "kiln-cache"], [first, second]) > 0
+
+
+def test_applications_new_in_the_pull_request_are_all_added(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write_tree(repo, {"README.md": "x\n", "argocd/README.md": "the Applications go here\n"})
+    commit(repo, "empty")
+    write_tree(repo, {"argocd/one.yaml": application("one", "apps/one"),
+                      "apps/one/a.yaml": configmap("one-a", "a")})
+    env = {"KILN_CACHE_DIR": str(tmp_path / "c")}
+    for against in ("HEAD", "main"):  # argocd/ holds no Application at the base
+        proc = run_kiln("diff", "--applications", "argocd", "--against", against, "-o",
+                        "json", cwd=repo, env=env)
+        assert proc.returncode == 1, proc.stderr
+        apps = json.loads(proc.stdout)["apps"]
+        assert [(a["name"], a["state"]) for a in apps] == [("one", "added")]
+        assert "declared no Application at" in proc.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    write_tree(other, {"README.md": "x\n"})
+    commit(other, "no argocd directory")
+    write_tree(other, {"argocd/one.yaml": application("one", "apps/one"),
+                       "apps/one/a.yaml": configmap("one-a", "a")})  # untracked
+    proc = run_kiln("diff", "--applications", "argocd", "--against", "HEAD", "-o", "json",
+                    cwd=other, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert [a["state"] for a in json.loads(proc.stdout)["apps"]] == ["added"]

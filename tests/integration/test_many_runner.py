@@ -3,6 +3,7 @@ alone, in spec order, and a failing app never stops the others."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -84,6 +85,11 @@ def test_a_warm_engine_serves_every_app_from_the_cache_the_second_time(
     assert not any(o.result.cache_hit for o in first if o.result is not None)
     assert all(o.result is not None and o.result.cache_hit for o in second)
     assert _objects(first) == _objects(second)
+    # the keys four threads put together are the ones one thread does (tool stamps included)
+    alone = render_many(_engine(tmp_path, "alone", use_cache=True), root, specs, jobs=1)
+    keys = [o.result.key for o in first if o.result is not None]
+    assert len(keys) == len(specs) and all(keys)
+    assert keys == [o.result.key for o in alone if o.result is not None]
 
 
 def test_a_failing_app_is_kept_in_its_outcome_and_the_others_complete(
@@ -143,6 +149,27 @@ def test_the_plugin_environment_and_app_settings_reach_the_app(tmp_path: Path) -
     assert load_spec(engine, root, spec).namespace == "prod"
 
 
+def test_kiln_timeout_bounds_each_app_not_the_batch(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    apps = make_repo(root, {"directory": 3})
+    specs = specs_for_paths([str(root / a.path) for a in apps], repo_root=root)
+    slow: list[str] = []
+
+    class Slow:
+        def started(self, spec: AppSpec) -> None:
+            time.sleep(0.4)  # counted in no app's render, but in a batch-wide limit
+            slow.append(spec.path)
+
+        def finished(self, outcome: AppOutcome) -> None:
+            pass
+
+    engine = Engine(tmp_path / "c", use_cache=False, entry_points=False,
+                    env={"KILN_TIMEOUT": "1"})
+    outcomes = render_many(engine, root, specs, jobs=1, progress=Slow())
+    assert [o.error for o in outcomes] == [None, None, None] and len(slow) == 3
+
+
 def test_an_operator_variable_in_the_env_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     write_tree(root / "app", {"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"})
@@ -152,3 +179,23 @@ def test_an_operator_variable_in_the_env_is_refused(tmp_path: Path) -> None:
         load_spec(_engine(tmp_path, "c"), root, spec)
     outcomes = render_many(_engine(tmp_path, "c"), root, [spec], jobs=2)
     assert outcomes[0].error is not None and "KILN_HELM" in outcomes[0].error.one_line()
+
+
+def test_each_apps_options_see_its_own_argo_cd_variables_not_the_shells(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for name in ("a", "b"):
+        write_tree(root / name, {
+            "Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n",
+            "templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"
+                                 "data: {colour: {{ .Values.colour | quote }}}\n"})
+    settings = {"helm": {"parameters": [{"name": "colour", "value": "$ARGOCD_ENV_COLOUR"}]}}
+    specs = [AppSpec(name=n, path=n, app_settings=settings,
+                     env={"ARGOCD_ENV_COLOUR": "chosen-for-a"} if n == "a" else {},
+                     origin=f"{n}.yaml: Application {n}") for n in ("a", "b")]
+    engine = Engine(tmp_path / "c", use_cache=True, entry_points=False,
+                    env={**os.environ, "ARGOCD_ENV_COLOUR": "from-the-shell"})
+    outcomes = render_many(engine, root, specs, jobs=2)
+    colours = [out.result.objects[0]["data"]["colour"] for out in outcomes
+               if out.result is not None]
+    assert len(colours) == 2 and colours[0] == "chosen-for-a"
+    assert "from-the-shell" not in colours[1]

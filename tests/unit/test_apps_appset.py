@@ -239,15 +239,19 @@ def test_fasttemplate_rules() -> None:
     ("{{ index .l 1 }}", "y"), ('{{ index .m "k" }}', "v"), ("{{ .a | upper }}", "X"),
     ('{{ default "d" .missing }}', "d"), ('{{ default "d" .a }}', "x"),
     ("{{ trim .s }}", "s"), ("{{ $.a }}", "x"), ("{{ (index .l 0) | upper }}", "X"),
+    ('{{ printf "%s-%v-%v%%" .a .n .t }}', "x-3-true%"), ('{{ .w | replace "-" "_" }}', "a_b_c"),
+    ('{{ trunc 3 .w }}', "a-b"), ('{{ trunc -3 .w }}', "b-c"), ('{{ trimPrefix "a-" .w }}', "b-c"),
+    ('{{ .w | trimSuffix "-c" }}', "a-b"),
 ])
 def test_go_template_subset(text: str, expected: str) -> None:
     params = {"a": "x", "n": 3, "f": 1.5, "big": 2.0, "t": True, "l": ["x", "y"],
-              "m": {"k": "v"}, "s": "  s "}
+              "m": {"k": "v"}, "s": "  s ", "w": "a-b-c"}
     assert render_go(text, params) == expected
 
 
 @pytest.mark.parametrize("text", [
-    "{{ if .a }}x{{ end }}", "{{ range .l }}{{ . }}{{ end }}", '{{ printf "%d" .n }}',
+    "{{ if .a }}x{{ end }}", "{{ range .l }}{{ . }}{{ end }}", '{{ printf "%q" .a }}',
+    '{{ printf "%d" .n }}', '{{ toYaml .m }}', '{{ printf "%s %s" .a }}{{ trunc "x" .a }}',
     "{{ .m }}", "{{ .a.b }}", "{{ .missing.b }}", "{{ index .l 9 }}", "{{ $x }}", "{{",
     "{{ .a | }}", "{{ ( .a }}",
 ])

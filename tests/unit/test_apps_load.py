@@ -169,11 +169,30 @@ def test_directory_walk_is_recursive_sorted_and_ignores_other_kinds(tmp_path: Pa
 def test_malformed_yaml_is_an_input_error_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "apps" / "bad.yaml"
     bad.parent.mkdir()
-    bad.write_text("kind: Application\nmetadata: [unclosed\n")
+    bad.write_text("apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: [x\n")
     with pytest.raises(InputError) as info:
         load_applications(tmp_path / "apps", repo_root=tmp_path)
     assert info.value.source == str(bad)
     assert "\n" not in info.value.one_line()
+
+
+def test_files_that_cannot_hold_applications_are_not_parsed(tmp_path: Path) -> None:
+    # a chart's templates are Go templates (app-of-apps charts hold Applications there)
+    chart = tmp_path / "apps" / "app-of-apps"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: a\nversion: 1.0.0\n")
+    (chart / "templates" / "app.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\n{{- if .Values.x }}\n")
+    (tmp_path / "apps" / "broken.yaml").write_text("not: [valid\n")  # no argoproj.io in it
+    write(tmp_path / "apps" / "web.yaml", application("web", {"repoURL": REPO, "path": "w"}))
+    specs = load_applications(tmp_path / "apps", repo_root=tmp_path)
+    assert [s.name for s in specs] == ["web"]
+
+
+def test_no_application_at_all_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "apps" / "cm.yaml", {"apiVersion": "v1", "kind": "ConfigMap"})
+    with pytest.raises(InputError, match="holds no Argo CD Application"):
+        load_applications(tmp_path / "apps", repo_root=tmp_path)
 
 
 def test_missing_target_is_an_input_error(tmp_path: Path) -> None:

@@ -179,6 +179,10 @@ def test_plugin_empty_collections_are_sent_as_argo_cd_sends_them(tmp_path: Path)
     ({"parameters": [{"name": "helm-values-files", "string": "x"}]},
      "spec.source.plugin.parameters: parameter 'helm-values-files' takes an array"),
     ({"env": [{"value": "x"}]}, "spec.source.plugin.env[0].name: is required"),
+    ({"env": [{"name": "A=B", "value": "x"}]},
+     "spec.source.plugin.env[0].name: 'A=B' cannot be an environment variable name"),
+    ({"env": [{"name": "A", "value": "x\x00y"}]},
+     "spec.source.plugin.env[0].value: must not hold a NUL character"),
     ({"env": [{"name": "A", "value": "x", "other": 1}]},
      "spec.source.plugin.env[0].other: unknown field"),
 ])

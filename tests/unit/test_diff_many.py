@@ -15,6 +15,7 @@ from kiln.core.errors import ConfigError, KilnError, RenderError
 from kiln.diff.many import AppPair, ManyDiff, diff_pairs, pair_apps
 from kiln.diff.many_report import MARKDOWN_LIMIT, render, render_markdown, summary_table
 from kiln.diff.mask import MaskPolicy
+from kiln.many.runner import AppFailed
 
 
 @dataclass(frozen=True)
@@ -113,12 +114,14 @@ def test_an_app_failing_on_one_side_names_side_and_app_and_the_rest_is_diffed() 
     specs = [Spec("ok", "apps/ok"), Spec("bad", "apps/bad")]
     before = outcomes(specs, {"ok": [cm("o", "1")], "bad": [cm("b", "1")]})
     after = outcomes(specs, {"ok": [cm("o", "2")]},
-                     failing={"bad": RenderError("helm failed", source="apps/bad")})
+                     failing={"bad": AppFailed(specs[1], RenderError(  # type: ignore[arg-type]
+                         "helm failed", source="apps/bad/templates/x.yaml"))})
     diff = diff_pairs(pair_apps(specs, specs), before, after, policy=MaskPolicy(),
                       sides=("HEAD~1", "working tree"))
     by = {a.name: a for a in diff.apps}
     assert by["bad"].state == "failed"
-    assert by["bad"].errors == ("app 'bad' at working tree: apps/bad: helm failed",)
+    assert by["bad"].errors == ("apps/bad (Application bad) at working tree: "
+                                "apps/bad/templates/x.yaml: helm failed",)
     assert by["ok"].state == "changed"
     assert diff.exit_code == 2
     text = render(diff, "text")
@@ -222,3 +225,33 @@ def test_markdown_escapes_names() -> None:
 
 def test_pair_path_of_a_removed_app() -> None:
     assert AppPair("x", Spec("x", "a"), None).path == "a"
+
+
+def test_error_lines_are_redacted_in_every_report() -> None:
+    from kiln.core.redact import Redactor
+
+    redactor = Redactor()
+    redactor.register("Resolved-Value-77")
+    specs = [Spec("bad", "apps/bad")]
+    after = outcomes(specs, {}, failing={"bad": RenderError(
+        "template echoed Resolved-Value-77 and https://user:Cred-Pass-88@host/x",
+        source="apps/bad")})
+    diff = diff_pairs(pair_apps([], specs), {}, after, policy=MaskPolicy(redactor=redactor))
+    assert diff.exit_code == 2
+    for fmt in ("text", "json", "markdown"):
+        out = render(diff, fmt)  # type: ignore[arg-type]
+        assert "Resolved-Value-77" not in out and "Cred-Pass-88" not in out
+    assert "template echoed" in diff.apps[0].errors[0]
+    assert "Resolved-Value-77" not in diff.apps[0].errors[0]
+
+
+def test_two_objects_of_one_identity_fail_that_app_only() -> None:
+    specs = [Spec("dup", "apps/dup"), Spec("ok", "apps/ok")]
+    before = outcomes(specs, {"dup": [cm("c", "1")], "ok": [cm("o", "1")]})
+    after = outcomes(specs, {"dup": [cm("c", "1"), cm("c", "2")], "ok": [cm("o", "1")]})
+    diff = diff_pairs(pair_apps(specs, specs), before, after, policy=MaskPolicy())
+    by = {a.name: a for a in diff.apps}
+    assert by["dup"].state == "failed" and by["ok"].state == "unchanged"
+    assert by["dup"].errors[0].startswith("apps/dup (Application dup) at both sides: ")
+    assert "ConfigMap/ns/c" in by["dup"].errors[0]
+    assert diff.exit_code == 2
