@@ -97,7 +97,9 @@ class Child:
 
 
 def kiln_env(work: Path, cache: Path) -> dict[str, str]:
-    """kiln's environment: its cache, a private HOME, bytecode on."""
+    """kiln's environment: its cache, a private HOME, bytecode on. PYTHONPATH names this
+    checkout (as bench/cmp_server.py does): kiln's jsonnet worker, started with ``-I -S`` when
+    threads run, cannot see an editable install's import hook without it."""
     home = work / "home"
     home.mkdir(exist_ok=True)
     return {
