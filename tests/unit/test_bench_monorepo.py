@@ -15,6 +15,7 @@ import yaml
 from bench.monorepo import (
     BenchApp,
     Monorepo,
+    canonical,
     git,
     make_monorepo,
     one_app_commit,
@@ -109,3 +110,24 @@ def test_one_app_commit_changes_exactly_one_app(tmp_path: Path) -> None:
         assert git(repo.root, "status", "--porcelain") == ""
         assert _render(repo, app, tmp_path / f"own-{index}") != after[app.name], app.name
     assert git(repo.root, "rev-list", "--count", "HEAD").strip() == str(APPS + 2)
+
+
+def test_kiln_reads_every_application_and_renders_the_raw_tools_objects(tmp_path: Path) -> None:
+    """The generator keeps to the Application fields kiln maps: kiln.apps reads them all, and
+    rendering them in one process gives each raw tool's objects (what the benchmark checks)."""
+    from kiln.apps import load_applications
+    from kiln.core.engine import Engine
+    from kiln.many.runner import render_many
+
+    repo = make_monorepo(tmp_path / "repo", APPS)
+    specs = load_applications(repo.applications, repo_root=repo.root)
+    assert sorted(s.name for s in specs) == sorted(a.name for a in repo.apps)
+    by_name = {a.name: a for a in repo.apps}
+    assert all(s.path == by_name[s.name].path for s in specs)
+    engine = Engine(cache_dir=tmp_path / "cache", entry_points=False)
+    outcomes = render_many(engine, repo.root, specs, secrets=False, jobs=2)
+    for outcome in outcomes:
+        assert outcome.result is not None, outcome.error
+        app = by_name[outcome.spec.name]
+        assert canonical(outcome.result.objects) == canonical(
+            _render(repo, app, tmp_path / "scratch")), app.name
