@@ -148,8 +148,18 @@ def _confine_environment() -> None:  # pragma: no cover - runs in the forked chi
         del os.environ[name]
 
 
+def _worker_path() -> list[str]:
+    """The spawned worker's ``sys.path``: this process's, plus the directory kiln itself was
+    imported from (``-S`` leaves out the ``.pth`` import hooks of an editable install, which
+    would otherwise hide kiln from the worker)."""
+    import kiln
+
+    home = os.path.dirname(os.path.dirname(os.path.abspath(kiln.__file__)))
+    return [*sys.path, home] if home not in sys.path else list(sys.path)
+
+
 def _spawn(rfd: int, wfd: int, stderr: IO[bytes]) -> _Child:
-    argv = [sys.executable, "-I", "-S", "-c", _SPAWN_BOOT, json.dumps(sys.path), str(rfd),
+    argv = [sys.executable, "-I", "-S", "-c", _SPAWN_BOOT, json.dumps(_worker_path()), str(rfd),
             str(wfd)]
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -242,5 +252,6 @@ def _death(child: _Child, stderr: IO[bytes], source: str, max_memory: int) -> Ki
                            "(jsonnet.timeout)", source=source)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     how = f"signal {-code}" if code < 0 else f"exit status {code}"
-    detail = f": {lines[0]}" if lines else ""
+    # the last line says what went wrong (a traceback's first line only says "Traceback")
+    detail = f": {lines[-1]}" if lines else ""
     return RenderError(f"the jsonnet worker died ({how}){detail}", source=source)
