@@ -30,21 +30,21 @@ IGNORED_SPEC = ("syncPolicy", "ignoreDifferences", "info", "revisionHistoryLimit
 DEFAULT_PROJECT = "default"
 
 
-def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
-                         origin: str | None = None, prefix: str = "",
-                         context: str | None = None) -> list[AppSpec]:
-    """The AppSpecs of the Application ``doc`` read from ``file`` (see the module docstring).
-
-    An ApplicationSet's generated Application passes ``origin`` (naming the set), ``prefix``
-    (``spec.template``: where its fields are in the file) and ``context``. Raises ConfigError
-    naming ``file`` and the field.
-    """
+def object_header(doc: dict[str, Any], file: str, kind: str, *, prefix: str = "",
+                  context: str | None = None,
+                  ignored: tuple[str, ...] = ("apiVersion", "kind", "status")
+                  ) -> tuple[str, Fields]:
+    """Read the top level of the Argo CD object ``doc`` (an Application or ApplicationSet
+    read from ``file``): its ``metadata.name`` (required; the other ObjectMeta fields are
+    ignored) and the Fields of its ``spec`` (required). Top-level fields besides metadata,
+    spec and ``ignored`` are errors. ``context`` ends every error line (default: `` (<kind>
+    <name>)``)."""
     raw_meta = doc.get("metadata")
-    name = raw_meta.get("name") if isinstance(raw_meta, dict) else None
+    raw_name = raw_meta.get("name") if isinstance(raw_meta, dict) else None
     if context is None:
-        context = f" (Application {name})" if isinstance(name, str) and name else ""
+        context = f" ({kind} {raw_name})" if isinstance(raw_name, str) and raw_name else ""
     top = Fields(doc, prefix, file, context)
-    top.ignore("apiVersion", "kind", "status", "operation")
+    top.ignore(*ignored)
     meta = top.mapping("metadata")
     if meta is None:
         raise top.error("metadata", "is required")
@@ -55,6 +55,20 @@ def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
     if spec is None:
         raise top.error("spec", "is required")
     top.done()
+    return name, spec
+
+
+def specs_of_application(doc: dict[str, Any], file: str, checkout: Checkout, *,
+                         origin: str | None = None, prefix: str = "",
+                         context: str | None = None) -> list[AppSpec]:
+    """The AppSpecs of the Application ``doc`` read from ``file`` (see the module docstring).
+
+    An ApplicationSet's generated Application passes ``origin`` (naming the set), ``prefix``
+    (``spec.template``: where its fields are in the file) and ``context``. Raises ConfigError
+    naming ``file`` and the field.
+    """
+    name, spec = object_header(doc, file, "Application", prefix=prefix, context=context,
+                               ignored=("apiVersion", "kind", "status", "operation"))
     origin = origin or f"{file}: Application {name}"
     destination = spec.mapping("destination")
     namespace = ""

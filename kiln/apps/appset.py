@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kiln.apps.application import OBJECT_META, specs_of_application
+from kiln.apps.application import object_header, specs_of_application
 from kiln.apps.fields import Fields
 from kiln.apps.model import AppSpec
 from kiln.apps.repourl import is_checkout
@@ -61,21 +61,8 @@ def specs_of_application_set(doc: dict[str, Any], file: str, checkout: Checkout
                              ) -> list[AppSpec]:
     """The AppSpecs of every Application the ApplicationSet ``doc`` (read from ``file``)
     generates; ConfigError naming the file and the field for anything kiln cannot do."""
-    raw_meta = doc.get("metadata")
-    set_name = raw_meta.get("name") if isinstance(raw_meta, dict) else None
-    context = f" (ApplicationSet {set_name})" if isinstance(set_name, str) and set_name else ""
-    top = Fields(doc, "", file, context)
-    top.ignore("apiVersion", "kind", "status")
-    meta = top.mapping("metadata")
-    if meta is None:
-        raise top.error("metadata", "is required")
-    set_name = meta.string("name", required=True)
-    meta.ignore(*OBJECT_META)
-    meta.done()
-    spec = top.mapping("spec")
-    if spec is None:
-        raise top.error("spec", "is required")
-    top.done()
+    set_name, spec = object_header(doc, file, "ApplicationSet")
+    context = f" (ApplicationSet {set_name})"
     go = spec.boolean("goTemplate")
     options = spec.strings("goTemplateOptions")
     try:

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kiln.core import localgit
 from kiln.core.errors import ConfigError, InputError, KilnError, ToolError
+from kiln.core.localgit import last_line
 
 if TYPE_CHECKING:
     from kiln.core.engine import Engine
@@ -34,9 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kiln.diff")
 
 GIT_TIMEOUT = 120.0
-_GIT_ENV_DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-                    "GIT_CEILING_DIRECTORIES")
 
 
 @dataclass(frozen=True)
@@ -47,37 +46,17 @@ class Rendered:
     objects: list[dict[str, Any]]
 
 
-def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROPPED}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    return env
-
-
-def _git(args: list[str], cwd: Path, source: str) -> subprocess.CompletedProcess[str]:
-    """Run git with hooks disabled; raise ToolError naming ``source`` when it cannot run."""
-    git = shutil.which("git")
-    if git is None:
-        raise ToolError("git is not installed (needed for --against REV)", source=source)
-    try:
-        return subprocess.run([git, "-c", "core.hooksPath=/dev/null", *args], cwd=cwd,
-                              env=_git_env(), capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"git {args[0]} did not finish within {GIT_TIMEOUT:g}s",
-                        source=source) from None
-    except OSError as exc:
-        raise ToolError(f"cannot run git: {exc.strerror or exc}", source=source) from None
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
+def run_git(args: list[str], cwd: Path, source: str) -> subprocess.CompletedProcess[str]:
+    """Run git with hooks disabled (:func:`kiln.core.localgit.run_git`); raise ToolError
+    naming ``source`` when it cannot run."""
+    return localgit.run_git(args, cwd, source=source, needed_for="--against REV",
+                            timeout=GIT_TIMEOUT)
 
 
 def repository_of(path: Path, source: str) -> Path:
     """The top of the git work tree holding ``path``. Raises ConfigError naming ``source``
     when ``path`` is not inside one."""
-    proc = _git(["rev-parse", "--show-toplevel"], path, source)
+    proc = run_git(["rev-parse", "--show-toplevel"], path, source)
     if proc.returncode != 0 or not proc.stdout.strip():
         raise ConfigError(f"not a directory, and {path} is not inside a git repository "
                           "(REV needs one)", source=source)
@@ -89,7 +68,7 @@ def resolve_revision(repo: Path, rev: str, source: str) -> str:
     for a revision that names no commit (or looks like an option)."""
     if not rev or rev.startswith("-") or "\n" in rev or "\0" in rev:
         raise ConfigError(f"not a revision: {rev!r}", source=source)
-    proc = _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+    proc = run_git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
                 repo, source)
     commit = proc.stdout.strip()
     if proc.returncode != 0 or not commit:
@@ -105,16 +84,16 @@ def worktree(repo: Path, commit: str, source: str) -> Iterator[Path]:
     holder = Path(tempfile.mkdtemp(prefix="kiln-diff-"))
     tree = holder / "tree"
     try:
-        proc = _git(["worktree", "add", "--detach", "--quiet", str(tree), commit], repo, source)
+        proc = run_git(["worktree", "add", "--detach", "--quiet", str(tree), commit], repo, source)
         if proc.returncode != 0:
-            raise ToolError(f"git worktree add failed: {_last_line(proc.stderr)}",
+            raise ToolError(f"git worktree add failed: {last_line(proc.stderr)}",
                             source=source)
         yield tree
     finally:
         if tree.exists():
-            _git(["worktree", "remove", "--force", str(tree)], repo, source)
+            run_git(["worktree", "remove", "--force", str(tree)], repo, source)
         shutil.rmtree(holder, ignore_errors=True)
-        _git(["worktree", "prune"], repo, source)
+        run_git(["worktree", "prune"], repo, source)
 
 
 def render_app(engine: Engine, path: Path, settings: Mapping[str, Any] | None, *,

@@ -239,9 +239,9 @@ def base_commit(repo: Path, commit: str, *, merge_base: bool, source: str) -> st
     pull-request diff). Raises ConfigError naming ``source`` when they share no history."""
     if not merge_base:
         return commit
-    from kiln.diff.against import _git
+    from kiln.diff.against import run_git
 
-    proc = _git(["merge-base", "HEAD", commit], repo, source)
+    proc = run_git(["merge-base", "HEAD", commit], repo, source)
     found = proc.stdout.strip()
     if proc.returncode != 0 or not found:
         raise ConfigError("HEAD and the revision have no common ancestor (use "

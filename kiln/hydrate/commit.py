@@ -38,46 +38,28 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from kiln.core.errors import ConfigError, ToolError
+from kiln.core.localgit import last_line, run_git
 from kiln.hydrate.layout import DryCommit, rfc3339
 
 log = logging.getLogger("kiln.hydrate")
 
 GIT_TIMEOUT = 300.0
 NOTES_REF = "refs/notes/hydrator.metadata"
-_GIT_ENV_DROPPED = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-                    "GIT_CEILING_DIRECTORIES")
 
 
 def _git(args: Sequence[str], cwd: Path, *, hooks: bool = False, stdin: str | None = None,
          check: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run git in ``cwd`` (hooks disabled unless ``hooks``). With ``check``, a non-zero exit
-    is a ToolError ``git <check> failed: <git's last line>``."""
-    git = shutil.which("git")
-    if git is None:
-        raise ToolError("git is not installed (needed for kiln hydrate)", source="git")
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROPPED}
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    prefix = [] if hooks else ["-c", "core.hooksPath=/dev/null"]
-    try:
-        proc = subprocess.run([git, *prefix, *args], cwd=cwd, env=env, input=stdin,
-                              capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"git {args[0]} did not finish within {GIT_TIMEOUT:g}s",
-                        source="git") from None
-    except OSError as exc:
-        raise ToolError(f"cannot run git: {exc.strerror or exc}", source="git") from None
+    """Run git in ``cwd`` (:func:`kiln.core.localgit.run_git`: hooks disabled unless
+    ``hooks``). With ``check``, a non-zero exit is a ToolError ``git <check> failed: <git's
+    last line>``."""
+    proc = run_git(args, cwd, source="git", needed_for="kiln hydrate", timeout=GIT_TIMEOUT,
+                   hooks=hooks, stdin=stdin)
     if check is not None and proc.returncode != 0:
         from kiln.core.redact import mask_credentials
 
-        raise ToolError(f"git {check} failed: {mask_credentials(_last_line(proc.stderr))}",
+        raise ToolError(f"git {check} failed: {mask_credentials(last_line(proc.stderr))}",
                         source=str(cwd))
     return proc
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def repository_root(path: Path) -> Path:
@@ -245,5 +227,5 @@ def push(repo: Path, branch: str) -> str:
                     repo, hooks=True)
         if proc.returncode != 0:
             log.warning("%s: the hydrator notes were not pushed: %s", remote,
-                        _last_line(proc.stderr))
+                        last_line(proc.stderr))
     return remote
